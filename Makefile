@@ -1,0 +1,35 @@
+# Two commands do all set-up: `make demo` runs the default session, `make test` runs the suite.
+# Each creates .venv and installs the project (torch pinned through constraints.txt) if needed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: demo test lint system-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# Headless MuJoCo rendering needs an EGL library; install it where it is missing (root only).
+system-deps:
+	@ldconfig -p | grep -q 'libEGL.so.1' || { \
+	  echo "installing EGL/GL libraries for headless rendering"; \
+	  apt-get update -qq && apt-get install -y -qq libegl1 libgl1 libgles2 >/dev/null; }
+
+demo: system-deps $(STAMP)
+	$(VENV)/bin/robot-rl train
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+
+test: system-deps $(STAMP) lint
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The edge–cloud plane: codec, messages, websocket gateway and edge agent."""

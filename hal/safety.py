@@ -1,0 +1,145 @@
+"""The safety layer: every action passes here before it reaches hardware."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from hal.robot import Health, HealthStatus, Robot
+from robot_rl.core import ArraySpec, DictSpec, Observation, SafetyError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Limits for Δ end-effector actions `[dx, dy, dz, ..., gripper]` in [-1, 1].
+
+    `workspace_low/high` bound the end-effector position (metres) that an action may aim for;
+    `max_delta` bounds each action component; `translation_scale` is metres per unit action,
+    the robot's own scale, so the workspace can be enforced before the arm moves.
+    """
+
+    workspace_low: tuple[float, float, float] = (-1.0, -1.0, 0.0)
+    workspace_high: tuple[float, float, float] = (1.0, 1.0, 1.5)
+    max_delta: float = 1.0
+    translation_scale: float = 0.05
+    ee_key: str = "ee_pos"
+
+
+class SafeRobot(Robot):
+    """Wraps a Robot: rejects malformed actions, clips to limits, and holds on e-stop or fault.
+
+    Every intervention is counted in `events` and logged, so nothing is corrected silently.
+    """
+
+    def __init__(self, robot: Robot, limits: SafetyLimits | None = None) -> None:
+        self.inner = robot
+        self.robot_id = robot.robot_id
+        self.limits = limits or SafetyLimits()
+        self.events: Counter[str] = Counter()
+        self._estop_reason: str | None = None
+        self._last_obs: Observation | None = None
+
+    # -- pass-through ------------------------------------------------------------------------
+    def connect(self) -> None:
+        self.inner.connect()
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+    @property
+    def observation_spec(self) -> DictSpec:
+        return self.inner.observation_spec
+
+    @property
+    def action_spec(self) -> ArraySpec:
+        return self.inner.action_spec
+
+    def get_observation(self) -> Observation:
+        self._last_obs = self.inner.get_observation()
+        return self._last_obs
+
+    def reset(self) -> Observation:
+        if self._estop_reason is not None:
+            raise SafetyError(f"e-stop is engaged ({self._estop_reason}); release it before reset")
+        self._last_obs = self.inner.reset()
+        return self._last_obs
+
+    def health(self) -> Health:
+        if self._estop_reason is not None:
+            return Health(HealthStatus.FAULT, f"e-stop: {self._estop_reason}")
+        return self.inner.health()
+
+    # -- e-stop --------------------------------------------------------------------------------
+    def estop(self, reason: str) -> None:
+        """Engage the e-stop: every later action is replaced by a hold until `release()`."""
+        if self._estop_reason is None:
+            log.warning("e-stop engaged on %s: %s", self.robot_id, reason)
+            self.events["estop"] += 1
+        self._estop_reason = reason
+        self.inner.send_action(self.inner.hold_action())
+
+    def release(self) -> None:
+        self._estop_reason = None
+
+    @property
+    def estopped(self) -> bool:
+        return self._estop_reason is not None
+
+    # -- the filter ------------------------------------------------------------------------------
+    def _event(self, kind: str, detail: str) -> None:
+        """Count an intervention; the first of each kind is a warning, the rest debug lines."""
+        self.events[kind] += 1
+        level = logging.WARNING if self.events[kind] == 1 else logging.DEBUG
+        log.log(level, "safety %s #%d on %s: %s", kind, self.events[kind], self.robot_id, detail)
+
+    def filter(self, action: object) -> np.ndarray:
+        """The action that may reach hardware: held on malformed input, else clipped to limits."""
+        spec = self.action_spec
+        try:
+            arr = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            self._event("rejected", f"action is not numeric: {action!r:.80}")
+            return self.inner.hold_action()
+        if arr.shape != spec.shape:
+            self._event("rejected", f"action shape {arr.shape}, expected {spec.shape}")
+            return self.inner.hold_action()
+        if not np.all(np.isfinite(arr)):
+            self._event("rejected", "action contains NaN or infinity")
+            return self.inner.hold_action()
+        out = np.clip(arr, -self.limits.max_delta, self.limits.max_delta)
+        out = spec.clip(out).astype(np.float64)
+        if not np.allclose(out, arr):
+            self._event("clipped", f"action {np.round(arr, 3)} outside limits")
+        out = self._keep_in_workspace(out)
+        return out.astype(spec.dtype)
+
+    def _keep_in_workspace(self, action: np.ndarray) -> np.ndarray:
+        obs = self._last_obs
+        if obs is None or self.limits.ee_key not in obs:
+            return action
+        ee = np.asarray(obs[self.limits.ee_key], dtype=np.float64)[:3]
+        scale = self.limits.translation_scale
+        target = ee + action[:3] * scale
+        bounded = np.clip(target, self.limits.workspace_low, self.limits.workspace_high)
+        if not np.allclose(bounded, target):
+            self._event("workspace", f"target {np.round(target, 3)} outside the workspace box")
+            action = action.copy()
+            action[:3] = (bounded - ee) / scale
+        return action
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        health = self.inner.health()
+        if self._estop_reason is not None or not health.ok:
+            if not health.ok and self._estop_reason is None:
+                self._event("hold", f"robot unhealthy: {health.status.value} {health.message}")
+            return self.inner.send_action(self.inner.hold_action())
+        return self.inner.send_action(self.filter(action))
+
+    def hold(self) -> np.ndarray:
+        """Send a hold action now (the link to the policy is gone, a deadline was missed, ...)."""
+        return self.inner.send_action(self.inner.hold_action())

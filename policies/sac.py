@@ -1,0 +1,201 @@
+"""Soft actor-critic with an ensemble of LayerNorm critics and an auto-tuned temperature.
+
+Reads top to bottom: config, pure losses, the policy that acts, the algorithm that learns.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from policies.base import Algorithm, Policy, Weights
+from policies.networks import EnsembleCritic, TanhGaussianActor
+from policies.observation import StateFlattener
+from policies.registry import ALGORITHMS
+from policies.state import tree_to_numpy, tree_to_torch
+from robot_rl.core import ArraySpec, Batch, DictSpec, Observation
+
+
+@dataclass
+class SACConfig:
+    """Hyper-parameters of SAC."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Width of each hidden layer of actor and critics."""
+    critics: int = 2
+    """Number of critics in the ensemble."""
+    critic_subset: int = 2
+    """Critics drawn at random for the target minimum (REDQ when < critics)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    lr: float = 3e-4
+    """Adam learning rate of actor, critics and temperature."""
+    init_temperature: float = 0.1
+    """Initial entropy temperature alpha."""
+    target_entropy_scale: float = 0.5
+    """Target entropy is -scale * action_dim."""
+    critic_updates: int = 1
+    """Critic updates per learner step (update-to-data ratio when one step follows each env step)."""
+    actor_every: int = 1
+    """One actor and temperature update every this many learner steps."""
+
+
+# -- pure losses ---------------------------------------------------------------------------------
+def td_target(
+    reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
+    next_log_prob: torch.Tensor, alpha: torch.Tensor, gamma: float,
+) -> torch.Tensor:
+    """r + γ (1 - done) (min_i Q_i(s', a') - α log π(a'|s')), with next_q of shape (k, B)."""
+    soft_v = next_q.min(dim=0).values - alpha * next_log_prob
+    return reward + gamma * (1.0 - terminated) * soft_v
+
+
+def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over critics of the mean squared TD error; q is (critics, B), target (B,)."""
+    return ((q - target.unsqueeze(0)) ** 2).mean(dim=1).sum()
+
+
+def actor_loss(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """E[α log π(a|s) - mean_i Q_i(s, a)]."""
+    return (alpha * log_prob - q.mean(dim=0)).mean()
+
+
+def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """Drives the policy's entropy towards the target entropy."""
+    return -(log_alpha * (log_prob + target_entropy).detach()).mean()
+
+
+# -- acting ------------------------------------------------------------------------------------
+class SACPolicy(Policy):
+    """The actor network behind the Policy interface."""
+
+    def __init__(self, obs_spec: DictSpec, action_spec: ArraySpec, config: SACConfig) -> None:
+        self.flatten = StateFlattener(obs_spec)
+        self.actor = TanhGaussianActor(self.flatten.dim, action_spec.shape[0], config.hidden)
+        self.version = 0
+
+    @torch.no_grad()
+    def act(self, obs: Observation, *, deterministic: bool = False) -> np.ndarray:
+        x = torch.as_tensor(self.flatten(obs)).unsqueeze(0)
+        action, _ = self.actor(x, deterministic=deterministic)
+        return action[0].numpy().astype(np.float32)
+
+    def get_weights(self) -> Weights:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.actor.state_dict().items()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None:
+        self.actor.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+        self.version = version
+
+
+# -- learning ----------------------------------------------------------------------------------
+@ALGORITHMS.register("sac")
+class SAC(Algorithm):
+    """Learns an SACPolicy from batches of transitions."""
+
+    def __init__(
+        self, obs_spec: DictSpec, action_spec: ArraySpec, config: SACConfig | None = None,
+        *, seed: int = 0,
+    ) -> None:
+        self.config = cfg = config or SACConfig()
+        torch.manual_seed(seed)
+        self.rng = torch.Generator().manual_seed(seed)
+        self.policy = SACPolicy(obs_spec, action_spec, cfg)
+        act_dim = action_spec.shape[0]
+        self.critic = EnsembleCritic(self.policy.flatten.dim, act_dim, cfg.hidden, cfg.critics)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(np.log(cfg.init_temperature), dtype=torch.float32, requires_grad=True)
+        self.target_entropy = -cfg.target_entropy_scale * act_dim
+        self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self.steps = 0
+
+    def _tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
+        f = self.policy.flatten
+        return {
+            "obs": torch.as_tensor(f(batch.obs)),
+            "next_obs": torch.as_tensor(f(batch.next_obs)),
+            "action": torch.as_tensor(batch.action, dtype=torch.float32),
+            "reward": torch.as_tensor(batch.reward, dtype=torch.float32),
+            "terminated": torch.as_tensor(batch.terminated, dtype=torch.float32),
+        }
+
+    def _critic_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.config
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_action, next_log_prob = self.policy.actor(b["next_obs"])
+            subset = torch.randperm(cfg.critics, generator=self.rng)[: cfg.critic_subset]
+            next_q = self.target_critic(b["next_obs"], next_action)[subset]
+            target = td_target(b["reward"], b["terminated"], next_q, next_log_prob, alpha, cfg.gamma)
+        q = self.critic(b["obs"], b["action"])
+        loss = critic_loss(q, target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        with torch.no_grad():
+            for p, tp in zip(self.critic.parameters(), self.target_critic.parameters()):
+                tp.lerp_(p, cfg.tau)
+        return {"critic_loss": float(loss), "q_mean": float(q.mean())}
+
+    def _actor_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+        alpha = self.log_alpha.exp()
+        action, log_prob = self.policy.actor(b["obs"])
+        self.critic.requires_grad_(False)
+        loss = actor_loss(self.critic(b["obs"], action), log_prob, alpha.detach())
+        self.critic.requires_grad_(True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        t_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        t_loss.backward()
+        self.alpha_opt.step()
+        return {"actor_loss": float(loss), "alpha": float(alpha), "entropy": float(-log_prob.mean())}
+
+    def update(self, batches: Iterator[Batch]) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        b: dict[str, torch.Tensor] = {}
+        for _ in range(self.config.critic_updates):
+            b = self._tensors(next(batches))
+            metrics.update(self._critic_step(b))
+        if self.steps % self.config.actor_every == 0:
+            metrics.update(self._actor_step(b))
+        self.steps += 1
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return tree_to_numpy({
+            "actor": self.policy.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "steps": self.steps,
+            "policy_version": self.policy.version,
+            "torch_rng": self.rng.get_state(),
+        })
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        s = tree_to_torch(state)
+        self.policy.actor.load_state_dict(s["actor"])
+        self.critic.load_state_dict(s["critic"])
+        self.target_critic.load_state_dict(s["target_critic"])
+        with torch.no_grad():
+            self.log_alpha.copy_(s["log_alpha"])
+        self.actor_opt.load_state_dict(s["actor_opt"])
+        self.critic_opt.load_state_dict(s["critic_opt"])
+        self.alpha_opt.load_state_dict(s["alpha_opt"])
+        self.steps = int(s["steps"])
+        self.policy.version = int(s["policy_version"])
+        self.rng.set_state(s["torch_rng"])

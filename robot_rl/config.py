@@ -1,0 +1,123 @@
+"""Session configuration: Hydra composes `launch/`, typed schemas validate the result."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from robot_rl.core import ConfigError
+
+
+@dataclass
+class RunConfig:
+    dir: str | None = None
+    env_steps: int = 6000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+
+
+@dataclass
+class RobotConfig:
+    id: str = "sim0"
+    control_hz: float = 10.0
+    translation_scale: float = 0.05
+    yaw_scale: float = 0.2
+
+
+@dataclass
+class SafetyConfig:
+    workspace_low: list[float] = field(default_factory=lambda: [0.0, -0.45, 0.01])
+    workspace_high: list[float] = field(default_factory=lambda: [0.55, 0.45, 0.5])
+    max_delta: float = 1.0
+
+
+@dataclass
+class LearnerConfig:
+    batch_size: int = 256
+    warmup_steps: int = 500
+    updates_per_step: int = 1
+
+
+@dataclass
+class TaskConfig:
+    name: str = "reach"
+    reward: str = "dense"
+    max_steps: int = 50
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AlgoConfig:
+    name: str = "sac"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SessionConfig:
+    """Everything a session needs; every field is type-checked when composed."""
+
+    seed: int = 0
+    run: RunConfig = field(default_factory=RunConfig)
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+
+
+def config_dir() -> Path:
+    """The Hydra config tree: $ROBOT_RL_CONFIG_DIR, else `launch/` beside the package."""
+    env = os.environ.get("ROBOT_RL_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "launch"
+    if not (path / "config.yaml").exists():
+        raise ConfigError(f"no config.yaml in {path}: set ROBOT_RL_CONFIG_DIR to the launch/ tree")
+    return path
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return "; ".join(lines[:2]) if lines else type(exc).__name__
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
+    """Merge onto the typed schema: unknown keys and wrong types raise ConfigError."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SessionConfig), cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid configuration: {_one_line(exc)}") from None
+    if merged.task.reward not in ("dense", "sparse"):
+        raise ConfigError(f"task.reward must be 'dense' or 'sparse', got {merged.task.reward!r}")
+    for key in ("env_steps", "checkpoint_every"):
+        if merged.run[key] <= 0:
+            raise ConfigError(f"run.{key} must be positive, got {merged.run[key]}")
+    return merged
+
+
+def compose_session(overrides: list[str]) -> DictConfig:
+    """Compose `launch/config.yaml` with command-line overrides into a validated config."""
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            cfg = compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"bad override: {_one_line(exc)}") from None
+    return validate(cfg)
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply `key=value` overrides to a stored config (used when resuming a run)."""
+    try:
+        dotlist = OmegaConf.from_dotlist(overrides)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"bad override: {_one_line(exc)}") from None
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if key.split(".")[0] in ("task", "algo"):
+            raise ConfigError(f"{key} cannot change when resuming a run; start a new run.dir")
+    return validate(OmegaConf.merge(cfg, dotlist))

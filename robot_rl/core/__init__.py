@@ -1,0 +1,25 @@
+"""The kernel: specs, transitions, batches, registries and errors. Imports only numpy."""
+
+from robot_rl.core.errors import (
+    AuthError,
+    CommsError,
+    ConfigError,
+    CorruptDataError,
+    HardwareError,
+    RegistryError,
+    RobotRLError,
+    RunDirError,
+    SafetyError,
+    SpecError,
+    StorageError,
+)
+from robot_rl.core.registry import Registry
+from robot_rl.core.specs import ArraySpec, DictSpec
+from robot_rl.core.types import Batch, Episode, Observation, Source, Transition
+
+__all__ = [
+    "ArraySpec", "AuthError", "Batch", "CommsError", "ConfigError", "CorruptDataError",
+    "DictSpec", "Episode", "HardwareError", "Observation", "Registry", "RegistryError",
+    "RobotRLError", "RunDirError", "SafetyError", "Source", "SpecError", "StorageError",
+    "Transition",
+]

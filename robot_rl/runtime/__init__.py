@@ -1,0 +1,1 @@
+"""Session orchestration: the actor and learner loops, checkpoints and the run directory."""

@@ -1,0 +1,223 @@
+"""A first, in-process session: one robot acting, a learner updating between steps.
+
+Later issues move the actor and learner into separate Ray processes; the run directory layout,
+the checkpoint contents and the buffer stay as they are here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from buffer import ReplayBuffer
+from hal import SafeRobot, SafetyLimits
+from policies import ALGORITHMS, SACConfig
+from robot_rl.core import Batch, ConfigError, Episode, RegistryError, Source, Transition
+from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
+from robot_rl.runtime.run_dir import RunDir
+from sim import TASKS, MujocoArm
+
+log = logging.getLogger(__name__)
+
+ALGO_CONFIGS = {"sac": SACConfig}
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    episodes: int = 0
+    updates: int = 0
+    policy_version: int = 0
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.task.name}-{cfg.algo.name}-{stamp}"
+
+
+def build_robot(cfg: DictConfig) -> tuple[MujocoArm, SafeRobot]:
+    try:
+        task_cls = TASKS.get(cfg.task.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    params = OmegaConf.to_container(cfg.task.params, resolve=True)
+    try:
+        task = task_cls(max_steps=cfg.task.max_steps, **params)
+    except TypeError as exc:
+        raise ConfigError(f"task.params for {cfg.task.name!r}: {exc}") from None
+    arm = MujocoArm(
+        task, control_hz=cfg.robot.control_hz, seed=cfg.seed, robot_id=cfg.robot.id,
+        translation_scale=cfg.robot.translation_scale, yaw_scale=cfg.robot.yaw_scale,
+    )
+    limits = SafetyLimits(
+        workspace_low=tuple(cfg.safety.workspace_low),
+        workspace_high=tuple(cfg.safety.workspace_high),
+        max_delta=cfg.safety.max_delta,
+        translation_scale=cfg.robot.translation_scale,
+    )
+    return arm, SafeRobot(arm, limits)
+
+
+def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
+    try:
+        algo_cls = ALGORITHMS.get(cfg.algo.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    schema = ALGO_CONFIGS[cfg.algo.name]
+    try:
+        params = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg.algo.params))
+    except Exception as exc:  # omegaconf raises several unrelated types for bad values
+        raise ConfigError(f"algo.params: {str(exc).splitlines()[0]}") from None
+    params.hidden = tuple(params.hidden)
+    return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
+
+
+class Session:
+    """Runs one robot and one learner until `run.env_steps` steps are stored."""
+
+    def __init__(self, cfg: DictConfig, run: RunDir) -> None:
+        self.cfg = cfg
+        self.run = run
+        self.arm, self.robot = build_robot(cfg)
+        self.algo = build_algorithm(cfg, self.arm)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.counters = Counters()
+        self.recent: list[tuple[float, bool]] = []
+        self._last_ckpt_step = 0
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _restore(self) -> None:
+        state = load_latest(self.run.checkpoints)
+        self.counters.env_steps = len(self.buffer)
+        self.counters.episodes = self.buffer.num_episodes
+        if state is None:
+            return
+        self.algo.load_state_dict(state["algorithm"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        c = state["counters"]
+        self.counters.updates = int(c["updates"])
+        self.counters.policy_version = int(c["policy_version"])
+        self._last_ckpt_step = int(c["env_steps"])
+        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"], len(self.buffer))
+
+    def checkpoint(self) -> None:
+        state = {
+            "algorithm": self.algo.state_dict(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "counters": vars(self.counters).copy(),
+            "buffer_commit": {"steps": len(self.buffer), "episodes": self.buffer.num_episodes},
+        }
+        save_checkpoint(self.run.checkpoints, self.counters.env_steps, state,
+                        keep=self.cfg.run.keep_checkpoints)
+        self._last_ckpt_step = self.counters.env_steps
+
+    # -- learning --------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[Batch]:
+        while True:
+            yield self.buffer.sample(self.cfg.learner.batch_size, self.rng)
+
+    def _learn(self, batches: Iterator[Batch]) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for _ in range(self.cfg.learner.updates_per_step):
+            metrics = self.algo.update(batches)
+            self.counters.updates += 1
+        self.counters.policy_version = self.counters.updates
+        self.algo.policy.version = self.counters.policy_version
+        return metrics
+
+    # -- acting ----------------------------------------------------------------------------------
+    def _act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if len(self.buffer) < self.cfg.learner.warmup_steps:
+            spec = self.robot.action_spec
+            return self.rng.uniform(spec.low, spec.high, spec.shape).astype(spec.dtype)
+        return self.algo.policy.act(obs)
+
+    def _run_episode(self, batches: Iterator[Batch], writer: Any) -> Episode:
+        cfg = self.cfg
+        episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
+        obs = self.robot.reset()
+        metrics: dict[str, float] = {}
+        for step in range(cfg.task.max_steps):
+            applied = self.robot.send_action(self._act(obs))
+            next_obs = self.robot.get_observation()
+            outcome = self.arm.outcome()
+            healthy = self.robot.health().ok
+            terminated = outcome.success
+            truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
+            episode.transitions.append(Transition(
+                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
+                terminated=terminated, truncated=truncated, source=Source.POLICY,
+                policy_version=self.counters.policy_version, robot_id=self.robot.robot_id,
+                episode_id=episode.episode_id, step=step, wall_time=time.time(),
+                mono_time=time.monotonic(),
+            ))
+            self.counters.env_steps += 1
+            if len(self.buffer) >= cfg.learner.warmup_steps:
+                metrics = self._learn(batches)
+            obs = next_obs
+            if terminated or truncated:
+                break
+        episode.success = episode.transitions[-1].terminated
+        self.buffer.add_episode(episode)
+        self.counters.episodes += 1
+        self._log(episode, metrics, writer)
+        return episode
+
+    def _log(self, episode: Episode, metrics: dict[str, float], writer: Any) -> None:
+        step = self.counters.env_steps
+        self.recent = (self.recent + [(episode.total_reward, episode.success)])[-20:]
+        writer.add_scalar("episode/return", episode.total_reward, step)
+        writer.add_scalar("episode/success", float(episode.success), step)
+        writer.add_scalar("episode/length", episode.length, step)
+        writer.add_scalar("episode/interventions", episode.interventions, step)
+        for key, value in metrics.items():
+            writer.add_scalar(f"learner/{key}", value, step)
+        for kind, count in self.robot.events.items():
+            writer.add_scalar(f"safety/{kind}", count, step)
+
+    def success_rate_last_20(self) -> float:
+        return float(np.mean([s for _, s in self.recent])) if self.recent else 0.0
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run_until_budget(self) -> Counters:
+        from torch.utils.tensorboard import SummaryWriter  # slow import, only when training
+
+        budget = self.cfg.run.env_steps
+        self.robot.connect()
+        self.buffer = ReplayBuffer(self.run.buffer, self.robot.observation_spec, self.robot.action_spec)
+        self._restore()
+        batches = self._batches()
+        writer = SummaryWriter(str(self.run.tensorboard))
+        bar = tqdm(total=budget, initial=min(self.counters.env_steps, budget), unit="step",
+                   disable=not sys.stderr.isatty(), dynamic_ncols=True)
+        t0, u0 = time.monotonic(), self.counters.updates
+        try:
+            while self.counters.env_steps < budget:
+                before = self.counters.env_steps
+                episode = self._run_episode(batches, writer)
+                bar.update(self.counters.env_steps - before)
+                ups = (self.counters.updates - u0) / max(time.monotonic() - t0, 1e-6)
+                stats = {"ep": self.counters.episodes, "ret": f"{episode.total_reward:.2f}",
+                         "succ20": f"{self.success_rate_last_20():.2f}", "upd/s": f"{ups:.0f}"}
+                bar.set_postfix(stats)
+                if bar.disable and self.counters.episodes % 20 == 0:
+                    print(f"steps {self.counters.env_steps}/{budget} " +
+                          " ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
+                if self.counters.env_steps - self._last_ckpt_step >= self.cfg.run.checkpoint_every:
+                    self.checkpoint()
+            self.checkpoint()
+        finally:
+            bar.close()
+            writer.close()
+            self.robot.disconnect()
+        return self.counters
