@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from policies.base import Algorithm, Policy, Weights
+from policies.encoders import EncoderConfig, ObservationEncoder
 from policies.networks import EnsembleCritic, TanhGaussianActor
-from policies.observation import StateFlattener
 from policies.registry import ALGORITHMS
 from policies.state import tree_to_numpy, tree_to_torch
-from robot_rl.core import ArraySpec, Batch, DictSpec, Observation
+from robot_rl.core import ArraySpec, Batch, DictSpec, Observation, SpecError
 
 
 @dataclass
@@ -45,6 +45,8 @@ class SACConfig:
     """Critic updates per learner step (update-to-data ratio when one step follows each env step)."""
     actor_every: int = 1
     """One actor and temperature update every this many learner steps."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """Observation encoder shared by actor and critics; cameras train end to end with the critic."""
 
 
 # -- pure losses ---------------------------------------------------------------------------------
@@ -74,24 +76,34 @@ def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_ent
 
 # -- acting ------------------------------------------------------------------------------------
 class SACPolicy(Policy):
-    """The actor network behind the Policy interface."""
+    """The observation encoder and the actor behind the Policy interface."""
 
     def __init__(self, obs_spec: DictSpec, action_spec: ArraySpec, config: SACConfig) -> None:
-        self.flatten = StateFlattener(obs_spec)
-        self.actor = TanhGaussianActor(self.flatten.dim, action_spec.shape[0], config.hidden)
+        self.encoder = ObservationEncoder(obs_spec, config.encoder)
+        self.actor = TanhGaussianActor(self.encoder.dim, action_spec.shape[0], config.hidden)
+        self.net = torch.nn.ModuleDict({"encoder": self.encoder, "actor": self.actor})
         self.version = 0
 
     @torch.no_grad()
     def act(self, obs: Observation, *, deterministic: bool = False) -> np.ndarray:
-        x = torch.as_tensor(self.flatten(obs)).unsqueeze(0)
-        action, _ = self.actor(x, deterministic=deterministic)
+        x = {k: v.unsqueeze(0) for k, v in self.encoder.to_tensors(obs).items()}
+        action, _ = self.actor(self.encoder(x), deterministic=deterministic)
         return action[0].numpy().astype(np.float32)
 
     def get_weights(self) -> Weights:
-        return {k: v.detach().cpu().numpy().copy() for k, v in self.actor.state_dict().items()}
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()}
 
     def set_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None:
-        self.actor.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+        """Apply all weights or none: names and shapes must match this policy's exactly."""
+        current = self.net.state_dict()
+        missing, extra = sorted(set(current) - set(weights)), sorted(set(weights) - set(current))
+        if missing or extra:
+            raise SpecError(f"policy weights: missing {missing}, unexpected {extra}; the sender "
+                            "runs a different network layout")
+        for name, value in weights.items():
+            dtype = str(current[name].dtype).removeprefix("torch.")
+            ArraySpec(tuple(current[name].shape), dtype).validate(value, name)
+        self.net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
         self.version = version
 
 
@@ -109,34 +121,45 @@ class SAC(Algorithm):
         self.rng = torch.Generator().manual_seed(seed)
         self.policy = SACPolicy(obs_spec, action_spec, cfg)
         act_dim = action_spec.shape[0]
-        self.critic = EnsembleCritic(self.policy.flatten.dim, act_dim, cfg.hidden, cfg.critics)
+        self.encoder = self.policy.encoder
+        self.critic = EnsembleCritic(self.encoder.dim, act_dim, cfg.hidden, cfg.critics)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(np.log(cfg.init_temperature), dtype=torch.float32, requires_grad=True)
         self.target_entropy = -cfg.target_entropy_scale * act_dim
         self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        critic_params = [*self.critic.parameters(), *self.encoder.parameters()]
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
         self.steps = 0
 
-    def _tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
-        f = self.policy.flatten
+    def _tensors(self, batch: Batch) -> dict[str, Any]:
+        enc = self.encoder
         return {
-            "obs": torch.as_tensor(f(batch.obs)),
-            "next_obs": torch.as_tensor(f(batch.next_obs)),
+            "obs": enc.to_tensors(batch.obs),
+            "next_obs": enc.to_tensors(batch.next_obs),
             "action": torch.as_tensor(batch.action, dtype=torch.float32),
             "reward": torch.as_tensor(batch.reward, dtype=torch.float32),
             "terminated": torch.as_tensor(batch.terminated, dtype=torch.float32),
         }
 
-    def _critic_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Features of a batch, camera images randomly shifted (the critic trains the CNNs)."""
+        return self.encoder(obs, augment=True, generator=self.rng)
+
+    def _critic_step(self, b: dict[str, Any]) -> tuple[dict[str, float], torch.Tensor]:
+        """One critic (and, end to end, encoder) update; returns the batch's features, detached."""
         cfg = self.config
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_action, next_log_prob = self.policy.actor(b["next_obs"])
+            next_feat = self._encode(b["next_obs"])
+            next_action, next_log_prob = self.policy.actor(next_feat)
             subset = torch.randperm(cfg.critics, generator=self.rng)[: cfg.critic_subset]
-            next_q = self.target_critic(b["next_obs"], next_action)[subset]
-            target = td_target(b["reward"], b["terminated"], next_q, next_log_prob, alpha, cfg.gamma)
-        q = self.critic(b["obs"], b["action"])
+            next_q = self.target_critic(next_feat, next_action)[subset]
+            target = td_target(
+                b["reward"], b["terminated"], next_q, next_log_prob, alpha, cfg.gamma
+            )
+        feat = self._encode(b["obs"])
+        q = self.critic(feat, b["action"])
         loss = critic_loss(q, target)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -144,13 +167,15 @@ class SAC(Algorithm):
         with torch.no_grad():
             for p, tp in zip(self.critic.parameters(), self.target_critic.parameters()):
                 tp.lerp_(p, cfg.tau)
-        return {"critic_loss": float(loss), "q_mean": float(q.mean())}
+        metrics = {"critic_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
+        return metrics, feat.detach()
 
-    def _actor_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _actor_step(self, feat: torch.Tensor) -> dict[str, float]:
+        """Actor and temperature update on detached features: the actor never trains the CNNs."""
         alpha = self.log_alpha.exp()
-        action, log_prob = self.policy.actor(b["obs"])
+        action, log_prob = self.policy.actor(feat)
         self.critic.requires_grad_(False)
-        loss = actor_loss(self.critic(b["obs"], action), log_prob, alpha.detach())
+        loss = actor_loss(self.critic(feat, action), log_prob, alpha.detach())
         self.critic.requires_grad_(True)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -159,22 +184,23 @@ class SAC(Algorithm):
         self.alpha_opt.zero_grad(set_to_none=True)
         t_loss.backward()
         self.alpha_opt.step()
-        return {"actor_loss": float(loss), "alpha": float(alpha), "entropy": float(-log_prob.mean())}
+        return {"actor_loss": float(loss.detach()), "alpha": float(alpha.detach()),
+                "entropy": float(-log_prob.detach().mean())}
 
     def update(self, batches: Iterator[Batch]) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        b: dict[str, torch.Tensor] = {}
+        feat = torch.empty(0)
         for _ in range(self.config.critic_updates):
-            b = self._tensors(next(batches))
-            metrics.update(self._critic_step(b))
+            critic_metrics, feat = self._critic_step(self._tensors(next(batches)))
+            metrics.update(critic_metrics)
         if self.steps % self.config.actor_every == 0:
-            metrics.update(self._actor_step(b))
+            metrics.update(self._actor_step(feat))
         self.steps += 1
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
         return tree_to_numpy({
-            "actor": self.policy.actor.state_dict(),
+            "policy": self.policy.net.state_dict(),
             "critic": self.critic.state_dict(),
             "target_critic": self.target_critic.state_dict(),
             "log_alpha": self.log_alpha.detach(),
@@ -188,7 +214,7 @@ class SAC(Algorithm):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         s = tree_to_torch(state)
-        self.policy.actor.load_state_dict(s["actor"])
+        self.policy.net.load_state_dict(s["policy"])
         self.critic.load_state_dict(s["critic"])
         self.target_critic.load_state_dict(s["target_critic"])
         with torch.no_grad():

@@ -1,0 +1,91 @@
+"""RLPD, the HIL-SERL recipe: SAC whose every batch is part online data, part demos + interventions.
+
+The learner stays SAC (a large LayerNorm critic ensemble with random subsets); what RLPD adds
+is the data: `mixed_batches` joins an online iterator and a demo-side iterator into one batch,
+`batch_split` says how many rows each contributes, and `is_demo_side` routes a transition
+(human takeovers and scripted or recorded demos) to the demo side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from policies.registry import ALGORITHMS
+from policies.sac import SAC, SACConfig
+from robot_rl.core import ArraySpec, Batch, ConfigError, DictSpec, Episode, Source, Transition
+
+
+@dataclass
+class RLPDConfig(SACConfig):
+    """SAC hyper-parameters with RLPD's defaults, plus the share of demo-side data per batch."""
+
+    critics: int = 10
+    """Number of critics in the ensemble (RLPD uses a large LayerNorm ensemble)."""
+    critic_subset: int = 2
+    """Critics drawn at random for the target minimum."""
+    demo_fraction: float = 0.5
+    """Share of each batch drawn from demos + interventions (the rest is online data)."""
+
+
+def batch_split(batch_size: int, demo_fraction: float) -> tuple[int, int]:
+    """(online rows, demo rows) of one batch; the demo side gets round(fraction * size)."""
+    if not 0.0 <= demo_fraction <= 1.0:
+        raise ConfigError(f"demo_fraction must be in [0, 1], got {demo_fraction}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    demo = int(round(batch_size * demo_fraction))
+    return batch_size - demo, demo
+
+
+def concat_batches(*batches: Batch) -> Batch:
+    """One batch holding the rows of all `batches` in order; their fields must match."""
+    keys = set(batches[0].obs)
+    for b in batches[1:]:
+        if set(b.obs) != keys:
+            raise ConfigError(
+                f"cannot mix batches with different observation fields: {sorted(keys)} vs "
+                f"{sorted(b.obs)}; demos must be recorded with the robot's observation layout"
+            )
+
+    def cat(get: str) -> np.ndarray:
+        return np.concatenate([getattr(b, get) for b in batches])
+
+    return Batch(
+        obs={k: np.concatenate([b.obs[k] for b in batches]) for k in sorted(keys)},
+        action=cat("action"), reward=cat("reward"),
+        next_obs={k: np.concatenate([b.next_obs[k] for b in batches]) for k in sorted(keys)},
+        terminated=cat("terminated"), intervened=cat("intervened"), source=cat("source"),
+        policy_version=cat("policy_version"),
+    )
+
+
+def mixed_batches(online: Iterator[Batch], demo: Iterator[Batch]) -> Iterator[Batch]:
+    """Endless batches, each the next online batch followed by the next demo-side batch."""
+    while True:
+        yield concat_batches(next(online), next(demo))
+
+
+def is_demo_side(transition: Transition) -> bool:
+    """Human takeovers and non-policy actions (demos, scripted experts) feed the demo side."""
+    return transition.intervened or transition.source is not Source.POLICY
+
+
+def intervention_rate(episode: Episode) -> float:
+    """Share of an episode's steps a human (or scripted intervener) took over."""
+    return episode.interventions / episode.length if episode.length else 0.0
+
+
+@ALGORITHMS.register("rlpd")
+class RLPD(SAC):
+    """SAC trained on mixed batches; `config.demo_fraction` tells the data side how to mix."""
+
+    def __init__(
+        self, obs_spec: DictSpec, action_spec: ArraySpec, config: RLPDConfig | None = None,
+        *, seed: int = 0,
+    ) -> None:
+        config = config or RLPDConfig()
+        batch_split(1, config.demo_fraction)  # a bad fraction fails at start, not mid-run
+        super().__init__(obs_spec, action_spec, config, seed=seed)

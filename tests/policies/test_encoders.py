@@ -1,0 +1,68 @@
+"""Camera encoders, random-shift augmentation and fusion with state fields."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_batch
+
+from policies.encoders import EncoderConfig, ObservationEncoder, random_shift
+from robot_rl.core import ArraySpec, ConfigError, DictSpec
+
+
+def test_random_shift_moves_whole_images_by_at_most_pad_pixels() -> None:
+    images = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    shifted = random_shift(images, pad=2, generator=gen)
+    assert shifted.shape == images.shape
+    for b in range(2):
+        interior = shifted[b, 0, 2:6, 2:6]  # never touched by padding for |shift| <= 2
+        matches = [
+            (dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+            if torch.equal(interior, images[b, 0, 2 + dy:6 + dy, 2 + dx:6 + dx])
+        ]
+        assert len(matches) == 1
+    assert torch.equal(random_shift(images, pad=0), images)
+
+
+def test_random_shift_differs_per_sample() -> None:
+    images = torch.rand(64, 3, 16, 16)
+    same = images[:1].expand(64, -1, -1, -1).contiguous()
+    shifted = random_shift(same, pad=4, generator=torch.Generator().manual_seed(1))
+    distinct = {shifted[i].sum().item() for i in range(64)}
+    assert len(distinct) > 10
+
+
+def test_fusion_of_cameras_and_state(pixel_spec) -> None:
+    cfg = EncoderConfig(cameras=("side", "wrist"), exclude=("cube_pos",), channels=8, feature_dim=16)
+    enc = ObservationEncoder(pixel_spec, cfg)
+    assert enc.state_keys == ["ee_pos"]
+    assert enc.dim == 16 * 2 + 3
+    obs = enc.to_tensors(make_batch(pixel_spec, 4).obs)
+    out = enc(obs, augment=True)
+    assert out.shape == (4, 35)
+    assert torch.equal(out[:, 32:], obs["ee_pos"])  # state passes through unchanged
+    assert out[:, :32].abs().max() <= 1.0
+
+
+def test_state_only_encoder_has_no_parameters(state_spec) -> None:
+    enc = ObservationEncoder(state_spec)
+    assert list(enc.parameters()) == []
+    assert enc.dim == 6 and enc.keys == ["ee_pos", "target_pos"]
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    (EncoderConfig(cameras=("front",)), "'front' is not in the observation"),
+    (EncoderConfig(cameras=("ee_pos",)), "must be uint8 HxWx3"),
+    (EncoderConfig(exclude=("nope",)), "'nope' is not in the observation"),
+    (EncoderConfig(cameras=("side",), channels=12), "multiple of 8"),
+])
+def test_bad_encoder_config_names_the_problem(pixel_spec, cfg, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ObservationEncoder(pixel_spec, cfg)
+
+
+def test_encoder_that_reads_nothing_is_refused() -> None:
+    spec = DictSpec({"x": ArraySpec((2,), "float32")})
+    with pytest.raises(ConfigError, match="reads nothing"):
+        ObservationEncoder(spec, EncoderConfig(exclude=("x",)))

@@ -1,0 +1,83 @@
+"""The frozen pretrained encoder path: behaviour-cloning pretraining, caching, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_batch
+
+from policies import SAC, SACConfig
+from policies.encoders import EncoderConfig
+from policies.features import FrozenCameraFeatures, PretrainConfig, feature_key, pretrain_bc
+from robot_rl.core import ArraySpec, ConfigError, CorruptDataError, DictSpec
+
+ENC = EncoderConfig(cameras=("side",), channels=8, feature_dim=8, shift_pad=2)
+
+
+def dot_frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Images with a bright square whose x position is the action to imitate."""
+    frames = np.zeros((n, 24, 24, 3), np.uint8)
+    xs = rng.integers(2, 20, n)
+    for i, x in enumerate(xs):
+        frames[i, 10:14, x - 2:x + 2] = 255
+    return frames, ((xs - 11) / 9.0).astype(np.float32)[:, None]
+
+
+def test_pretrain_bc_learns_from_pixels_and_freezes() -> None:
+    rng = np.random.default_rng(0)
+    frames, actions = dot_frames(256, rng)
+    state = np.zeros((256, 1), np.float32)
+    features, losses = pretrain_bc({"side": frames}, state, actions, ENC,
+                                   PretrainConfig(steps=150, batch_size=32))
+    assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:5])
+    assert all(not p.requires_grad for p in features.encoder.parameters())
+    assert not features.encoder.training
+
+
+def test_features_are_cached_as_observation_fields(tmp_path, pixel_spec) -> None:
+    features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("side", "wrist"),
+                                                              channels=8, feature_dim=8))
+    spec = features.output_spec(pixel_spec)
+    assert spec[feature_key("side")] == ArraySpec((8,), "float32", -1.0, 1.0)
+    obs = {k: v[0] for k, v in make_batch(pixel_spec, 1).obs.items()}
+    out = features(obs)
+    spec.validate(out)  # exactly the fields and shapes the buffer will store
+    assert np.array_equal(out["side"], obs["side"])
+    # the learner trains on the cached features: a state-sized SAC, no CNN, no images read
+    algo = SAC(spec, ArraySpec((5,), "float32", -1, 1),
+               SACConfig(hidden=(16,), encoder=EncoderConfig(exclude=("cube_pos",))))
+    assert algo.encoder.keys == ["ee_pos", "feat/side", "feat/wrist"]
+    assert list(algo.encoder.parameters()) == []
+
+
+def test_frozen_encoder_gets_no_gradient_when_learning_on_features(pixel_spec) -> None:
+    features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("side",), channels=8))
+    before = {k: v.clone() for k, v in features.encoder.state_dict().items()}
+    images = torch.as_tensor(make_batch(pixel_spec, 4).obs["side"])
+    out = features.encoder.encode_camera("side", images)
+    assert not out.requires_grad
+    features.features({"side": images.numpy()})
+    for k, v in features.encoder.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_save_load_round_trip_and_layout_check(tmp_path, pixel_spec) -> None:
+    features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("wrist",), channels=8))
+    path = tmp_path / "enc.npz"
+    features.save(path)
+    loaded = FrozenCameraFeatures.load(path, pixel_spec)
+    batch = make_batch(pixel_spec, 3).obs
+    assert np.array_equal(features.features(batch)["feat/wrist"], loaded.features(batch)["feat/wrist"])
+    other = DictSpec({"wrist": ArraySpec((32, 32, 3), "uint8")})
+    with pytest.raises(ConfigError, match="pretrain it again"):
+        FrozenCameraFeatures.load(path, other)
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(CorruptDataError, match="not a saved camera encoder"):
+        FrozenCameraFeatures.load(tmp_path / "junk.npz")
+
+
+def test_pretrain_rejects_mismatched_inputs() -> None:
+    frames = np.zeros((4, 24, 24, 3), np.uint8)
+    with pytest.raises(ConfigError, match="same number"):
+        pretrain_bc({"side": frames}, np.zeros((3, 1), np.float32), np.zeros((4, 2)), ENC)

@@ -1,0 +1,64 @@
+"""RLPD data mixing: batch split, concatenation, routing to the demo side, and the algorithm."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import make_batch
+
+from policies import ALGORITHMS, RLPD, RLPDConfig, is_demo_side, mixed_batches
+from policies.rlpd import batch_split, concat_batches, intervention_rate
+from robot_rl.core import ArraySpec, ConfigError, DictSpec, Episode, Source, Transition
+
+
+def test_batch_split() -> None:
+    assert batch_split(256, 0.5) == (128, 128)
+    assert batch_split(10, 0.25) == (8, 2)
+    assert batch_split(7, 0.0) == (7, 0)
+    with pytest.raises(ConfigError, match="demo_fraction"):
+        batch_split(8, 1.5)
+
+
+def test_mixed_batches_put_online_rows_first(state_spec) -> None:
+    online = (make_batch(state_spec, 3, seed=i) for i in itertools.count())
+    demo = (make_batch(state_spec, 2, seed=100 + i) for i in itertools.count())
+    first = next(mixed_batches(online, demo))
+    assert len(first) == 5
+    a, b = make_batch(state_spec, 3, seed=0), make_batch(state_spec, 2, seed=100)
+    assert np.array_equal(first.obs["ee_pos"], np.concatenate([a.obs["ee_pos"], b.obs["ee_pos"]]))
+    assert np.array_equal(first.reward, np.concatenate([a.reward, b.reward]))
+
+
+def test_mixing_batches_with_different_layouts_fails(state_spec) -> None:
+    other = DictSpec({"ee_pos": ArraySpec((3,), "float32")})
+    with pytest.raises(ConfigError, match="different observation fields"):
+        concat_batches(make_batch(state_spec, 2), make_batch(other, 2))
+
+
+def _t(intervened: bool, source: Source) -> Transition:
+    z = {"x": np.zeros(1, np.float32)}
+    return Transition(z, np.zeros(5, np.float32), 0.0, z, False, False, intervened, source)
+
+
+def test_demo_side_routing_and_intervention_rate() -> None:
+    assert not is_demo_side(_t(False, Source.POLICY))
+    assert is_demo_side(_t(True, Source.HUMAN))
+    assert is_demo_side(_t(False, Source.DEMO))
+    assert is_demo_side(_t(True, Source.SCRIPTED))
+    ep = Episode(0, "r", "task", [_t(True, Source.HUMAN), _t(False, Source.POLICY)] * 2)
+    assert intervention_rate(ep) == 0.5
+    assert intervention_rate(Episode(1, "r", "task")) == 0.0
+
+
+def test_rlpd_is_registered_and_trains_on_mixed_batches(state_spec, action_spec) -> None:
+    assert ALGORITHMS.get("rlpd") is RLPD
+    algo = RLPD(state_spec, action_spec, RLPDConfig(hidden=(16,), critics=4))
+    assert algo.critic.members == 4
+    online = (make_batch(state_spec, 6, seed=i) for i in itertools.count())
+    demo = (make_batch(state_spec, 6, seed=50 + i) for i in itertools.count())
+    metrics = algo.update(mixed_batches(online, demo))
+    assert np.isfinite(metrics["critic_loss"]) and "actor_loss" in metrics
+    with pytest.raises(ConfigError, match="demo_fraction"):
+        RLPD(state_spec, action_spec, RLPDConfig(demo_fraction=-0.1))
