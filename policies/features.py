@@ -8,7 +8,6 @@ frames; `save` / `load` keep them in an .npz (no pickle).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from torch import nn
 
 from policies.encoders import EncoderConfig, ObservationEncoder
 from policies.networks import mlp
-from robot_rl.core import ArraySpec, ConfigError, CorruptDataError, DictSpec, Observation
+from policies.state import load_module, save_module
+from robot_rl.core import ArraySpec, ConfigError, DictSpec, Observation
 
 FEATURE_PREFIX = "feat/"
 
@@ -89,19 +89,12 @@ class FrozenCameraFeatures:
     def save(self, path: Path) -> None:
         """Write the CNN weights and the layout they expect to `path` (.npz, no pickle)."""
         meta = {"config": asdict(self.config), "input_spec": self.input_spec.to_json()}
-        arrays = {f"w/{k}": v.numpy() for k, v in self.encoder.state_dict().items()}
-        with open(path, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        save_module(path, self.encoder, meta)
 
     @classmethod
     def load(cls, path: Path, spec: DictSpec | None = None) -> FrozenCameraFeatures:
         """Read a saved encoder; if `spec` is given, its cameras must match the saved ones."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                weights = {k[2:]: torch.from_numpy(data[k]) for k in data.files if k != "meta"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise CorruptDataError(f"{path} is not a saved camera encoder ({exc})") from exc
+        meta, weights = load_module(path, "camera encoder")
         saved = DictSpec.from_json(meta["input_spec"])
         if spec is not None:
             for cam, cam_spec in saved.items():

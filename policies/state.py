@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from robot_rl.core import CorruptDataError
 
 
 def tree_to_numpy(tree: Any) -> Any:
@@ -26,3 +31,23 @@ def tree_to_torch(tree: Any) -> Any:
     if isinstance(tree, (list, tuple)):
         return type(tree)(tree_to_torch(v) for v in tree)
     return tree
+
+
+def save_module(path: Path, module: torch.nn.Module, meta: dict[str, Any]) -> None:
+    """Write a module's weights and a JSON description of it to one .npz (no pickle)."""
+    arrays = {f"w/{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    tmp = Path(f"{path}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_module(path: Path, what: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(meta, weights) of a file written by `save_module`; else CorruptDataError naming `what`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            weights = {k[2:]: torch.from_numpy(data[k]) for k in data.files if k != "meta"}
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorruptDataError(f"{path} is not a saved {what} ({exc})") from exc
+    return meta, weights

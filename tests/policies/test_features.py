@@ -24,12 +24,13 @@ def dot_frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return frames, ((xs - 11) / 9.0).astype(np.float32)[:, None]
 
 
+@pytest.mark.slow
 def test_pretrain_bc_learns_from_pixels_and_freezes() -> None:
     rng = np.random.default_rng(0)
-    frames, actions = dot_frames(256, rng)
-    state = np.zeros((256, 1), np.float32)
+    frames, actions = dot_frames(128, rng)
+    state = np.zeros((128, 1), np.float32)
     features, losses = pretrain_bc({"side": frames}, state, actions, ENC,
-                                   PretrainConfig(steps=150, batch_size=32))
+                                   PretrainConfig(steps=100, batch_size=16))
     assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:5])
     assert all(not p.requires_grad for p in features.encoder.parameters())
     assert not features.encoder.training
