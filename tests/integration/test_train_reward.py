@@ -1,21 +1,17 @@
-"""`robot-rl train-reward` on a real run directory: Zarr buffer, MuJoCo re-rendering, a classifier."""
+"""`robot-rl train-reward` on a real run directory: Zarr buffer, MuJoCo re-rendering."""
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pytest
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from buffer import ReplayBuffer  # noqa: E402
-from policies.reward_classifier import SuccessClassifier  # noqa: E402
-from robot_rl.cli import main  # noqa: E402
-from robot_rl.config import compose_session  # noqa: E402
-from robot_rl.core import Episode, RunDirError, Transition  # noqa: E402
-from robot_rl.runtime.run_dir import RunDir  # noqa: E402
-from robot_rl.runtime.session import build_robot  # noqa: E402
+from buffer import ReplayBuffer
+from policies.reward_classifier import SuccessClassifier
+from robot_rl.cli import main
+from robot_rl.config import compose_session
+from robot_rl.core import Episode, Transition
+from robot_rl.runtime.run_dir import RunDir
+from robot_rl.runtime.session import build_robot
 
 
 def record_reach_run(root, episodes: int) -> RunDir:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from robot_rl.core import ArraySpec, Batch, DictSpec
 
 
-def make_batch(spec: DictSpec, size: int, seed: int = 0, act_dim: int = 5) -> Batch:
+def random_batch(spec: DictSpec, size: int, seed: int = 0, act_dim: int = 5) -> Batch:
     """A random batch that matches `spec` (images uint8, state float32)."""
     rng = np.random.default_rng(seed)
 
@@ -31,8 +33,15 @@ def make_batch(spec: DictSpec, size: int, seed: int = 0, act_dim: int = 5) -> Ba
 
 
 @pytest.fixture
+def make_batch() -> Callable[..., Batch]:
+    """`make_batch(spec, size, seed=0)`: a random batch matching `spec`."""
+    return random_batch
+
+
+@pytest.fixture
 def state_spec() -> DictSpec:
-    return DictSpec({"ee_pos": ArraySpec((3,), "float32"), "target_pos": ArraySpec((3,), "float32")})
+    vec = ArraySpec((3,), "float32")
+    return DictSpec({"ee_pos": vec, "target_pos": vec})
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_batch
 
 from policies.encoders import EncoderConfig, ObservationEncoder, random_shift
 from robot_rl.core import ArraySpec, ConfigError, DictSpec
@@ -33,8 +32,9 @@ def test_random_shift_differs_per_sample() -> None:
     assert len(distinct) > 10
 
 
-def test_fusion_of_cameras_and_state(pixel_spec) -> None:
-    cfg = EncoderConfig(cameras=("side", "wrist"), exclude=("cube_pos",), channels=8, feature_dim=16)
+def test_fusion_of_cameras_and_state(pixel_spec, make_batch) -> None:
+    cfg = EncoderConfig(cameras=("side", "wrist"), exclude=("cube_pos",),
+                        channels=8, feature_dim=16)
     enc = ObservationEncoder(pixel_spec, cfg)
     assert enc.state_keys == ["ee_pos"]
     assert enc.dim == 16 * 2 + 3

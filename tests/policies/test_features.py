@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_batch
 
 from policies import SAC, SACConfig
 from policies.encoders import EncoderConfig
@@ -36,7 +35,7 @@ def test_pretrain_bc_learns_from_pixels_and_freezes() -> None:
     assert not features.encoder.training
 
 
-def test_features_are_cached_as_observation_fields(tmp_path, pixel_spec) -> None:
+def test_features_are_cached_as_observation_fields(tmp_path, pixel_spec, make_batch) -> None:
     features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("side", "wrist"),
                                                               channels=8, feature_dim=8))
     spec = features.output_spec(pixel_spec)
@@ -52,7 +51,7 @@ def test_features_are_cached_as_observation_fields(tmp_path, pixel_spec) -> None
     assert list(algo.encoder.parameters()) == []
 
 
-def test_frozen_encoder_gets_no_gradient_when_learning_on_features(pixel_spec) -> None:
+def test_frozen_encoder_gets_no_gradient_when_learning_on_features(pixel_spec, make_batch) -> None:
     features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("side",), channels=8))
     before = {k: v.clone() for k, v in features.encoder.state_dict().items()}
     images = torch.as_tensor(make_batch(pixel_spec, 4).obs["side"])
@@ -63,13 +62,14 @@ def test_frozen_encoder_gets_no_gradient_when_learning_on_features(pixel_spec) -
         assert torch.equal(v, before[k])
 
 
-def test_save_load_round_trip_and_layout_check(tmp_path, pixel_spec) -> None:
+def test_save_load_round_trip_and_layout_check(tmp_path, pixel_spec, make_batch) -> None:
     features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("wrist",), channels=8))
     path = tmp_path / "enc.npz"
     features.save(path)
     loaded = FrozenCameraFeatures.load(path, pixel_spec)
     batch = make_batch(pixel_spec, 3).obs
-    assert np.array_equal(features.features(batch)["feat/wrist"], loaded.features(batch)["feat/wrist"])
+    key = "feat/wrist"
+    assert np.array_equal(features.features(batch)[key], loaded.features(batch)[key])
     other = DictSpec({"wrist": ArraySpec((32, 32, 3), "uint8")})
     with pytest.raises(ConfigError, match="pretrain it again"):
         FrozenCameraFeatures.load(path, other)

@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import make_batch
 
 from policies import ALGORITHMS, RLPD, RLPDConfig, is_demo_side, mixed_batches
 from policies.rlpd import batch_split, concat_batches, intervention_rate
@@ -21,7 +20,7 @@ def test_batch_split() -> None:
         batch_split(8, 1.5)
 
 
-def test_mixed_batches_put_online_rows_first(state_spec) -> None:
+def test_mixed_batches_put_online_rows_first(state_spec, make_batch) -> None:
     online = (make_batch(state_spec, 3, seed=i) for i in itertools.count())
     demo = (make_batch(state_spec, 2, seed=100 + i) for i in itertools.count())
     first = next(mixed_batches(online, demo))
@@ -31,7 +30,7 @@ def test_mixed_batches_put_online_rows_first(state_spec) -> None:
     assert np.array_equal(first.reward, np.concatenate([a.reward, b.reward]))
 
 
-def test_mixing_batches_with_different_layouts_fails(state_spec) -> None:
+def test_mixing_batches_with_different_layouts_fails(state_spec, make_batch) -> None:
     other = DictSpec({"ee_pos": ArraySpec((3,), "float32")})
     with pytest.raises(ConfigError, match="different observation fields"):
         concat_batches(make_batch(state_spec, 2), make_batch(other, 2))
@@ -52,7 +51,7 @@ def test_demo_side_routing_and_intervention_rate() -> None:
     assert intervention_rate(Episode(1, "r", "task")) == 0.0
 
 
-def test_rlpd_is_registered_and_trains_on_mixed_batches(state_spec, action_spec) -> None:
+def test_rlpd_trains_on_mixed_batches(state_spec, action_spec, make_batch) -> None:
     assert ALGORITHMS.get("rlpd") is RLPD
     algo = RLPD(state_spec, action_spec, RLPDConfig(hidden=(16,), critics=4))
     assert algo.critic.members == 4

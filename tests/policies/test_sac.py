@@ -1,4 +1,4 @@
-"""SAC end to end on tiny batches: which parameters each loss moves, weights and state round trips."""
+"""SAC on tiny batches: which parameters each loss moves; weights and state round trips."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import make_batch
 
 from policies import SAC, SACConfig
 from policies.encoders import EncoderConfig
@@ -25,22 +24,24 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str
 
 
 def pixel_sac(spec: DictSpec, action_spec: ArraySpec, **kw: object) -> SAC:
-    enc = EncoderConfig(cameras=("side", "wrist"), exclude=("cube_pos",), channels=8, feature_dim=16)
+    enc = EncoderConfig(cameras=("side", "wrist"), exclude=("cube_pos",),
+                        channels=8, feature_dim=16)
     return SAC(spec, action_spec, SACConfig(**SMALL, encoder=enc, **kw), seed=0)
 
 
-def test_actor_step_leaves_critics_and_encoder_unchanged(pixel_spec, action_spec) -> None:
+def test_actor_step_leaves_critics_and_encoder_alone(pixel_spec, action_spec, make_batch) -> None:
     algo = pixel_sac(pixel_spec, action_spec)
     b = algo._tensors(make_batch(pixel_spec, 8))
     _, feat = algo._critic_step(b)
-    critic, encoder, actor = snapshot(algo.critic), snapshot(algo.encoder), snapshot(algo.policy.actor)
+    critic, encoder = snapshot(algo.critic), snapshot(algo.encoder)
+    actor = snapshot(algo.policy.actor)
     algo._actor_step(feat)
     assert changed(critic, algo.critic) == set()
     assert changed(encoder, algo.encoder) == set()
     assert changed(actor, algo.policy.actor)  # the actor itself did learn
 
 
-def test_critic_step_trains_critic_and_encoder_not_actor_or_target(pixel_spec, action_spec) -> None:
+def test_critic_step_trains_critic_and_encoder_only(pixel_spec, action_spec, make_batch) -> None:
     algo = pixel_sac(pixel_spec, action_spec)
     actor, encoder = snapshot(algo.policy.actor), snapshot(algo.encoder)
     critic, target = snapshot(algo.critic), snapshot(algo.target_critic)
@@ -55,7 +56,7 @@ def test_critic_step_trains_critic_and_encoder_not_actor_or_target(pixel_spec, a
         assert torch.allclose(new, old.lerp(algo.critic.state_dict()[k], algo.config.tau))
 
 
-def test_update_runs_configured_critic_and_actor_counts(state_spec, action_spec) -> None:
+def test_update_counts_critic_and_actor_steps(state_spec, action_spec, make_batch) -> None:
     algo = SAC(state_spec, action_spec, SACConfig(**SMALL, critic_updates=3, actor_every=2))
     drawn = []
 
@@ -71,12 +72,12 @@ def test_update_runs_configured_critic_and_actor_counts(state_spec, action_spec)
     assert "actor_loss" in first and "actor_loss" not in second
 
 
-def test_weights_round_trip_bit_exactly(pixel_spec, action_spec) -> None:
+def test_weights_round_trip_bit_exactly(pixel_spec, action_spec, make_batch) -> None:
     source = pixel_sac(pixel_spec, action_spec)
     source.update(iter([make_batch(pixel_spec, 8)]))
     weights = source.policy.get_weights()
     assert all(isinstance(v, np.ndarray) for v in weights.values())
-    assert any(k.startswith("encoder.") for k in weights) and any(k.startswith("actor.") for k in weights)
+    assert {k.split(".")[0] for k in weights} == {"encoder", "actor"}
     target = pixel_sac(pixel_spec, action_spec)
     target.policy.set_weights(weights, version=7)
     again = target.policy.get_weights()
@@ -90,7 +91,7 @@ def test_weights_round_trip_bit_exactly(pixel_spec, action_spec) -> None:
     assert a.shape == (5,) and a.dtype == np.float32 and np.all(np.abs(a) <= 1)
 
 
-def test_state_dict_round_trip_resumes_identically(state_spec, action_spec) -> None:
+def test_state_dict_round_trip_resumes_identically(state_spec, action_spec, make_batch) -> None:
     algo = SAC(state_spec, action_spec, SACConfig(**SMALL), seed=1)
     algo.update(iter([make_batch(state_spec, 16, seed=0)]))
     state = algo.state_dict()
