@@ -29,6 +29,11 @@ class RunDir:
         return self.root / "buffer"
 
     @property
+    def demos(self) -> Path:
+        """The demo side of RLPD: demonstrations and every human-intervened step."""
+        return self.root / "demos"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

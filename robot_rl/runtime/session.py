@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from buffer import ReplayBuffer
 from hal import SafeRobot, SafetyLimits
-from policies import ALGORITHMS, SACConfig
+from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
+from policies.rlpd import batch_split, concat_batches, intervention_rate
 from robot_rl.config import typed_params
 from robot_rl.core import Batch, ConfigError, Episode, RegistryError, Source, Transition
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
@@ -30,7 +31,7 @@ from sim import TASKS, MujocoArm
 
 log = logging.getLogger(__name__)
 
-ALGO_CONFIGS = {"sac": SACConfig}
+ALGO_CONFIGS = {"sac": SACConfig, "rlpd": RLPDConfig}
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Session:
         self.counters = Counters()
         self.recent: list[tuple[float, bool]] = []
         self._last_ckpt_step = 0
+        self.demos: ReplayBuffer | None = None
 
     # -- persistence -----------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -120,8 +122,18 @@ class Session:
 
     # -- learning --------------------------------------------------------------------------------
     def _batches(self) -> Iterator[Batch]:
+        """Uniform online batches; with a demo fraction (RLPD), mixed with demo-side rows."""
+        size = self.cfg.learner.batch_size
+        online_size, demo_size = batch_split(size, self._demo_fraction())
         while True:
-            yield self.buffer.sample(self.cfg.learner.batch_size, self.rng)
+            if self.demos is None or len(self.demos) == 0:
+                yield self.buffer.sample(size, self.rng)
+            else:
+                yield concat_batches(self.buffer.sample(online_size, self.rng),
+                                     self.demos.sample(demo_size, self.rng))
+
+    def _demo_fraction(self) -> float:
+        return float(getattr(self.algo.config, "demo_fraction", 0.0))
 
     def _learn(self, batches: Iterator[Batch]) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -166,6 +178,10 @@ class Session:
                 break
         episode.success = episode.transitions[-1].terminated
         self.buffer.add_episode(episode)
+        demo_side = [t for t in episode.transitions if is_demo_side(t)]
+        if demo_side and self.demos is not None:  # RLPD: takeovers also feed the demo side
+            self.demos.add_episode(Episode(episode.episode_id, episode.robot_id, episode.task,
+                                           demo_side, episode.success))
         self.counters.episodes += 1
         self._log(episode, metrics, writer)
         return episode
@@ -177,6 +193,7 @@ class Session:
         writer.add_scalar("episode/success", float(episode.success), step)
         writer.add_scalar("episode/length", episode.length, step)
         writer.add_scalar("episode/interventions", episode.interventions, step)
+        writer.add_scalar("episode/intervention_rate", intervention_rate(episode), step)
         for key, value in metrics.items():
             writer.add_scalar(f"learner/{key}", value, step)
         for kind, count in self.robot.events.items():
@@ -191,7 +208,9 @@ class Session:
 
         budget = self.cfg.run.env_steps
         self.robot.connect()
-        self.buffer = ReplayBuffer(self.run.buffer, self.robot.observation_spec, self.robot.action_spec)
+        specs = (self.robot.observation_spec, self.robot.action_spec)
+        self.buffer = ReplayBuffer(self.run.buffer, *specs)
+        self.demos = ReplayBuffer(self.run.demos, *specs) if self._demo_fraction() > 0 else None
         self._restore()
         batches = self._batches()
         writer = SummaryWriter(str(self.run.tensorboard))
