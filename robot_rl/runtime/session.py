@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from buffer import ReplayBuffer
-from hal import SafeRobot, SafetyLimits
+from hal import SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
 from policies.rlpd import batch_split, concat_batches, intervention_rate
 from robot_rl.config import typed_params
@@ -83,7 +83,7 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
 class Session:
     """Runs one robot and one learner until `run.env_steps` steps are stored."""
 
-    def __init__(self, cfg: DictConfig, run: RunDir) -> None:
+    def __init__(self, cfg: DictConfig, run: RunDir, teleop: Teleop | None = None) -> None:
         self.cfg = cfg
         self.run = run
         self.arm, self.robot = build_robot(cfg)
@@ -93,6 +93,7 @@ class Session:
         self.recent: list[tuple[float, bool]] = []
         self._last_ckpt_step = 0
         self.demos: ReplayBuffer | None = None
+        self.teleop = teleop
 
     # -- persistence -----------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -157,7 +158,11 @@ class Session:
         obs = self.robot.reset()
         metrics: dict[str, float] = {}
         for step in range(cfg.task.max_steps):
-            applied = self.robot.send_action(self._act(obs))
+            action, source = self._act(obs), Source.POLICY
+            command = self.teleop.read() if self.teleop is not None else None
+            if command is not None and command.takeover and command.action is not None:
+                action, source = command.action, Source.HUMAN  # the person's action wins
+            applied = self.robot.send_action(action)
             next_obs = self.robot.get_observation()
             outcome = self.arm.outcome()
             healthy = self.robot.health().ok
@@ -165,7 +170,8 @@ class Session:
             truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
             episode.transitions.append(Transition(
                 obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
-                terminated=terminated, truncated=truncated, source=Source.POLICY,
+                terminated=terminated, truncated=truncated, source=source,
+                intervened=source is Source.HUMAN,
                 policy_version=self.counters.policy_version, robot_id=self.robot.robot_id,
                 episode_id=episode.episode_id, step=step, wall_time=time.time(),
                 mono_time=time.monotonic(),

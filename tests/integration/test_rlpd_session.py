@@ -10,6 +10,7 @@ from robot_rl.config import compose_session
 from robot_rl.core import Episode, Source, Transition
 from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session import Session
+from sim.interveners import ScriptedIntervener, reach_expert
 
 QUICK = ["algo=rlpd", "learner.warmup_steps=60", "learner.batch_size=32",
          "algo.params.hidden=[32,32]", "algo.params.critics=4", "task.max_steps=20"]
@@ -52,3 +53,21 @@ def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
     assert len(batch) == 32
     assert int((batch.source == Source.DEMO).sum()) == 16
     assert int((batch.source == Source.POLICY).sum()) == 16
+
+
+@pytest.mark.slow
+def test_takeovers_are_flagged_and_feed_the_demo_side(tmp_path) -> None:
+    run = RunDir(tmp_path / "run")
+    cfg = compose_session([*QUICK, f"run.dir={run.root}", "run.env_steps=100"])
+    run.root.mkdir()
+    run.save_config(cfg)
+    session = Session(cfg, run)
+    intervener = ScriptedIntervener(session.robot, reach_expert(cfg.robot.translation_scale),
+                                    start_prob=0.2, window=5, budget=40, seed=1)
+    session.teleop = intervener
+    session.run_until_budget()
+    assert intervener.used == 40
+    assert len(session.demos) == 40  # exactly the intervened steps went to the demo side
+    assert int(session.buffer.episode_table()["interventions"].sum()) == 40
+    batch = next(session._batches())
+    assert batch.intervened[16:].all()  # the demo half; the online half holds every step

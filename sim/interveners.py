@@ -1,0 +1,51 @@
+"""Scripted stand-ins for a person at the teleop: an expert that takes over now and then.
+
+A `ScriptedIntervener` IS a hal.Teleop: the session reads it every step exactly as it reads a
+SpaceMouse, and when it takes over its action replaces the policy's (flagged `intervened`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from hal.robot import Robot
+from hal.teleop import Teleop, TeleopCommand
+from robot_rl.core import Observation
+
+Expert = Callable[[Observation], np.ndarray]
+
+
+def reach_expert(translation_scale: float) -> Expert:
+    """Steers the pinch point straight at the target, gripper open."""
+
+    def act(obs: Observation) -> np.ndarray:
+        delta = (obs["target_pos"] - obs["ee_pos"]) / translation_scale
+        return np.append(np.clip(delta, -1.0, 1.0), [0.0, 0.0]).astype(np.float32)
+
+    return act
+
+
+class ScriptedIntervener(Teleop):
+    """Takes over for `window` steps with probability `start_prob` per step, until `budget`.
+
+    `budget` caps the total intervened steps, so interventions fade out as a person's would.
+    """
+
+    def __init__(self, robot: Robot, expert: Expert, *, start_prob: float = 0.05,
+                 window: int = 10, budget: int = 2000, seed: int = 0) -> None:
+        self.robot, self.expert = robot, expert
+        self.start_prob, self.window, self.budget = start_prob, window, budget
+        self.rng = np.random.default_rng(seed)
+        self.remaining = 0
+        self.used = 0
+
+    def read(self) -> TeleopCommand | None:
+        if self.remaining == 0 and self.used < self.budget and self.rng.random() < self.start_prob:
+            self.remaining = self.window
+        if self.remaining == 0 or self.used >= self.budget:
+            return None
+        self.remaining -= 1
+        self.used += 1
+        return TeleopCommand(action=self.expert(self.robot.get_observation()), takeover=True)
