@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 
-def mlp(sizes: list[int], *, layer_norm: bool = True, final_activation: bool = False) -> nn.Sequential:
+def mlp(
+    sizes: list[int], *, layer_norm: bool = True, final_activation: bool = False
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -42,13 +44,15 @@ class EnsembleCritic(nn.Module):
         super().__init__()
         self.members = members
         sizes = [obs_dim + act_dim, *hidden]
-        self.hidden = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.hidden = nn.ModuleList(
+            EnsembleLinear(members, a, b) for a, b in zip(sizes, sizes[1:], strict=False)
+        )
         self.norms = nn.ModuleList(nn.LayerNorm(h) for h in hidden)
         self.out = EnsembleLinear(members, sizes[-1], 1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1).unsqueeze(0).expand(self.members, -1, -1)
-        for layer, norm in zip(self.hidden, self.norms):
+        for layer, norm in zip(self.hidden, self.norms, strict=True):
             x = torch.relu(norm(layer(x)))
         return self.out(x).squeeze(-1)  # (members, B)
 
@@ -73,6 +77,7 @@ class TanhGaussianActor(nn.Module):
         std = log_std.exp()
         pre = mean + std * torch.randn_like(mean)
         action = torch.tanh(pre)
-        log_prob = (-0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        gauss = -0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+        log_prob = gauss.sum(-1)
         log_prob = log_prob - (2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))).sum(-1)
         return action, log_prob

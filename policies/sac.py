@@ -42,7 +42,7 @@ class SACConfig:
     target_entropy_scale: float = 0.5
     """Target entropy is -scale * action_dim."""
     critic_updates: int = 1
-    """Critic updates per learner step (update-to-data ratio when one step follows each env step)."""
+    """Critic updates per learner step (the update-to-data ratio at one step per env step)."""
     actor_every: int = 1
     """One actor and temperature update every this many learner steps."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -69,7 +69,9 @@ def actor_loss(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> 
     return (alpha * log_prob - q.mean(dim=0)).mean()
 
 
-def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float) -> torch.Tensor:
+def temperature_loss(
+    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
     """Drives the policy's entropy towards the target entropy."""
     return -(log_alpha * (log_prob + target_entropy).detach()).mean()
 
@@ -124,7 +126,9 @@ class SAC(Algorithm):
         self.encoder = self.policy.encoder
         self.critic = EnsembleCritic(self.encoder.dim, act_dim, cfg.hidden, cfg.critics)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(np.log(cfg.init_temperature), dtype=torch.float32, requires_grad=True)
+        self.log_alpha = torch.tensor(
+            np.log(cfg.init_temperature), dtype=torch.float32, requires_grad=True
+        )
         self.target_entropy = -cfg.target_entropy_scale * act_dim
         self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.lr)
         critic_params = [*self.critic.parameters(), *self.encoder.parameters()]
@@ -165,7 +169,8 @@ class SAC(Algorithm):
         loss.backward()
         self.critic_opt.step()
         with torch.no_grad():
-            for p, tp in zip(self.critic.parameters(), self.target_critic.parameters()):
+            pairs = zip(self.critic.parameters(), self.target_critic.parameters(), strict=True)
+            for p, tp in pairs:
                 tp.lerp_(p, cfg.tau)
         metrics = {"critic_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
         return metrics, feat.detach()

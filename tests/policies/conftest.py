@@ -6,8 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 
 from robot_rl.core import ArraySpec, Batch, DictSpec
+
+torch.set_num_threads(1)  # tiny networks: two threads only contend on a busy 2-core machine
 
 
 def random_batch(spec: DictSpec, size: int, seed: int = 0, act_dim: int = 5) -> Batch:
