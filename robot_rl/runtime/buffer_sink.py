@@ -1,0 +1,54 @@
+"""The gateway's sink: streams land in a ReplayBuffer, high-water marks in its commit record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from buffer import ReplayBuffer
+from comms.sink import TransitionSink
+from robot_rl.core import StorageError, Transition
+
+STREAMS_KEY = "streams"
+
+
+class BufferSink(TransitionSink):
+    """Commits stream batches to `buffer`; each commit stores {"streams": {id: last_seq}} in the
+    same atomic record as the rows, so a crash can never separate data from its sequence number."""
+
+    def __init__(self, buffer: ReplayBuffer) -> None:
+        self.buffer = buffer
+        self._last = {str(k): int(v) for k, v in buffer.commit_meta.get(STREAMS_KEY, {}).items()}
+        self._broken: Exception | None = None
+
+    def last_seq(self, stream_id: str) -> int:
+        return self._last.get(stream_id, -1)
+
+    def commit(
+        self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
+        episode_ends: Sequence[tuple[int, bool]] = (),
+    ) -> None:
+        if self._broken is not None:
+            raise StorageError(f"an earlier commit failed ({self._broken}); restart the gateway "
+                               "so the buffer reopens at its last durable commit")
+        try:
+            self._commit(stream_id, first_seq, transitions, dict(episode_ends))
+        except Exception as exc:  # staged rows may linger in the buffer: refuse further commits
+            self._broken = exc
+            raise
+
+    def _commit(self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
+                ends: dict[int, bool]) -> None:
+        if first_seq - 1 in ends:  # the episode before this batch ended (the edge restarted)
+            self.buffer.end_episode(ends[first_seq - 1])
+        start = 0
+        for i in range(len(transitions)):
+            if first_seq + i in ends:
+                self.buffer.append(transitions[start:i + 1])
+                self.buffer.end_episode(ends[first_seq + i])
+                start = i + 1
+        if start < len(transitions):
+            self.buffer.append(transitions[start:])
+        marks = dict(self._last)
+        marks[stream_id] = max(marks.get(stream_id, -1), first_seq + len(transitions) - 1)
+        self.buffer.commit(meta={**self.buffer.commit_meta, STREAMS_KEY: marks})
+        self._last = marks
