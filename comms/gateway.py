@@ -77,6 +77,21 @@ class _Edge:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+def merge_contiguous(batches: list[TransitionBatch]) -> list[TransitionBatch]:
+    """Join batches of a stream that follow each other seamlessly, keeping stream order."""
+    merged: dict[str, list[TransitionBatch]] = {}
+    for batch in batches:
+        runs = merged.setdefault(batch.stream_id, [])
+        prev = runs[-1] if runs else None
+        if prev is not None and batch.first_seq == prev.first_seq + len(prev.transitions):
+            runs[-1] = TransitionBatch(prev.stream_id, prev.first_seq,
+                                       prev.transitions + batch.transitions,
+                                       prev.episode_ends + batch.episode_ends)
+        else:
+            runs.append(batch)
+    return [batch for runs in merged.values() for batch in runs]
+
+
 class Gateway:
     """Serves edges on `host:port` (ws, or wss with `ssl_context`) until `stop()`."""
 
@@ -255,10 +270,14 @@ class Gateway:
                                       self.timings.commit)
 
     async def _commit_loop(self, edge: _Edge) -> None:
+        """Group commit: everything queued while the last commit ran goes into the next one."""
         while True:
-            batch = await edge.batches.get()
-            last = await self._in_sink(lambda b=batch: self._commit_new(b))
-            await send(edge.ws, Ack(batch.stream_id, last), self.timings.send)
+            waiting = [await edge.batches.get()]
+            while not edge.batches.empty():
+                waiting.append(edge.batches.get_nowait())
+            for batch in merge_contiguous(waiting):
+                last = await self._in_sink(lambda b=batch: self._commit_new(b))
+                await send(edge.ws, Ack(batch.stream_id, last), self.timings.send)
 
     def _commit_new(self, batch: TransitionBatch) -> int:
         """Commit the part of `batch` the sink has not seen; return the stream's high-water mark."""

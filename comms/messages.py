@@ -113,8 +113,10 @@ class Hello(Message):
     streams: list[str]
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.edge_id, str) and 0 < len(self.edge_id) <= 128, "edge_id")
-        _require(isinstance(self.client_nonce, bytes) and len(self.client_nonce) >= 16, "nonce")
+        _require(isinstance(self.edge_id, str) and 0 < len(self.edge_id) <= 128,
+                 "edge_id must be a string of 1 to 128 characters")
+        _require(isinstance(self.client_nonce, bytes) and len(self.client_nonce) >= 16,
+                 "client_nonce must be at least 16 bytes")
         _require(all(isinstance(s, str) for s in self.streams), "streams must be strings")
 
 
@@ -167,7 +169,8 @@ class TransitionBatch(Message):
     episode_ends: tuple[tuple[int, bool], ...] = ()
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.first_seq, int) and self.first_seq >= 0, "first_seq")
+        _require(isinstance(self.first_seq, int) and self.first_seq >= 0,
+                 "first_seq must be a non-negative integer")
         last = self.first_seq + len(self.transitions) - 1
         for seq, _ in self.episode_ends:
             _require(self.first_seq - 1 <= seq <= last, f"episode end {seq} outside the batch")

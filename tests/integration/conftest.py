@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from comms_helpers import DIGEST, FAST, QUICK_BACKOFF, TOKEN, open_buffer
 
 from comms.edge_link import EdgeLink
 from comms.gateway import Gateway, GatewayThread, InferenceServer
 from comms.spool import Spool
 from robot_rl.runtime.buffer_sink import BufferSink
+from tests.integration.comms_helpers import DIGEST, FAST, QUICK_BACKOFF, TOKEN, open_buffer
 
 
 @pytest.fixture

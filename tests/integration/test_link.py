@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comms_helpers import OBS_SPEC, assert_exactly_once, numbered, open_buffer
 
 from comms.edge_link import EdgeLink
 from comms.gateway import GatewayThread
 from robot_rl.core import AuthError
+from tests.integration.comms_helpers import OBS_SPEC, assert_exactly_once, numbered, open_buffer
 
 
 def test_a_stream_arrives_exactly_once_with_its_episode_ends(
