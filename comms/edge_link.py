@@ -144,14 +144,16 @@ class EdgeLink:
 
     # -- the control loop's API --------------------------------------------------------------------
     def publish(self, stream_id: str, transitions: Sequence[Transition],
-                episode_ends: Mapping[int, bool] | None = None) -> int:
+                episode_ends: Mapping[int, bool] | None = None,
+                previous_end: bool | None = None) -> int:
         """Spool transitions (durable on return) for sending; `episode_ends` maps an index in
-        `transitions` to the success of the episode it ended. Returns the first seq."""
+        `transitions` to the success of the episode it ended; `previous_end` closes an episode
+        left open earlier (e.g. by a crash). Returns the first seq."""
         ends = episode_ends or {}
         items = [(encode(transition_to_body(t)), ends.get(i)) for i, t in enumerate(transitions)]
         if stream_id not in self._streams:
             raise CommsError(f"stream {stream_id!r} was not declared: pass it in streams=")
-        first = self.spool.append(stream_id, items)
+        first = self.spool.append(stream_id, items, previous_end)
         self.stats["published"] += len(items)
         if self._thread is not None and self._wake is not None:
             self._thread.loop.call_soon_threadsafe(self._wake.set)
@@ -308,8 +310,9 @@ class EdgeLink:
                     continue
                 body = {"stream_id": stream, "first_seq": entries[0].seq,
                         "transitions": [e.data for e in entries],
-                        "episode_ends": [[e.seq, e.episode_end] for e in entries
-                                         if e.episode_end is not None]}
+                        "episode_ends": [[e.seq - 1, e.previous_end] for e in entries
+                                         if e.previous_end is not None]
+                        + [[e.seq, e.episode_end] for e in entries if e.episode_end is not None]}
                 await send(ws, encode_envelope(TransitionBatch.kind, body), self.timings.send)
                 sent[stream] = entries[-1].seq
                 self.stats["sent"] += len(entries)

@@ -34,6 +34,7 @@ class SpoolEntry:
     seq: int
     data: bytes  # one encoded transition
     episode_end: bool | None  # None: the episode goes on; else its success
+    previous_end: bool | None = None  # set when the episode before this entry was left open
 
 
 @dataclass
@@ -41,6 +42,7 @@ class _Stream:
     next_seq: int = 0
     acked: int = -1
     entries: dict[int, tuple[int, int, bool | None]] | None = None  # seq -> offset, length, end
+    episode_open: bool = False  # the last entry did not end its episode
 
     def __post_init__(self) -> None:
         self.entries = {} if self.entries is None else self.entries
@@ -89,10 +91,12 @@ class Spool:
             for sid, nxt in rec["next"].items():
                 st = self._streams.setdefault(sid, _Stream())
                 st.next_seq, st.acked = int(nxt), int(rec["acked"][sid])
+                st.episode_open = bool(rec["open"][sid])
         elif kind == "item":
             st = self._streams.setdefault(rec["s"], _Stream())
             st.entries[rec["q"]] = (offset, length, rec["end"])
             st.next_seq = max(st.next_seq, rec["q"] + 1)
+            st.episode_open = rec["end"] is None
             self._pending_bytes += length
         elif kind == "ack":
             self._drop_acked(self._streams.setdefault(rec["s"], _Stream()), rec["q"])
@@ -120,8 +124,10 @@ class Spool:
             os.fsync(f.fileno())
         return spans
 
-    def append(self, stream_id: str, items: Sequence[tuple[bytes, bool | None]]) -> int:
-        """Number and durably store encoded transitions; returns the first sequence number."""
+    def append(self, stream_id: str, items: Sequence[tuple[bytes, bool | None]],
+               previous_end: bool | None = None) -> int:
+        """Number and durably store encoded transitions (with each one's episode end, if any);
+        `previous_end` closes an episode left open before them. Returns the first seq."""
         with self._lock:
             size = sum(len(data) for data, _ in items)
             if self._pending_bytes + size > self.max_pending_bytes:
@@ -133,10 +139,13 @@ class Spool:
             first = st.next_seq
             records = [{"k": "item", "s": stream_id, "q": first + i, "end": end, "t": data}
                        for i, (data, end) in enumerate(items)]
+            if previous_end is not None and records:
+                records[0]["pe"] = previous_end
             for i, (offset, length) in enumerate(self._write(records, sync=True)):
                 st.entries[first + i] = (offset, length, items[i][1])
                 self._pending_bytes += length
             st.next_seq = first + len(items)
+            st.episode_open = bool(items) and items[-1][1] is None
             return first
 
     def ack(self, stream_id: str, last_seq: int) -> None:
@@ -169,14 +178,15 @@ class Spool:
     def _rewrite(self) -> None:
         """Replace the file by a head record plus the unacked entries (atomic rename)."""
         head = {"k": "head", "next": {s: st.next_seq for s, st in self._streams.items()},
-                "acked": {s: st.acked for s, st in self._streams.items()}}
+                "acked": {s: st.acked for s, st in self._streams.items()},
+                "open": {s: st.episode_open for s, st in self._streams.items()}}
         records: list[dict] = [head]
         order: list[tuple[_Stream, int]] = []
-        for sid, st in self._streams.items():
+        for st in self._streams.values():
             for seq in sorted(st.entries):
                 offset, length, end = st.entries[seq]
-                records.append({"k": "item", "s": sid, "q": seq, "end": end,
-                                "t": self._read_data(offset, length)})
+                rec = self._read_record(offset, length)
+                records.append({**rec, "q": seq})
                 order.append((st, seq))
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
@@ -202,8 +212,8 @@ class Spool:
             v[1] for st in self._streams.values() for v in st.entries.values())
 
     # -- reading -----------------------------------------------------------------------------------
-    def _read_data(self, offset: int, length: int) -> bytes:
-        return decode(os.pread(self._file.fileno(), length, offset))["t"]
+    def _read_record(self, offset: int, length: int) -> dict:
+        return decode(os.pread(self._file.fileno(), length, offset))
 
     def pending(self, stream_id: str, after_seq: int, max_items: int, max_bytes: int
                 ) -> list[SpoolEntry]:
@@ -220,7 +230,8 @@ class Spool:
                 offset, length, end = st.entries[seq]
                 if out and total + length > max_bytes:
                     break
-                out.append(SpoolEntry(seq, self._read_data(offset, length), end))
+                rec = self._read_record(offset, length)
+                out.append(SpoolEntry(seq, rec["t"], end, rec.get("pe")))
                 total += length
                 seq += 1
             return out
@@ -238,6 +249,12 @@ class Spool:
         with self._lock:
             st = self._streams.get(stream_id)
             return -1 if st is None else st.acked
+
+    def episode_open(self, stream_id: str) -> bool:
+        """Whether the last transition spooled for the stream left its episode open."""
+        with self._lock:
+            st = self._streams.get(stream_id)
+            return st is not None and st.episode_open
 
     def pending_count(self) -> int:
         with self._lock:

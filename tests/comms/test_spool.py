@@ -78,3 +78,19 @@ def test_full_spool_refuses_with_a_reason(tmp_path: Path) -> None:
     spool.append("a", [(b"x" * 500, None)])
     with pytest.raises(SpoolFullError, match="unreachable too long"):
         spool.append("a", [(b"x" * 600, None)])
+
+
+def test_an_episode_left_open_is_remembered_and_closed_by_the_next_entry(tmp_path: Path) -> None:
+    path = tmp_path / "s.spool"
+    spool = Spool(path)
+    spool.append("a", [(b"x", None), (b"y", True)])
+    assert not spool.episode_open("a")
+    spool.append("a", [(b"z", None)])
+    spool.ack("a", 2)  # rewritten to a head record: the open episode must survive that
+    spool.close()
+    spool = Spool(path)
+    assert spool.episode_open("a")
+    spool.append("a", [(b"w", None)], previous_end=False)
+    spool.ack("a", 2)
+    entry = spool.pending("a", -1, 10, 1 << 20)[0]
+    assert (entry.seq, entry.previous_end, entry.episode_end) == (3, False, None)
