@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.integration.comms_helpers import FAST, QUICK_BACKOFF, TOKEN
 
 from buffer import ReplayBuffer
 from comms.edge_link import EdgeLink
@@ -24,6 +23,7 @@ from robot_rl.config import compose_session
 from robot_rl.core import Transition
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.session import build_robot
+from tests.integration.comms_helpers import FAST, QUICK_BACKOFF, TOKEN
 
 CLI = [sys.executable, "-m", "robot_rl.cli"]
 
