@@ -61,14 +61,16 @@ async def send(ws: Connection, frame: bytes | Message, timeout: float) -> None:
     """Send one frame or raise CommsError when the socket does not take it within `timeout`."""
     data = frame.encode() if isinstance(frame, Message) else frame
     try:
-        await asyncio.wait_for(ws.send(data), timeout)
+        async with asyncio.timeout(timeout):  # no extra task, unlike wait_for: this is hot
+            await ws.send(data)
     except TimeoutError:
         raise CommsError(f"sending a frame took over {timeout}s: the peer is not reading") from None
 
 
 async def receive(ws: Connection, timeout: float) -> Message:
     """The next message, decoded; TimeoutError when nothing arrives within `timeout`."""
-    frame = await asyncio.wait_for(ws.recv(), timeout)
+    async with asyncio.timeout(timeout):
+        frame = await ws.recv()
     return decode_message(frame)
 
 

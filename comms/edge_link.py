@@ -186,7 +186,8 @@ class EdgeLink:
             if self._ws is None:
                 raise CommsError("not connected")
             await send(self._ws, frame, deadline_s)
-            return await asyncio.wait_for(waiter, deadline_s)
+            async with asyncio.timeout(deadline_s):
+                return await waiter
         finally:
             self._waiting.pop(rid, None)
 
