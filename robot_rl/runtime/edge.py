@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from comms.connection import DEFAULT_TIMINGS, LinkTimings
 from comms.edge_link import EdgeLink
 from comms.messages import Control, spec_digest
 from comms.spool import Spool
@@ -80,6 +81,7 @@ class EdgeOptions:
     pace: bool = True  # keep real time at robot.control_hz
     drain: float = 30.0  # seconds to wait for the last acks before exiting
     ssl_context: Any = None
+    timings: LinkTimings = DEFAULT_TIMINGS
 
 
 class EdgeAgent:
@@ -101,7 +103,7 @@ class EdgeAgent:
         self.link = EdgeLink(
             options.gateway_url, token, self.stream, digest, self.spool, streams=[self.stream],
             ssl_context=options.ssl_context, on_hold=self._hold if remote else None,
-            on_control=self._control,
+            on_control=self._control, timings=options.timings,
         )
         self.source = ACTION_SOURCES.get(options.policy)(self)
         self._controls = {

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.integration.comms_helpers import ACTION_SPEC, OBS_SPEC, numbered
 
 from buffer import ReplayBuffer
 from comms.gateway import Gateway
 from comms.messages import TransitionBatch
 from robot_rl.core import StorageError
 from robot_rl.runtime.buffer_sink import BufferSink
+from tests.integration.comms_helpers import ACTION_SPEC, OBS_SPEC, numbered
 
 
 def sink_at(path: Path) -> BufferSink:
