@@ -102,6 +102,7 @@ class EdgeLink:
         self._thread: LoopThread | None = None
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
+        self._ack_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> EdgeLink:
@@ -128,6 +129,7 @@ class EdgeLink:
         if self._main is not None:
             self._main.cancel()
             await asyncio.gather(self._main, return_exceptions=True)
+        await asyncio.gather(*self._ack_tasks, return_exceptions=True)
 
     @property
     def connected(self) -> bool:
@@ -252,9 +254,9 @@ class EdgeLink:
     async def _serve(self, ws: ClientConnection, last_seqs: dict[str, int]) -> None:
         for stream, last in last_seqs.items():
             if last >= self.spool.next_seq(stream):
-                self.spool.rebase(stream, last)
+                await asyncio.to_thread(self.spool.rebase, stream, last)
             else:
-                self.spool.ack(stream, last)
+                await asyncio.to_thread(self.spool.ack, stream, last)
         self._ws, self._connected = ws, True
         self.stats["connects"] += 1
         log.info("edge link %s: connected to %s", self.edge_id, self.url)
@@ -305,8 +307,8 @@ class EdgeLink:
                 room = lim.window_items - (after - self.spool.acked(stream))
                 if room <= 0:
                     continue
-                entries = self.spool.pending(stream, after, min(room, lim.batch_items),
-                                             lim.batch_bytes)
+                entries = await asyncio.to_thread(  # disk I/O stays off the loop
+                    self.spool.pending, stream, after, min(room, lim.batch_items), lim.batch_bytes)
                 if not entries:
                     continue
                 body = {"stream_id": stream, "first_seq": entries[0].seq,
@@ -330,7 +332,14 @@ class EdgeLink:
             log.error("edge link %s: gateway acked seq %d of %s beyond what was sent",
                       self.edge_id, ack.last_seq, ack.stream_id)
             return
-        self.spool.ack(ack.stream_id, ack.last_seq)
+        task = asyncio.get_running_loop().create_task(self._apply_ack(ack))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _apply_ack(self, ack: Ack) -> None:
+        """Forget acked entries on a worker thread (an fsync must not stall heartbeats); acks
+        are monotonic, so their order does not matter."""
+        await asyncio.to_thread(self.spool.ack, ack.stream_id, ack.last_seq)
         self.stats["acked_batches"] += 1
         if self._wake is not None:
             self._wake.set()

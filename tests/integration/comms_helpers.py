@@ -16,7 +16,7 @@ TOKEN = b"integration-test-token-0123456789"
 OBS_SPEC = DictSpec({"state": ArraySpec((3,), "float32"), "image": ArraySpec((16, 16, 3), "uint8")})
 ACTION_SPEC = ArraySpec((2,), "float32", -1.0, 1.0)
 DIGEST = spec_digest(OBS_SPEC, ACTION_SPEC)
-FAST = LinkTimings(heartbeat=0.2, dead_after=1.0, handshake=3.0, send=3.0, commit=30.0)
+FAST = LinkTimings(heartbeat=0.2, dead_after=1.5, handshake=3.0, send=3.0, commit=30.0)
 QUICK_BACKOFF = Backoff(first=0.05, factor=2.0, cap=0.5)
 
 

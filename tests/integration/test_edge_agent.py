@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from tests.integration.comms_helpers import FAST, TOKEN
 
 from buffer import ReplayBuffer
 from comms.gateway import Gateway, GatewayThread
@@ -17,6 +16,7 @@ from robot_rl.config import compose_session
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
 from robot_rl.runtime.session import build_robot
+from tests.integration.comms_helpers import FAST, TOKEN
 
 
 class TowardsTarget:
