@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -56,27 +56,31 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "mean_ms": float(ms.mean()), "n": len(ms)}
 
 
-def time_link(port: int, rounds: int, warmup: int, tmp: Path) -> list[float]:
-    spool = Spool(tmp / f"edge-{port}.spool")
-    link = EdgeLink(f"ws://127.0.0.1:{port}", TOKEN, "bench", spec_digest(OBS_SPEC, ACTION_SPEC),
-                    spool, streams=["bench"]).start()
-    try:
+class LinkTimer:
+    """Round trips through an EdgeLink to the gateway, the way an edge control loop calls it."""
+
+    def __init__(self, port: int, tmp: Path) -> None:
+        self.spool = Spool(tmp / f"edge-{port}.spool")
+        self.link = EdgeLink(f"ws://127.0.0.1:{port}", TOKEN, "bench",
+                             spec_digest(OBS_SPEC, ACTION_SPEC), self.spool,
+                             streams=["bench"]).start()
         deadline = time.monotonic() + 10
-        while not link.connected and time.monotonic() < deadline:
+        while not self.link.connected and time.monotonic() < deadline:
             time.sleep(0.01)
-        obs = observation(np.random.default_rng(0))
+        self.obs = observation(np.random.default_rng(0))
+
+    def time(self, rounds: int) -> list[float]:
         samples = []
-        for i in range(warmup + rounds):
+        for i in range(rounds):
             t0 = time.perf_counter()
-            response = link.request_action("bench", obs, 2.0)
-            if response is None:
-                raise RuntimeError(f"round trip {i} missed a 2 s deadline: {link.stats}")
-            if i >= warmup:
-                samples.append(time.perf_counter() - t0)
+            if self.link.request_action("bench", self.obs, 2.0) is None:
+                raise RuntimeError(f"round trip {i} missed a 2 s deadline: {self.link.stats}")
+            samples.append(time.perf_counter() - t0)
         return samples
-    finally:
-        link.close()
-        spool.close()
+
+    def close(self) -> None:
+        self.link.close()
+        self.spool.close()
 
 
 async def _echo(ws: ServerConnection) -> None:
@@ -96,29 +100,49 @@ def start_echo() -> tuple[LoopThread, int]:
     return thread, thread.run(_serve_echo(), 5.0)
 
 
-async def _time_echo(port: int, frame: bytes, rounds: int, warmup: int) -> list[float]:
-    samples = []
-    async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None, proxy=None,
-                       ping_interval=None) as ws:
-        for i in range(warmup + rounds):
+class EchoTimer:
+    """Round trips of the same request bytes to the echo: plain asyncio, no protocol, no policy."""
+
+    def __init__(self, port: int, frame: bytes) -> None:
+        self.frame, self.loop = frame, asyncio.new_event_loop()
+        self.ws = self.loop.run_until_complete(connect(
+            f"ws://127.0.0.1:{port}", compression=None, max_size=None, proxy=None,
+            ping_interval=None))
+
+    async def _block(self, rounds: int) -> list[float]:
+        samples = []
+        for _ in range(rounds):
             t0 = time.perf_counter()
-            await ws.send(frame)
-            await ws.recv()
-            if i >= warmup:
-                samples.append(time.perf_counter() - t0)
-    return samples
+            await self.ws.send(self.frame)
+            await self.ws.recv()
+            samples.append(time.perf_counter() - t0)
+        return samples
+
+    def time(self, rounds: int) -> list[float]:
+        return self.loop.run_until_complete(self._block(rounds))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.ws.close())
+        self.loop.close()
 
 
-def through(port: int, profile: NetemProfile | None, run: Callable[[int], list[float]]
-            ) -> list[float]:
-    """Run a timing against `port` directly, or through the emulator with `profile`."""
-    if profile is None:
-        return run(port)
-    proxy = NetemProxy(port, profile).start()
+def compare(echo_port: int, gateway_port: int, frame: bytes, rounds: int, warmup: int,
+            tmp: Path) -> tuple[list[float], list[float]]:
+    """Echo and gateway timed in alternating blocks, so both see the same machine load."""
+    echo, link = EchoTimer(echo_port, frame), LinkTimer(gateway_port, tmp)
     try:
-        return run(proxy.port)
+        echo.time(warmup)
+        link.time(warmup)
+        echo_samples: list[float] = []
+        link_samples: list[float] = []
+        block = max(1, rounds // 10)
+        for _ in range(0, rounds, block):
+            echo_samples += echo.time(block)
+            link_samples += link.time(block)
+        return echo_samples, link_samples
     finally:
-        proxy.stop()
+        echo.close()
+        link.close()
 
 
 def main() -> int:
@@ -136,14 +160,20 @@ def main() -> int:
                                     inference=ConstantPolicy()))
     echo_thread, echo_port = start_echo()
     results: dict[str, dict[str, float]] = {}
+    proxies: list[NetemProxy] = []
     try:
         for name, profile, n in (("loopback", None, rounds),
                                  ("rtt50ms", NetemProfile(delay=0.025), wan_rounds)):
-            results[f"echo_{name}"] = percentiles(through(
-                echo_port, profile, lambda p, n=n: asyncio.run(_time_echo(p, frame, n, warmup))))
-            results[f"gateway_{name}"] = percentiles(through(
-                gateway.port, profile, lambda p, n=n: time_link(p, n, warmup, tmp)))
+            ports = [echo_port, gateway.port]
+            if profile is not None:
+                proxies += [NetemProxy(p, profile).start() for p in ports]
+                ports = [proxies[-2].port, proxies[-1].port]
+            echo, link = compare(ports[0], ports[1], frame, n, warmup, tmp)
+            results[f"echo_{name}"] = percentiles(echo)
+            results[f"gateway_{name}"] = percentiles(link)
     finally:
+        for proxy in proxies:
+            proxy.stop()
         gateway.stop()
         echo_thread.stop()
 

@@ -94,7 +94,7 @@ class EdgeLink:
         self.fatal_error: CommsError | None = None
         self._connected = False
         self._ids = itertools.count()
-        self._waiting: dict[int, asyncio.Future[ActionResponse]] = {}
+        self._waiting: dict[int, concurrent.futures.Future[ActionResponse]] = {}
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             Ack: self._on_ack, ActionResponse: self._on_response, Heartbeat: self._on_heartbeat,
             Control: self._on_control, Error: self._on_error,
@@ -170,28 +170,32 @@ class EdgeLink:
         start = time.monotonic()
         rid = next(self._ids)
         frame = ActionRequest(rid, robot_id, dict(obs), deadline_s).encode()
-        future = asyncio.run_coroutine_threadsafe(self._request(rid, frame, deadline_s),
-                                                  self._thread.loop)
+        reply: concurrent.futures.Future[ActionResponse] = concurrent.futures.Future()
+        self._waiting[rid] = reply  # the loop thread completes it: one thread hop each way
         try:
-            response = future.result(max(0.0, deadline_s - (time.monotonic() - start)))
-        except (concurrent.futures.TimeoutError, CommsError, ConnectionClosed):
-            future.cancel()
+            self._thread.loop.call_soon_threadsafe(self._send_request, frame, reply, deadline_s)
+            response = reply.result(max(0.0, deadline_s - (time.monotonic() - start)))
+        except (concurrent.futures.TimeoutError, CommsError):
             self.stats["deadline_missed"] += 1
             return None
+        finally:
+            self._waiting.pop(rid, None)
         self.stats["actions_received"] += 1
         return response
 
-    async def _request(self, rid: int, frame: bytes, deadline_s: float) -> ActionResponse:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = waiter
-        try:
-            if self._ws is None:
-                raise CommsError("not connected")
-            await send(self._ws, frame, deadline_s)
-            async with asyncio.timeout(deadline_s):
-                return await waiter
-        finally:
-            self._waiting.pop(rid, None)
+    def _send_request(self, frame: bytes, reply: concurrent.futures.Future[ActionResponse],
+                      deadline_s: float) -> None:
+        """On the loop: send a request; a failure to send fails its reply at once."""
+        if self._ws is None:
+            reply.set_exception(CommsError("not connected"))
+            return
+        task = asyncio.get_running_loop().create_task(send(self._ws, frame, deadline_s))
+
+        def failed(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None and not reply.done():
+                reply.set_exception(CommsError(f"sending the request failed: {done.exception()}"))
+
+        task.add_done_callback(failed)
 
     # -- connection manager ------------------------------------------------------------------------
     _ws: ClientConnection | None = None
@@ -217,6 +221,11 @@ class EdgeLink:
                 self.stats["disconnects"] += 1
                 log.warning("edge link %s: link down: %s", self.edge_id,
                             str(exc) or type(exc).__name__)
+            except Exception as exc:  # a bug: stop visibly instead of spooling forever in silence
+                log.exception("edge link %s: crashed", self.edge_id)
+                self.fatal_error = CommsError(f"the edge link crashed: {exc!r}")
+                self._lost("the edge link crashed")
+                return
             self._lost("link to the gateway is down")
             await asyncio.sleep(self.backoff.delay(attempt))
             attempt += 1
@@ -224,7 +233,15 @@ class EdgeLink:
     def _lost(self, why: str) -> None:
         was_connected, self._connected, self._ws = self._connected, False, None
         if was_connected and self.on_hold is not None:
-            self.on_hold(why)
+            self._callback(self.on_hold, why)
+
+    def _callback(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run a user callback; its failure is logged and counted, never fatal to the link."""
+        try:
+            fn(arg)
+        except Exception:
+            self.stats["callback_errors"] += 1
+            log.exception("edge link %s: callback %s failed", self.edge_id, fn)
 
     async def _handshake(self, ws: ClientConnection) -> dict[str, int]:
         client_nonce = auth.new_nonce()
@@ -346,10 +363,12 @@ class EdgeLink:
 
     def _on_response(self, response: ActionResponse) -> None:
         waiter = self._waiting.get(response.request_id)
-        if waiter is None or waiter.done():
+        try:
+            if waiter is None:
+                raise concurrent.futures.InvalidStateError
+            waiter.set_result(response)
+        except concurrent.futures.InvalidStateError:
             self.stats["late_responses"] += 1
-            return
-        waiter.set_result(response)
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1
@@ -357,7 +376,7 @@ class EdgeLink:
     def _on_control(self, control: Control) -> None:
         self.stats[f"control_{control.command}"] += 1
         if self.on_control is not None:
-            self.on_control(control)
+            self._callback(self.on_control, control)
 
     def _on_error(self, error: Error) -> None:
         log.warning("edge link %s: gateway reports %s: %s", self.edge_id, error.code, error.reason)

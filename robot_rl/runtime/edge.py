@@ -159,6 +159,13 @@ class EdgeAgent:
             self.robot.disconnect()
         return self.stats
 
+    def _wait_released(self) -> None:
+        """An engaged e-stop blocks the next reset until the operator releases it."""
+        while self.robot.estopped or not self._running.is_set():
+            if self.link.fatal_error is not None:
+                raise self.link.fatal_error
+            time.sleep(0.05)
+
     def _step_pause(self, started: float) -> None:
         if self.options.pace:
             period = 1.0 / float(self.cfg.robot.control_hz)
@@ -167,6 +174,7 @@ class EdgeAgent:
     def _episode(self) -> None:
         cfg, episode_id = self.cfg, self._next_episode_id()
         left_open = self.spool.episode_open(self.stream)  # a crash interrupted the last episode
+        self._wait_released()
         with self._lock:
             obs = self.robot.reset()
         self._reset_requested.clear()
