@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from buffer import ReplayBuffer
 from comms.sink import TransitionSink
 from robot_rl.core import StorageError, Transition
+
+log = logging.getLogger(__name__)
 
 STREAMS_KEY = "streams"
 
@@ -19,6 +22,7 @@ class BufferSink(TransitionSink):
         self.buffer = buffer
         self._last = {str(k): int(v) for k, v in buffer.commit_meta.get(STREAMS_KEY, {}).items()}
         self._broken: Exception | None = None
+        self._open_stream: str | None = None  # whose episode is open in the buffer, if known
 
     def last_seq(self, stream_id: str) -> int:
         return self._last.get(stream_id, -1)
@@ -38,6 +42,10 @@ class BufferSink(TransitionSink):
 
     def _commit(self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
                 ends: dict[int, bool]) -> None:
+        if transitions and self._open_stream not in (None, stream_id):
+            log.warning("streams %s and %s interleave inside one open episode of %s: the buffer "
+                        "keeps one open episode, so their episode table will mix them",
+                        self._open_stream, stream_id, self.buffer.storage.path)
         if first_seq - 1 in ends:  # the episode before this batch ended (the edge restarted)
             self.buffer.end_episode(ends[first_seq - 1])
         start = 0
@@ -52,3 +60,6 @@ class BufferSink(TransitionSink):
         marks[stream_id] = max(marks.get(stream_id, -1), first_seq + len(transitions) - 1)
         self.buffer.commit(meta={**self.buffer.commit_meta, STREAMS_KEY: marks})
         self._last = marks
+        last = first_seq + len(transitions) - 1
+        if transitions:
+            self._open_stream = None if last in ends else stream_id

@@ -121,3 +121,19 @@ def test_wss_with_a_self_signed_certificate(
     assert link.wait_acked(10.0), link.stats
     gw.stop()
     assert_exactly_once(tmp_path / "buffer", 20)
+
+
+def test_a_spec_mismatch_is_refused_after_auth_with_both_digests(
+        tmp_path: Path, start_gateway: Callable[..., GatewayThread],
+        make_link: Callable[..., EdgeLink]) -> None:
+    gw = start_gateway()
+    link = make_link(f"ws://127.0.0.1:{gw.port}")
+    link.close()
+    link.spec_digest = "0000000000000000"
+    link.start()
+    deadline = time.monotonic() + 5
+    while link.fatal_error is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert link.fatal_error is not None
+    assert "spec digest mismatch: edge 0000000000000000" in str(link.fatal_error)
+    assert gw.gateway.stats["rejected_protocol"] == 1
