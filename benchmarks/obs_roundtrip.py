@@ -19,7 +19,6 @@ from common import print_table, report, target
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from buffer import ReplayBuffer
 from comms.connection import LoopThread
 from comms.edge_link import EdgeLink
 from comms.gateway import Gateway, GatewayThread
@@ -155,7 +154,7 @@ def main() -> int:
     frame = ActionRequest(0, "bench", observation(np.random.default_rng(0)), 2.0).encode()
 
     tmp = Path(tempfile.mkdtemp(prefix="obs-roundtrip-"))
-    sink = BufferSink(ReplayBuffer(tmp / "buffer", OBS_SPEC, ACTION_SPEC))
+    sink = BufferSink(tmp / "buffer", OBS_SPEC, ACTION_SPEC)
     gateway = GatewayThread(Gateway(sink, TOKEN, spec_digest(OBS_SPEC, ACTION_SPEC),
                                     inference=ConstantPolicy()))
     echo_thread, echo_port = start_echo()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from buffer import ReplayBuffer
 from comms.sink import TransitionSink
-from robot_rl.core import StorageError, Transition
+from robot_rl.core import ArraySpec, DictSpec, StorageError, Transition
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,11 @@ class BufferSink(TransitionSink):
     """Commits stream batches to `buffer`; each commit stores {"streams": {id: last_seq}} in the
     same atomic record as the rows, so a crash can never separate data from its sequence number."""
 
-    def __init__(self, buffer: ReplayBuffer) -> None:
-        self.buffer = buffer
-        self._last = {str(k): int(v) for k, v in buffer.commit_meta.get(STREAMS_KEY, {}).items()}
+    def __init__(self, path: Path, obs_spec: DictSpec, action_spec: ArraySpec) -> None:
+        self.buffer = ReplayBuffer(path, obs_spec, action_spec)
+        self.obs_spec, self.action_spec = obs_spec, action_spec
+        marks = self.buffer.commit_meta.get(STREAMS_KEY, {})
+        self._last = {str(k): int(v) for k, v in marks.items()}
         self._broken: Exception | None = None
         self._open_stream: str | None = None  # whose episode is open in the buffer, if known
 
@@ -34,6 +37,11 @@ class BufferSink(TransitionSink):
         if self._broken is not None:
             raise StorageError(f"an earlier commit failed ({self._broken}); restart the gateway "
                                "so the buffer reopens at its last durable commit")
+        for i, t in enumerate(transitions):  # bad data is refused before anything is staged
+            where = f"stream {stream_id} seq {first_seq + i}"
+            self.obs_spec.validate(t.obs, f"{where} obs")
+            self.obs_spec.validate(t.next_obs, f"{where} next_obs")
+            self.action_spec.validate(t.action, f"{where} action")
         try:
             self._commit(stream_id, first_seq, transitions, dict(episode_ends))
         except Exception as exc:  # staged rows may linger in the buffer: refuse further commits

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 import numpy as np
 from omegaconf import DictConfig
 
-from buffer import ReplayBuffer
 from comms.gateway import Gateway
 from comms.messages import spec_digest
 from policies import Policy
@@ -41,7 +40,7 @@ def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port
     """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
     arm, _ = build_robot(cfg)
     obs_spec, action_spec = arm.observation_spec, arm.action_spec
-    sink = BufferSink(ReplayBuffer(run.buffer, obs_spec, action_spec))
+    sink = BufferSink(run.buffer, obs_spec, action_spec)
     inference = None
     if serve_policy:
         algo = build_algorithm(cfg, arm)

@@ -11,7 +11,14 @@ from comms.edge_link import EdgeLink
 from comms.gateway import Gateway, GatewayThread, InferenceServer
 from comms.spool import Spool
 from robot_rl.runtime.buffer_sink import BufferSink
-from tests.integration.comms_helpers import DIGEST, FAST, QUICK_BACKOFF, TOKEN, open_buffer
+from tests.integration.comms_helpers import (
+    ACTION_SPEC,
+    DIGEST,
+    FAST,
+    OBS_SPEC,
+    QUICK_BACKOFF,
+    TOKEN,
+)
 
 
 @pytest.fixture
@@ -21,7 +28,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayThread]]:
 
     def start(port: int = 0, inference: InferenceServer | None = None, **kwargs: object
               ) -> GatewayThread:
-        sink = BufferSink(open_buffer(tmp_path / "buffer"))
+        sink = BufferSink(tmp_path / "buffer", OBS_SPEC, ACTION_SPEC)
         gw = GatewayThread(Gateway(sink, kwargs.pop("token", TOKEN), DIGEST,  # type: ignore[arg-type]
                                    inference=inference, port=port, timings=FAST, **kwargs))
         started.append(gw)

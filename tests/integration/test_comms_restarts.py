@@ -110,7 +110,7 @@ def edge_process(tmp_path: Path, port: int, episodes: int) -> subprocess.Popen[s
 @pytest.mark.slow
 def test_sigkilled_edge_restarts_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
     obs_spec, action_spec = reach_specs()
-    sink = BufferSink(ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec))
+    sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
     gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec), timings=FAST))
     try:
         edge = edge_process(tmp_path, gw.port, episodes=1000)

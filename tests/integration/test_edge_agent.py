@@ -40,7 +40,7 @@ def test_remote_policy_estop_from_the_gateway_and_hold_when_the_link_dies(tmp_pa
     cfg = compose_session(["task=reach", "task.max_steps=20", "robot.control_hz=50"])
     arm, _ = build_robot(cfg)
     obs_spec, action_spec = arm.observation_spec, arm.action_spec
-    sink = BufferSink(ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec))
+    sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
     gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
                                inference=TowardsTarget(), timings=FAST))
     agent = EdgeAgent(cfg, TOKEN, EdgeOptions(

@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from buffer import ReplayBuffer
 from comms.gateway import Gateway
 from comms.messages import TransitionBatch
-from robot_rl.core import StorageError
+from robot_rl.core import SpecError, StorageError
 from robot_rl.runtime.buffer_sink import BufferSink
 from tests.integration.comms_helpers import ACTION_SPEC, OBS_SPEC, numbered
 
 
 def sink_at(path: Path) -> BufferSink:
-    return BufferSink(ReplayBuffer(path, OBS_SPEC, ACTION_SPEC))
+    return BufferSink(path, OBS_SPEC, ACTION_SPEC)
 
 
 def test_marks_survive_reopening_and_are_per_stream(tmp_path: Path) -> None:
@@ -65,3 +64,13 @@ def test_a_failed_commit_refuses_later_commits_until_restart(
     with pytest.raises(StorageError, match="restart the gateway"):
         sink.commit("a", 1, [numbered(1)])
     assert len(sink_at(tmp_path / "b").buffer) == 0
+
+
+def test_transitions_off_the_spec_are_refused_before_anything_is_staged(tmp_path: Path) -> None:
+    sink = sink_at(tmp_path / "b")
+    bad = numbered(1)
+    bad = type(bad)(**{**vars(bad), "action": np.zeros(7, np.float32)})
+    with pytest.raises(SpecError, match=r"stream a seq 1 action: expected shape \(2,\)"):
+        sink.commit("a", 0, [numbered(0), bad])
+    sink.commit("a", 0, [numbered(0)])  # the sink is not broken by bad input
+    assert len(sink.buffer) == 1 and sink.last_seq("a") == 0

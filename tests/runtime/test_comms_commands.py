@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from buffer import ReplayBuffer
 from comms.auth import TOKEN_ENV
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import spec_digest
@@ -47,7 +46,7 @@ def test_an_edge_with_the_wrong_token_exits_with_the_gateways_reason(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     arm, _ = build_robot(compose_session(["task=reach"]))
     digest = spec_digest(arm.observation_spec, arm.action_spec)
-    sink = BufferSink(ReplayBuffer(tmp_path / "buffer", arm.observation_spec, arm.action_spec))
+    sink = BufferSink(tmp_path / "buffer", arm.observation_spec, arm.action_spec)
     gw = GatewayThread(Gateway(sink, TOKEN, digest, timings=FAST))
     try:
         code = main(["edge", "--gateway", f"ws://127.0.0.1:{gw.port}", "--token-file",
