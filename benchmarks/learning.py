@@ -205,8 +205,8 @@ def part_rlpd_vs_sac(args: argparse.Namespace) -> Results:
                         demos=20, intervener=intervener) for s in range(args.seeds)]
     sac = [run_session(args.work / f"sac-sparse-{s}", [*common, "algo=sac", f"seed={s}"])
            for s in range(args.seeds)]
-    results = [curves("rlpd+20 demos+interventions", rlpd, budget, window),
-               curves("sac", sac, budget, window)]
+    results = [curves("rlpd+20 demos+interventions (sparse)", rlpd, budget, window),
+               curves("sac (sparse)", sac, budget, window)]
     print_curves(f"reach, sparse reward, {args.seeds} seeds, {budget} env steps", results)
     reach = {"rlpd": results[0], "sac": results[1],
              "final_ratio_rlpd_over_sac": results[0]["final"] / max(results[1]["final"], 1e-9)}
