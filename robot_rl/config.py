@@ -46,6 +46,7 @@ class LearnerConfig:
     batch_size: int = 256
     warmup_steps: int = 500
     updates_per_step: int = 1
+    threads: int = 1
 
 
 @dataclass

@@ -210,8 +210,10 @@ class Session:
 
     # -- the loop --------------------------------------------------------------------------------
     def run_until_budget(self) -> Counters:
+        import torch
         from torch.utils.tensorboard import SummaryWriter  # slow import, only when training
 
+        torch.set_num_threads(self.cfg.learner.threads)
         budget = self.cfg.run.env_steps
         self.robot.connect()
         specs = (self.robot.observation_spec, self.robot.action_spec)
