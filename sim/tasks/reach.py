@@ -47,9 +47,11 @@ class ReachTask(Task):
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:
         return {"target_pos": self._target(model, data).astype(np.float32)}
 
-    def restore(self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]) -> None:
+    def restore(
+        self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]
+    ) -> None:
         self._target(model, data)[:] = obs["target_pos"]
 
     def evaluate(self, model: mujoco.MjModel, data: mujoco.MjData) -> TaskOutcome:
-        dist = float(np.linalg.norm(data.site("ee").xpos - self._target(model, data)))
+        dist = float(np.linalg.norm(data.site_xpos[self.ee_site] - self._target(model, data)))
         return TaskOutcome(dense_reward=-dist, success=dist < self.tolerance)
