@@ -57,7 +57,7 @@ class ZarrStorage:
             self._create(chunk)
         else:
             self._check_schema()
-        self.steps, self.episodes = self._read_commit()
+        self.steps, self.episodes, self.meta = self._read_commit()
         self._truncate_to_commit()
 
     @classmethod
@@ -93,7 +93,7 @@ class ZarrStorage:
             "observation_spec": self.obs_spec.to_json(),
             "action_spec": self.action_spec.to_json(),
         })
-        _write_json_atomic(self.path / COMMIT_FILE, {"steps": 0, "episodes": 0})
+        _write_json_atomic(self.path / COMMIT_FILE, {"steps": 0, "episodes": 0, "meta": {}})
 
     def _check_schema(self) -> None:
         version = self.group.attrs.get("schema_version")
@@ -109,10 +109,10 @@ class ZarrStorage:
                 "start a new run directory for a different robot or task"
             )
 
-    def _read_commit(self) -> tuple[int, int]:
+    def _read_commit(self) -> tuple[int, int, dict[str, Any]]:
         try:
             record = json.loads((self.path / COMMIT_FILE).read_text())
-            return int(record["steps"]), int(record["episodes"])
+            return int(record["steps"]), int(record["episodes"]), dict(record.get("meta", {}))
         except (OSError, ValueError, KeyError) as exc:
             raise StorageError(f"{self.path / COMMIT_FILE}: unreadable commit record ({exc})") from exc
 
@@ -127,8 +127,14 @@ class ZarrStorage:
                 arr.resize((self.episodes,))
 
     # -- writing ---------------------------------------------------------------------------------
-    def append(self, steps: dict[str, np.ndarray], episodes: dict[str, np.ndarray]) -> None:
-        """Append columns (same length within each group of fields) and commit them atomically."""
+    def append(
+        self, steps: dict[str, np.ndarray], episodes: dict[str, np.ndarray],
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Append columns (same length within each group of fields) and commit them atomically.
+
+        `meta` (JSON) is stored in the same commit record, e.g. a stream's acked sequence number.
+        """
         n = len(next(iter(steps.values()))) if steps else 0
         e = len(next(iter(episodes.values()))) if episodes else 0
         for name, values in steps.items():
@@ -141,7 +147,10 @@ class ZarrStorage:
             arr[self.episodes : self.episodes + e] = values
         self.steps += n
         self.episodes += e
-        _write_json_atomic(self.path / COMMIT_FILE, {"steps": self.steps, "episodes": self.episodes})
+        if meta is not None:
+            self.meta = dict(meta)
+        record = {"steps": self.steps, "episodes": self.episodes, "meta": self.meta}
+        _write_json_atomic(self.path / COMMIT_FILE, record)
 
     # -- reading ---------------------------------------------------------------------------------
     def read_steps(self) -> dict[str, np.ndarray]:

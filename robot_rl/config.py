@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from robot_rl.core import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -99,7 +102,17 @@ def config_dir() -> Path:
 
 def _one_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return "; ".join(lines[:2]) if lines else type(exc).__name__
+    text = "; ".join(ln for ln in lines[:2] if not ln.startswith(("full_key:", "object_type=")))
+    key = getattr(exc, "full_key", None)
+    return f"{key}: {text}" if key and key not in text else (text or type(exc).__name__)
+
+
+def typed_params(schema: type[T], params: Any, where: str) -> T:
+    """Build the dataclass `schema` from a config section; unknown keys or bad types raise."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), params))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{where}.{_one_line(exc)}") from None
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
@@ -121,7 +134,16 @@ def compose_session(overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = compose(config_name="config", overrides=overrides)
+    except MissingConfigException as exc:
+        group = (exc.missing_cfg_file or "").split("/")[0]
+        choices = ", ".join(exc.options or [])
+        raise ConfigError(f"bad override: {exc.missing_cfg_file} does not exist; "
+                          f"choose {group}= one of: {choices}") from None
     except (HydraException, OmegaConfBaseException) as exc:
+        unknown = re.search(r"Could not override '([^']+)'", str(exc))
+        if unknown:
+            raise ConfigError(f"bad override: unknown key '{unknown.group(1)}'; check its spelling "
+                              f"against {config_dir()}") from None
         raise ConfigError(f"bad override: {_one_line(exc)}") from None
     return validate(cfg)
 

@@ -43,9 +43,10 @@ class Train(Command):
     def run(self, args: argparse.Namespace) -> int:
         run, cfg = resolve_config(args.overrides)
         resumed = run.exists
+        session = Session(cfg, run)  # builds robot and learner: config errors surface here
         run.save_config(cfg)
         print(f"{'resuming' if resumed else 'starting'} run in {run.root}", flush=True)
-        Session(cfg, run).run_until_budget()
+        session.run_until_budget()
         info = summarize(run)
         print(f"success rate (last 20 episodes): {info['success_rate_last_20']:.2f}  "
               f"episodes: {info['episodes']}  env steps: {info['env_steps']}  "

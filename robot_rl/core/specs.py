@@ -104,7 +104,9 @@ class DictSpec:
     def items(self) -> Iterator[tuple[str, ArraySpec]]:
         return iter(self.fields.items())
 
-    def validate(self, value: Mapping[str, Any], name: str = "observation") -> dict[str, np.ndarray]:
+    def validate(
+        self, value: Mapping[str, Any], name: str = "observation"
+    ) -> dict[str, np.ndarray]:
         """Return a dict of validated arrays, or raise SpecError naming the bad or missing key."""
         if not isinstance(value, Mapping):
             raise SpecError(f"{name}: expected a mapping of arrays, got {type(value).__name__}")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from buffer import ReplayBuffer
 from hal import SafeRobot, SafetyLimits
 from policies import ALGORITHMS, SACConfig
+from robot_rl.config import typed_params
 from robot_rl.core import (
     Batch,
     ConfigError,
@@ -89,11 +90,7 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
         algo_cls = ALGORITHMS.get(cfg.algo.name)
     except RegistryError as exc:
         raise ConfigError(str(exc)) from None
-    schema = ALGO_CONFIGS[cfg.algo.name]
-    try:
-        params = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg.algo.params))
-    except Exception as exc:  # omegaconf raises several unrelated types for bad values
-        raise ConfigError(f"algo.params: {str(exc).splitlines()[0]}") from None
+    params = typed_params(ALGO_CONFIGS[cfg.algo.name], cfg.algo.params, "algo.params")
     params.hidden = tuple(params.hidden)
     return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 

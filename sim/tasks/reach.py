@@ -12,7 +12,11 @@ from sim.tasks.registry import TASKS
 
 @TASKS.register("reach")
 class ReachTask(Task):
-    """Success when the pinch point is within `tolerance` metres of the target."""
+    """Success when the pinch point is within `tolerance` metres of the target.
+
+    The dense reward is minus the distance times `dense_scale`, so per-step progress is not
+    drowned by SAC's entropy bonus.
+    """
 
     name = "reach"
 
@@ -20,11 +24,13 @@ class ReachTask(Task):
         self,
         max_steps: int = 50,
         tolerance: float = 0.04,
+        dense_scale: float = 10.0,
         target_low: tuple[float, float, float] = (0.15, -0.2, 0.08),
         target_high: tuple[float, float, float] = (0.4, 0.2, 0.35),
     ) -> None:
         self.max_steps = max_steps
         self.tolerance = tolerance
+        self.dense_scale = dense_scale
         self.target_low = np.asarray(target_low)
         self.target_high = np.asarray(target_high)
 
@@ -54,4 +60,4 @@ class ReachTask(Task):
 
     def evaluate(self, model: mujoco.MjModel, data: mujoco.MjData) -> TaskOutcome:
         dist = float(np.linalg.norm(data.site_xpos[self.ee_site] - self._target(model, data)))
-        return TaskOutcome(dense_reward=-dist, success=dist < self.tolerance)
+        return TaskOutcome(dense_reward=-self.dense_scale * dist, success=dist < self.tolerance)
