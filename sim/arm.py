@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -18,11 +20,21 @@ from sim.tasks.base import Task, TaskOutcome
 
 log = logging.getLogger(__name__)
 
+ARM_ROOT = "root"  # the arm's base body, renamed so every arm's root is `arm/root`
 CAMERAS = {"wrist_cam": PREFIX + "wrist_cam", "side_cam": "side_cam"}  # name -> MJCF camera
+
+UNSTABLE_WARNINGS = {  # MuJoCo resets the state itself on these; we turn them into a FAULT
+    "bad positions": mujoco.mjtWarning.mjWARN_BADQPOS,
+    "bad velocities": mujoco.mjtWarning.mjWARN_BADQVEL,
+    "bad accelerations": mujoco.mjtWarning.mjWARN_BADQACC,
+}
 
 SCENE = """<mujoco model="robot_rl_scene">
   <option timestep="0.002" integrator="implicitfast"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
+  <visual>
+    <global offwidth="640" offheight="480"/>
+    <quality shadowsize="1024" offsamples="2"/>
+  </visual>
   <asset>
     <texture name="grid" type="2d" builtin="checker" rgb1=".55 .55 .5" rgb2=".45 .45 .4"
              width="256" height="256"/>
@@ -30,12 +42,24 @@ SCENE = """<mujoco model="robot_rl_scene">
   </asset>
   <worldbody>
     <light pos="0.3 -0.5 1.5" dir="0 0.3 -1" diffuse="0.8 0.8 0.8"/>
-    <light pos="-0.3 0.4 1.2" dir="0.3 -0.2 -1" diffuse="0.3 0.3 0.3"/>
+    <light pos="-0.3 0.4 1.2" dir="0.3 -0.2 -1" diffuse="0.3 0.3 0.3" castshadow="false"/>
     <geom name="table" type="plane" size="1 1 0.05" material="table"/>
     <camera name="side_cam" pos="0.22 -0.68 0.45" xyaxes="1 0 0 0 0.55 0.835" fovy="60"/>
     {task}
   </worldbody>
 </mujoco>"""
+
+
+@functools.lru_cache(maxsize=16)
+def compile_scene(arm: str, task_xml: str) -> mujoco.MjModel:
+    """The scene with `arm` attached under `arm/` and the task's objects (cached: meshes are slow)."""
+    model = ARMS.get(arm)()
+    scene = mujoco.MjSpec.from_string(SCENE.format(task=task_xml))
+    frame = scene.worldbody.add_frame(pos=list(model.base_pos))
+    root = model.build_spec().worldbody.first_body()
+    root.name = ARM_ROOT
+    frame.attach_body(root, PREFIX, "")
+    return scene.compile()
 
 
 def _yaw_quat(yaw: float) -> np.ndarray:
@@ -107,11 +131,8 @@ class MujocoArm(Robot):
     def connect(self) -> None:
         if self.model is not None:
             return
-        scene = mujoco.MjSpec.from_string(SCENE.format(task=self.task.scene_xml()))
-        frame = scene.worldbody.add_frame(pos=list(self.arm.base_pos))
-        arm_root = self.arm.build_spec().worldbody.first_body()
-        frame.attach_body(arm_root, PREFIX, "")
-        self.model = m = scene.compile()
+        # Each arm gets its own copy: domain randomization edits the model.
+        self.model = m = copy.copy(compile_scene(self.arm.name, self.task.scene_xml()))
         self.data = mujoco.MjData(m)
         self._substeps = max(1, round(1.0 / (self.control_hz * m.opt.timestep)))
         arm = self.arm
@@ -121,7 +142,7 @@ class MujocoArm(Robot):
         self._arm_act = np.array([m.actuator(PREFIX + a).id for a in arm.arm_actuators])
         self._grip_act = np.array([m.actuator(PREFIX + a).id for a in arm.gripper_actuators])
         self._grip_q = np.array([m.joint(PREFIX + j).qposadr[0] for j in arm.gripper_joints])
-        root_id = m.body(arm_root.name).id
+        root_id = m.body(PREFIX + ARM_ROOT).id
         arm_bodies = {b for b in range(m.nbody) if self._descends(b, root_id)}
         self._randomizer = (DomainRandomizer(m, arm_bodies, self.randomize)
                             if self.randomize is not None else None)
@@ -208,9 +229,10 @@ class MujocoArm(Robot):
     def _step_physics(self, n: int) -> None:
         m, d = self._require()
         mujoco.mj_step(m, d, nstep=n)
-        unstable = d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
-        if unstable or not np.all(np.isfinite(d.qpos)):
-            self._fault = "physics became unstable (bad accelerations); reset required"
+        bad = [name for name, kind in UNSTABLE_WARNINGS.items() if d.warning[kind].number > 0]
+        if bad or not np.all(np.isfinite(d.qpos)):
+            self._fault = f"physics became unstable ({', '.join(bad) or 'non-finite state'}); " \
+                          "reset required"
             log.error("%s: %s; holding until reset", self.robot_id, self._fault)
 
     def reset(self) -> Observation:
