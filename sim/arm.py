@@ -52,7 +52,7 @@ SCENE = """<mujoco model="robot_rl_scene">
 
 @functools.lru_cache(maxsize=16)
 def compile_scene(arm: str, task_xml: str) -> mujoco.MjModel:
-    """The scene with `arm` attached under `arm/` and the task's objects (cached: meshes are slow)."""
+    """The scene: `arm` attached under `arm/` plus the task objects (cached: meshes load slowly)."""
     model = ARMS.get(arm)()
     scene = mujoco.MjSpec.from_string(SCENE.format(task=task_xml))
     frame = scene.worldbody.add_frame(pos=list(model.base_pos))

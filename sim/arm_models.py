@@ -126,7 +126,7 @@ class SO101(ArmModel):
             spec.geom(pad).contype = 1
             spec.geom(pad).conaffinity = 1
         pos, quat = self._ee_frame(spec)
-        spec.body("gripper").add_site(name="ee", pos=pos, quat=quat, size=[0.006])
+        spec.body("gripper").add_site(name="ee", pos=pos, quat=quat, size=[0.006], group=4)
         _add_wrist_camera(spec.body("gripper"), pos, quat)
         return spec
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from sim.experts.base import EXPERTS, Expert, wrap_quarter
 from sim.tasks.objects import yaw_of
-from sim.tasks.peg_insertion import HOLE_DEPTH, PEG_HALF_LENGTH
+from sim.tasks.peg_insertion import HOLE_DEPTH
 
 OPEN, CLOSE = -1.0, 1.0
 
@@ -32,8 +32,9 @@ class PushExpert(Expert):
         line = goal - obj
         direction = line / max(np.linalg.norm(line), 1e-6)
         behind = obj - direction * 0.055
+        rel = ee[:2] - obj
         off_line = np.linalg.norm(ee[:2] - behind) if self.phase != "push" else abs(
-            np.cross(direction, ee[:2] - obj))
+            direction[0] * rel[1] - direction[1] * rel[0])
         if self.phase == "push" and (off_line > 0.02 or np.dot(ee[:2] - obj, direction) > 0):
             self.phase = "approach"  # lost the block: go round again
         if self.phase != "push":
@@ -81,20 +82,26 @@ class PickCubeExpert(Expert):
 
 @EXPERTS.register("peg_insertion")
 class PegInsertionExpert(Expert):
-    """Lines the held peg up over the hole (position and yaw), then lowers it in slowly."""
+    """Lines the peg's tip up over the hole (position and yaw), then lowers it in slowly.
+
+    A tip that catches on the rim is lifted clear and lined up again.
+    """
+
+    clear = HOLE_DEPTH + 0.012  # tip height for lining up
+    aligned = 0.0012  # metres
+    descent = -0.012  # metres per step
 
     def plan(self) -> np.ndarray:
-        s = self.arm.task_state()
-        peg, hole = s["object_pos"], s["goal_pos"]
+        task, s = self.arm.task, self.arm.task_state()
+        tip = task.tip(self.arm.data)
         yaw_err = wrap_quarter(-yaw_of(s["object_quat"]))
-        xy = hole[:2] - peg[:2]
-        tip = peg[2] - PEG_HALF_LENGTH
-        above = HOLE_DEPTH + 0.012
-        if np.linalg.norm(xy) > 0.0012 or abs(yaw_err) > 0.03:
-            dz = above - tip if tip < above - 0.002 else max(above - tip, -0.01)
-            move = np.clip(np.array([*xy, dz]) / self.arm.translation_scale * 1.2, -1, 1)
-            if tip < HOLE_DEPTH:  # already inside: only small corrections, no lifting out
-                move[2] = -0.1
-            return self.command(move, self.turn_toward(yaw_err), CLOSE)
-        move = np.clip(np.array([*xy, -0.012]) / self.arm.translation_scale * 1.2, -1, 1)
+        xy = s["goal_pos"][:2] - tip[:2]
+        off = float(np.linalg.norm(xy))
+        if tip[2] < HOLE_DEPTH + 0.002 and off > task.clearance + 0.0005:
+            dz = self.clear - tip[2]  # caught on the rim: back out
+        elif off > self.aligned or abs(yaw_err) > 0.03:
+            dz = float(np.clip(self.clear - tip[2], -0.01, 0.02)) if tip[2] > HOLE_DEPTH else 0.0
+        else:
+            dz = self.descent
+        move = np.clip(np.array([*xy, dz]) / self.arm.translation_scale * 1.2, -1, 1)
         return self.command(move, self.turn_toward(yaw_err), CLOSE)

@@ -54,7 +54,7 @@ class PegInsertionTask(ObjectTask):
             '<body name="goal" mocap="true" pos="0.26 0 0">' + "".join(walls) + "</body>"
             f'<body name="object" pos="0.26 0 0.2"><freejoint/>'
             f'<geom name="object" type="box" size="{PEG_HALF} {PEG_HALF} {PEG_HALF_LENGTH}" '
-            'mass="0.03" friction="1.5 0.01 0.001" rgba="0.2 0.3 0.9 1"/></body>'
+            'mass="0.03" condim="4" friction="1.5 0.02 0.001" rgba="0.2 0.3 0.9 1"/></body>'
         )
 
     def reset(self, model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> None:
@@ -63,17 +63,20 @@ class PegInsertionTask(ObjectTask):
 
     def settle(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
         """Hold the peg between the pads while the gripper closes on it."""
-        ee_rot = data.site_xmat[self.ee_site].reshape(3, 3)
-        grip_yaw = float(np.arctan2(ee_rot[1, 0], ee_rot[0, 0]))
-        self.place_object(data, data.site_xpos[self.ee_site].copy(), grip_yaw)
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, data.site_xmat[self.ee_site])
+        self.place_object(data, data.site_xpos[self.ee_site].copy(), quat)
 
-    def tip_height(self, data: mujoco.MjData) -> float:
-        return float(self.object_pos(data)[2] - PEG_HALF_LENGTH)
+    def tip(self, data: mujoco.MjData) -> np.ndarray:
+        """Centre of the peg's lower face (the peg may tilt in the grip)."""
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, self.object_quat(data))
+        return self.object_pos(data) - rot.reshape(3, 3)[:, 2] * PEG_HALF_LENGTH
 
     def evaluate(self, model: mujoco.MjModel, data: mujoco.MjData) -> TaskOutcome:
-        peg, hole = self.object_pos(data), self.goal_pos(data)
-        offset = float(np.linalg.norm(peg[:2] - hole[:2]))
-        below_rim = HOLE_DEPTH - self.tip_height(data)
+        tip, hole = self.tip(data), self.goal_pos(data)
+        offset = float(np.linalg.norm(tip[:2] - hole[:2]))
+        below_rim = HOLE_DEPTH - float(tip[2])
         inside = offset < self.clearance + 0.001 and below_rim >= self.depth
         yaw_error = abs((yaw_of(self.object_quat(data)) + np.pi / 4) % (np.pi / 2) - np.pi / 4)
         dense = -offset - 0.1 * yaw_error - 0.5 * max(self.depth - below_rim, 0.0)
