@@ -56,7 +56,9 @@ class ObjectTask(Task):
     def goal_pos(self, data: mujoco.MjData) -> np.ndarray:
         return data.mocap_pos[self._goal].copy()
 
-    def place_object(self, data: mujoco.MjData, pos: np.ndarray, orientation: float | np.ndarray) -> None:
+    def place_object(
+        self, data: mujoco.MjData, pos: np.ndarray, orientation: float | np.ndarray
+    ) -> None:
         """Put the object at `pos`, turned by a yaw angle or a full quaternion."""
         quat = yaw_quat(orientation) if np.isscalar(orientation) else orientation
         data.qpos[self._qadr:self._qadr + 3] = pos
