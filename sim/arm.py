@@ -33,7 +33,7 @@ SCENE = """<mujoco model="robot_rl_scene">
   <option timestep="0.002" integrator="implicitfast"/>
   <visual>
     <global offwidth="640" offheight="480"/>
-    <quality shadowsize="1024" offsamples="2"/>
+    <quality shadowsize="1024" offsamples="0"/>
   </visual>
   <asset>
     <texture name="grid" type="2d" builtin="checker" rgb1=".55 .55 .5" rgb2=".45 .45 .4"
