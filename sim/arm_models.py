@@ -116,7 +116,8 @@ class SO101(ArmModel):
     gripper_actuators = ("gripper",)
     gripper_open = 1.0
     gripper_closed = -0.17
-    home_qpos = np.array([0.11, -0.27, 0.27, 1.57, 1.73])  # pinch point near (0.2, 0, 0.08)
+    home_qpos = np.array([0.11, -0.27, 0.27, 1.57, 1.73])  # pinch point 0.2 m ahead, 0.08 m up
+    base_pos = (0.06, 0.0, 0.0)  # its short reach then covers the tasks' objects
     jaw_pads = ("fixed_jaw_pad", "moving_jaw_pad")
     grasp_jaw_angle = 0.46  # the pads are parallel and 40 mm apart here
 
