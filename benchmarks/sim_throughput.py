@@ -47,7 +47,7 @@ def measure_arm(arm_name: str, steps: int) -> dict[str, float]:
     try:
         bare = mujoco.MjData(plain.model)
         bare.ctrl[:] = plain.data.ctrl
-        physics = rate(lambda: mujoco.mj_step(plain.model, bare), steps * plain._substeps)
+        physics = rate(lambda: mujoco.mj_step(plain.model, bare), steps * plain.substeps)
         counter = iter(range(10**9))
 
         def control(arm: MujocoArm) -> None:
@@ -60,7 +60,7 @@ def measure_arm(arm_name: str, steps: int) -> dict[str, float]:
         no_render = rate(lambda: control(plain), steps)
         with_render = rate(lambda: control(seeing), max(steps // 10, 5))
         fps = rate(lambda: seeing.render("side_cam", 128, 128), max(steps // 5, 10))
-        substeps = plain._substeps
+        substeps = plain.substeps
     finally:
         plain.disconnect()
         seeing.disconnect()

@@ -168,6 +168,12 @@ class MujocoArm(Robot):
             raise HardwareError(f"{self.robot_id} is not connected: call connect() first")
         return self.model, self.data
 
+    @property
+    def substeps(self) -> int:
+        """Physics steps per control step (control_hz against the model's timestep)."""
+        self._require()
+        return self._substeps
+
     # -- specs -----------------------------------------------------------------------------------
     @property
     def observation_spec(self) -> DictSpec:
