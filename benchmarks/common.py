@@ -1,61 +1,56 @@
-"""Shared parts of every benchmark: machine description, targets, the JSON file and the table."""
+"""Shared helpers of the benchmark scripts: machine description, targets, a table, the JSON file."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import operator
 import os
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+OPS = {"<": lambda v, t: v < t, "<=": lambda v, t: v <= t,
+       ">": lambda v, t: v > t, ">=": lambda v, t: v >= t}
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--json", type=Path, default=None, help="write results here")
-    p.add_argument("--quick", action="store_true", help="a short smoke run")
-    return p
-
-
-def machine(packages: tuple[str, ...] = ("numpy", "mujoco", "torch", "zarr")) -> dict[str, Any]:
-    """Cores, memory and library versions of the machine the benchmark ran on."""
+def machine(packages: Sequence[str] = ("numpy", "msgpack", "websockets", "torch")) -> dict:
+    """Cores, memory and versions of the machine the numbers were measured on."""
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     versions = {}
     for name in packages:
         try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             versions[name] = None
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"cores": os.cpu_count(), "memory_gb": round(memory / 2**30, 1),
-            "python": sys.version.split()[0], "platform": platform.platform(), **versions}
+    return {"cores": os.cpu_count(), "memory_gb": round(pages * page_size / 2**30, 1),
+            "platform": platform.platform(), "python": sys.version.split()[0],
+            "versions": versions}
 
 
-def target(name: str, value: float, goal: float, op: str = ">=") -> dict[str, Any]:
+def target(name: str, value: float, goal: float, op: str) -> dict[str, Any]:
+    """One target of the issue, judged on the measured value."""
     return {"name": name, "value": value, "target": goal, "op": op, "met": OPS[op](value, goal)}
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """Rows of equal keys as an aligned text table."""
-    keys = list(rows[0])
-    cells = [[f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def finish(name: str, results: Any, targets: list[dict[str, Any]], path: Path | None) -> None:
-    """Print the targets and write the benchmark's JSON (if asked)."""
-    for t in targets:
-        print(f"target {t['name']}: {t['value']:.3g} {t['op']} {t['target']} -> "
-              f"{'met' if t['met'] else 'NOT met'}")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"benchmark": name, "machine": machine(), "results": results, "targets": targets}
-        path.write_text(json.dumps(payload, indent=2))
-        print(f"wrote {path}")
+def report(benchmark: str, results: dict[str, Any], targets: list[dict[str, Any]],
+           json_path: Path | None) -> int:
+    """Print the targets, write the JSON when asked; exit code 0 when every target is met."""
+    print()
+    print_table(["target", "value", "op", "goal", "met"],
+                [[t["name"], t["value"], t["op"], t["target"], t["met"]] for t in targets])
+    if json_path is not None:
+        payload = {"benchmark": benchmark, "machine": machine(), "results": results,
+                   "targets": targets}
+        Path(json_path).write_text(json.dumps(payload, indent=2))
+        print(f"\nwrote {json_path}")
+    return 0 if all(t["met"] for t in targets) else 1

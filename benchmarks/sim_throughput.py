@@ -7,15 +7,18 @@ scripted experts' success rates.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from common import finish, parser, table, target  # noqa: E402
+from common import print_table, report, target  # noqa: E402
 
 from sim import ARMS, TASKS, MujocoArm  # noqa: E402
 from sim.experts import EXPERTS  # noqa: E402
@@ -95,26 +98,29 @@ def expert_success(arm_name: str, task: str, episodes: int) -> float:
     return wins / episodes
 
 
-def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--json", type=Path, default=None, help="write the results here")
+    args.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = args.parse_args()
     steps, episodes = (40, 10) if args.quick else (400, 100)
     arms = ARMS.names()
     speed = [measure_arm(name, steps) for name in arms]
     print(f"throughput ({TASK} scene, {int(1000 / CONTROL_HZ)} ms control period, 128x128 cameras)")
-    print(table(speed))
+    print_table(list(speed[0]), [list(row.values()) for row in speed])
     success = [{"arm": a, "task": t, "episodes": episodes,
                 "success": expert_success(a, t, episodes)} for a in arms for t in EXPERTS.names()]
     print("\nscripted experts at full skill")
-    print(table(success))
+    print_table(list(success[0]), [list(row.values()) for row in success])
     targets = []
     for row in speed:
-        targets.append(target(f"{row['arm']} real-time factor at 10 Hz", row["rtf_10hz"], 1.0))
+        targets.append(target(f"{row['arm']} real-time factor at 10 Hz", row["rtf_10hz"], 1.0, ">="))
         targets.append(target(f"{row['arm']} real-time factor at 10 Hz with 2 cameras",
-                              row["rtf_10hz_2cams"], 1.0))
-    targets += [target(f"{r['arm']} {r['task']} expert success", r["success"], 0.9)
+                              row["rtf_10hz_2cams"], 1.0, ">="))
+    targets += [target(f"{r['arm']} {r['task']} expert success", r["success"], 0.9, ">=")
                 for r in success]
-    finish("sim_throughput", {"throughput": speed, "experts": success}, targets, args.json)
+    return report("sim_throughput", {"throughput": speed, "experts": success}, targets, args.json)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

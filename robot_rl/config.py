@@ -21,7 +21,7 @@ T = TypeVar("T")
 @dataclass
 class RunConfig:
     dir: str | None = None
-    env_steps: int = 6000
+    env_steps: int = 10000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
 

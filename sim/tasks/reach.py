@@ -42,7 +42,7 @@ class ReachTask(Task):
         )
 
     def observation_spec(self) -> dict[str, ArraySpec]:
-        return {"target_pos": ArraySpec((3,), "float32")}
+        return {"target_pos": ArraySpec((3,), "float32"), "to_target": ArraySpec((3,), "float32")}
 
     def _target(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
         return data.mocap_pos[model.body("target").mocapid[0]]
@@ -51,7 +51,11 @@ class ReachTask(Task):
         self._target(model, data)[:] = rng.uniform(self.target_low, self.target_high)
 
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:
-        return {"target_pos": self._target(model, data).astype(np.float32)}
+        target = self._target(model, data)
+        return {
+            "target_pos": target.astype(np.float32),
+            "to_target": (target - data.site("ee").xpos).astype(np.float32),
+        }
 
     def restore(
         self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]

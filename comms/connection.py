@@ -1,0 +1,98 @@
+"""What both ends of the link share: timings, limits, close codes, timed I/O, a loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from websockets.asyncio.connection import Connection
+
+from comms.messages import Message, decode_message
+from robot_rl.core import CommsError
+
+T = TypeVar("T")
+
+# Close codes of RFC 6455 used with a human-readable reason.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL = 1002
+CLOSE_POLICY = 1008  # authentication failed
+CLOSE_INTERNAL = 1011
+MAX_REASON_BYTES = 123
+
+
+@dataclass(frozen=True)
+class LinkTimings:
+    """Every await on the link is bounded by one of these (seconds)."""
+
+    heartbeat: float = 0.5  # send a heartbeat this often
+    dead_after: float = 2.5  # no frame for this long: the link is dead
+    handshake: float = 5.0  # open + hello ... welcome
+    send: float = 5.0  # one frame onto the socket
+    commit: float = 60.0  # one durable commit on the gateway
+
+
+@dataclass(frozen=True)
+class LinkLimits:
+    """Sizes that bound memory on both ends instead of unbounded queues."""
+
+    max_message_bytes: int = 64 << 20  # frames above this close the connection (1009)
+    batch_items: int = 64  # transitions per TransitionBatch
+    batch_bytes: int = 8 << 20  # bytes of transitions per TransitionBatch
+    window_items: int = 256  # transitions sent but not yet acked, per stream
+    queue_frames: int = 8  # frames buffered per connection before the reader stops reading
+
+
+DEFAULT_TIMINGS = LinkTimings()
+DEFAULT_LIMITS = LinkLimits()
+
+
+def clip_reason(reason: str) -> str:
+    """A close reason that fits a close frame (123 bytes of UTF-8)."""
+    data = reason.encode()
+    return reason if len(data) <= MAX_REASON_BYTES else data[: MAX_REASON_BYTES - 3].decode(
+        "utf-8", "ignore") + "..."
+
+
+async def send(ws: Connection, frame: bytes | Message, timeout: float) -> None:
+    """Send one frame or raise CommsError when the socket does not take it within `timeout`."""
+    data = frame.encode() if isinstance(frame, Message) else frame
+    try:
+        async with asyncio.timeout(timeout):  # no extra task, unlike wait_for: this is hot
+            await ws.send(data)
+    except TimeoutError:
+        raise CommsError(f"sending a frame took over {timeout}s: the peer is not reading") from None
+
+
+async def receive(ws: Connection, timeout: float) -> Message:
+    """The next message, decoded; TimeoutError when nothing arrives within `timeout`."""
+    async with asyncio.timeout(timeout):
+        frame = await ws.recv()
+    return decode_message(frame)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, so synchronous code (a control loop) can use the link."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the loop and wait at most `timeout` seconds for its result."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()

@@ -1,0 +1,382 @@
+"""The edge end of the link: dials out, spools every transition, replays what is unacked.
+
+A synchronous facade over an asyncio loop in its own thread, so a control loop can call
+`publish` and `request_action` directly. The link reconnects with exponential backoff; while it
+is down, `on_hold` has been called and remote actions are refused (counted as missed deadlines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from comms import auth
+from comms.codec import CodecError, encode
+from comms.connection import (
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    DEFAULT_LIMITS,
+    DEFAULT_TIMINGS,
+    LinkLimits,
+    LinkTimings,
+    LoopThread,
+    receive,
+    send,
+)
+from comms.messages import (
+    PROTOCOL_VERSION,
+    Ack,
+    ActionRequest,
+    ActionResponse,
+    Authenticate,
+    Challenge,
+    Control,
+    Error,
+    Heartbeat,
+    Hello,
+    Message,
+    ProtocolError,
+    TransitionBatch,
+    Welcome,
+    decode_message,
+    encode_envelope,
+    transition_to_body,
+)
+from comms.spool import Spool
+from robot_rl.core import AuthError, CommsError, Observation, Transition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential reconnect delays with jitter: first, first*factor, ... up to `cap` seconds."""
+
+    first: float = 0.1
+    factor: float = 2.0
+    cap: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.cap, self.first * self.factor ** attempt)
+        return base * random.uniform(0.5, 1.0)
+
+
+class EdgeLink:
+    """One authenticated websocket to the gateway carrying transition streams, remote actions,
+    heartbeats and control; `start()` dials, `close()` hangs up."""
+
+    def __init__(
+        self, url: str, token: bytes, edge_id: str, spec_digest: str, spool: Spool, *,
+        streams: Iterable[str] = (), ssl_context: ssl.SSLContext | None = None,
+        on_hold: Callable[[str], None] | None = None,
+        on_control: Callable[[Control], None] | None = None,
+        timings: LinkTimings = DEFAULT_TIMINGS, limits: LinkLimits = DEFAULT_LIMITS,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self.url, self._token, self.edge_id, self.spec_digest = url, token, edge_id, spec_digest
+        self.spool, self._ssl = spool, ssl_context
+        self._streams = set(streams) | set(spool.streams())
+        self.on_hold, self.on_control = on_hold, on_control
+        self.timings, self.limits, self.backoff = timings, limits, backoff
+        self.stats: Counter[str] = Counter()
+        self.fatal_error: CommsError | None = None
+        self._connected = False
+        self._ids = itertools.count()
+        self._waiting: dict[int, concurrent.futures.Future[ActionResponse]] = {}
+        self._handlers: dict[type[Message], Callable[[Any], None]] = {
+            Ack: self._on_ack, ActionResponse: self._on_response, Heartbeat: self._on_heartbeat,
+            Control: self._on_control, Error: self._on_error,
+        }
+        self._thread: LoopThread | None = None
+        self._wake: asyncio.Event | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._ack_tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> EdgeLink:
+        self._thread = LoopThread(f"edge-link-{self.edge_id}")
+        self._thread.run(self._begin(), timeout=5.0)
+        return self
+
+    async def _begin(self) -> None:
+        self._wake = asyncio.Event()
+        self._main = asyncio.create_task(self._run())
+
+    def close(self) -> None:
+        """Hang up (unacked data stays in the spool for the next start) and stop the thread."""
+        if self._thread is None:
+            return
+        try:
+            self._thread.run(self._end(), timeout=self.timings.handshake)
+        except TimeoutError:
+            log.warning("edge link %s: close timed out", self.edge_id)
+        self._thread.stop()
+        self._thread = None
+
+    async def _end(self) -> None:
+        if self._main is not None:
+            self._main.cancel()
+            await asyncio.gather(self._main, return_exceptions=True)
+        await asyncio.gather(*self._ack_tasks, return_exceptions=True)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def wait_acked(self, timeout: float) -> bool:
+        """Block until the gateway has acked everything spooled; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.spool.pending_count():
+            if time.monotonic() > deadline or self.fatal_error is not None:
+                return False
+            time.sleep(0.02)
+        return True
+
+    # -- the control loop's API --------------------------------------------------------------------
+    def publish(self, stream_id: str, transitions: Sequence[Transition],
+                episode_ends: Mapping[int, bool] | None = None,
+                previous_end: bool | None = None) -> int:
+        """Spool transitions (durable on return) for sending; `episode_ends` maps an index in
+        `transitions` to the success of the episode it ended; `previous_end` closes an episode
+        left open earlier (e.g. by a crash). Returns the first seq."""
+        ends = episode_ends or {}
+        items = [(encode(transition_to_body(t)), ends.get(i)) for i, t in enumerate(transitions)]
+        if stream_id not in self._streams:
+            raise CommsError(f"stream {stream_id!r} was not declared: pass it in streams=")
+        first = self.spool.append(stream_id, items, previous_end)
+        self.stats["published"] += len(items)
+        if self._thread is not None and self._wake is not None:
+            self._thread.loop.call_soon_threadsafe(self._wake.set)
+        return first
+
+    def request_action(self, robot_id: str, obs: Observation, deadline_s: float
+                       ) -> ActionResponse | None:
+        """The served policy's action for `obs`, or None (counted) if it misses `deadline_s`."""
+        if not self._connected or self._thread is None:
+            self.stats["deadline_missed"] += 1
+            return None
+        start = time.monotonic()
+        rid = next(self._ids)
+        frame = ActionRequest(rid, robot_id, dict(obs), deadline_s).encode()
+        reply: concurrent.futures.Future[ActionResponse] = concurrent.futures.Future()
+        self._waiting[rid] = reply  # the loop thread completes it: one thread hop each way
+        try:
+            self._thread.loop.call_soon_threadsafe(self._send_request, frame, reply, deadline_s)
+            response = reply.result(max(0.0, deadline_s - (time.monotonic() - start)))
+        except (concurrent.futures.TimeoutError, CommsError):
+            self.stats["deadline_missed"] += 1
+            return None
+        finally:
+            self._waiting.pop(rid, None)
+        self.stats["actions_received"] += 1
+        return response
+
+    def _send_request(self, frame: bytes, reply: concurrent.futures.Future[ActionResponse],
+                      deadline_s: float) -> None:
+        """On the loop: send a request; a failure to send fails its reply at once."""
+        if self._ws is None:
+            reply.set_exception(CommsError("not connected"))
+            return
+        task = asyncio.get_running_loop().create_task(send(self._ws, frame, deadline_s))
+
+        def failed(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None and not reply.done():
+                reply.set_exception(CommsError(f"sending the request failed: {done.exception()}"))
+
+        task.add_done_callback(failed)
+
+    # -- connection manager ------------------------------------------------------------------------
+    _ws: ClientConnection | None = None
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with connect(
+                    self.url, ssl=self._ssl, compression=None, proxy=None,
+                    max_size=self.limits.max_message_bytes, max_queue=self.limits.queue_frames,
+                    open_timeout=self.timings.handshake, ping_interval=None, close_timeout=1.0,
+                ) as ws:
+                    last_seqs = await asyncio.wait_for(self._handshake(ws), self.timings.handshake)
+                    attempt = 0
+                    await self._serve(ws, last_seqs)
+            except (AuthError, ProtocolError) as exc:
+                self.fatal_error = exc
+                log.error("edge link %s: giving up: %s", self.edge_id, exc)
+                self._lost(f"gateway refused us: {exc}")
+                return
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, CommsError) as exc:
+                self.stats["disconnects"] += 1
+                log.warning("edge link %s: link down: %s", self.edge_id,
+                            str(exc) or type(exc).__name__)
+            except Exception as exc:  # a bug: stop visibly instead of spooling forever in silence
+                log.exception("edge link %s: crashed", self.edge_id)
+                self.fatal_error = CommsError(f"the edge link crashed: {exc!r}")
+                self._lost("the edge link crashed")
+                return
+            self._lost("link to the gateway is down")
+            await asyncio.sleep(self.backoff.delay(attempt))
+            attempt += 1
+
+    def _lost(self, why: str) -> None:
+        was_connected, self._connected, self._ws = self._connected, False, None
+        if was_connected and self.on_hold is not None:
+            self._callback(self.on_hold, why)
+
+    def _callback(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run a user callback; its failure is logged and counted, never fatal to the link."""
+        try:
+            fn(arg)
+        except Exception:
+            self.stats["callback_errors"] += 1
+            log.exception("edge link %s: callback %s failed", self.edge_id, fn)
+
+    async def _handshake(self, ws: ClientConnection) -> dict[str, int]:
+        client_nonce = auth.new_nonce()
+        self._streams.update(self.spool.streams())
+        hello = Hello(PROTOCOL_VERSION, self.edge_id, self.spec_digest, client_nonce,
+                      sorted(self._streams)).encode()
+        try:
+            await send(ws, hello, self.timings.send)
+            challenge = decode_message(await ws.recv())
+            if not isinstance(challenge, Challenge):
+                raise ProtocolError(f"gateway sent {challenge.kind} instead of a challenge")
+            proof = auth.edge_proof(self._token, challenge.server_nonce, client_nonce, hello)
+            await send(ws, Authenticate(proof), self.timings.send)
+            welcome = decode_message(await ws.recv())
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_POLICY:
+                raise AuthError(f"gateway refused authentication: {exc.rcvd.reason}") from None
+            if exc.rcvd is not None and exc.rcvd.code != CLOSE_NORMAL:
+                raise ProtocolError(f"gateway refused the handshake: {exc.rcvd.reason}") from None
+            raise
+        if not isinstance(welcome, Welcome):
+            raise ProtocolError(f"gateway sent {welcome.kind} instead of a welcome")
+        auth.verify(auth.gateway_proof(self._token, challenge.server_nonce, client_nonce, hello),
+                    welcome.proof, "gateway")
+        return welcome.last_seqs
+
+    async def _serve(self, ws: ClientConnection, last_seqs: dict[str, int]) -> None:
+        for stream, last in last_seqs.items():
+            if last >= self.spool.next_seq(stream):
+                await asyncio.to_thread(self.spool.rebase, stream, last)
+            else:
+                await asyncio.to_thread(self.spool.ack, stream, last)
+        self._ws, self._connected = ws, True
+        self.stats["connects"] += 1
+        log.info("edge link %s: connected to %s", self.edge_id, self.url)
+        tasks = [asyncio.create_task(t) for t in (self._read(ws), self._send(ws), self._beat(ws))]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+        raise CommsError("link task ended")
+
+    async def _read(self, ws: ClientConnection) -> None:
+        while True:
+            try:
+                msg = await receive(ws, self.timings.dead_after)
+            except TimeoutError:
+                raise CommsError(
+                    f"no frame from the gateway for {self.timings.dead_after}s: link presumed dead"
+                ) from None
+            except CodecError as exc:
+                await ws.close(1002, "malformed frame")
+                raise CommsError(f"gateway sent a bad frame: {exc}") from None
+            handler = self._handlers.get(type(msg))
+            if handler is None:
+                raise CommsError(f"gateway sent an unexpected {msg.kind} message")
+            handler(msg)
+
+    async def _beat(self, ws: ClientConnection) -> None:
+        while True:
+            await send(ws, Heartbeat(time.time()), self.timings.send)
+            await asyncio.sleep(self.timings.heartbeat)
+
+    async def _send(self, ws: ClientConnection) -> None:
+        """Stream unacked spool entries in batches, at most `window_items` in flight per stream."""
+        assert self._wake is not None
+        sent = {s: self.spool.acked(s) for s in self._streams}
+        lim = self.limits
+        while True:
+            self._wake.clear()
+            progressed = False
+            for stream in self.spool.streams():
+                after = max(sent.get(stream, -1), self.spool.acked(stream))
+                room = lim.window_items - (after - self.spool.acked(stream))
+                if room <= 0:
+                    continue
+                entries = await asyncio.to_thread(  # disk I/O stays off the loop
+                    self.spool.pending, stream, after, min(room, lim.batch_items), lim.batch_bytes)
+                if not entries:
+                    continue
+                body = {"stream_id": stream, "first_seq": entries[0].seq,
+                        "transitions": [e.data for e in entries],
+                        "episode_ends": [[e.seq - 1, e.previous_end] for e in entries
+                                         if e.previous_end is not None]
+                        + [[e.seq, e.episode_end] for e in entries if e.episode_end is not None]}
+                await send(ws, encode_envelope(TransitionBatch.kind, body), self.timings.send)
+                sent[stream] = entries[-1].seq
+                self.stats["sent"] += len(entries)
+                progressed = True
+            if not progressed:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.timings.heartbeat)
+                except TimeoutError:
+                    pass
+
+    # -- handlers (run on the loop) ----------------------------------------------------------------
+    def _on_ack(self, ack: Ack) -> None:
+        if ack.last_seq >= self.spool.next_seq(ack.stream_id):
+            log.error("edge link %s: gateway acked seq %d of %s beyond what was sent",
+                      self.edge_id, ack.last_seq, ack.stream_id)
+            return
+        task = asyncio.get_running_loop().create_task(self._apply_ack(ack))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _apply_ack(self, ack: Ack) -> None:
+        """Forget acked entries on a worker thread (an fsync must not stall heartbeats); acks
+        are monotonic, so their order does not matter."""
+        await asyncio.to_thread(self.spool.ack, ack.stream_id, ack.last_seq)
+        self.stats["acked_batches"] += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_response(self, response: ActionResponse) -> None:
+        waiter = self._waiting.get(response.request_id)
+        try:
+            if waiter is None:
+                raise concurrent.futures.InvalidStateError
+            waiter.set_result(response)
+        except concurrent.futures.InvalidStateError:
+            self.stats["late_responses"] += 1
+
+    def _on_heartbeat(self, beat: Heartbeat) -> None:
+        self.stats["heartbeats"] += 1
+
+    def _on_control(self, control: Control) -> None:
+        self.stats[f"control_{control.command}"] += 1
+        if self.on_control is not None:
+            self._callback(self.on_control, control)
+
+    def _on_error(self, error: Error) -> None:
+        log.warning("edge link %s: gateway reports %s: %s", self.edge_id, error.code, error.reason)

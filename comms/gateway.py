@@ -1,0 +1,349 @@
+"""The cloud end of the link: authenticates edges, commits streams exactly once, serves actions.
+
+Each authenticated edge gets a reader that hands frames to two bounded queues (transition
+batches, action requests); when a queue is full the reader stops reading, and TCP pushes back on
+the edge. Sink calls run one at a time on a dedicated thread; acks follow the durable commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from comms import auth
+from comms.codec import CodecError
+from comms.connection import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL,
+    DEFAULT_LIMITS,
+    DEFAULT_TIMINGS,
+    LinkLimits,
+    LinkTimings,
+    LoopThread,
+    clip_reason,
+    receive,
+    send,
+)
+from comms.messages import (
+    PROTOCOL_VERSION,
+    Ack,
+    ActionRequest,
+    ActionResponse,
+    Authenticate,
+    Challenge,
+    Control,
+    Error,
+    Heartbeat,
+    Hello,
+    Message,
+    ProtocolError,
+    TransitionBatch,
+    Welcome,
+    decode_message,
+)
+from comms.sink import TransitionSink
+from robot_rl.core import AuthError, CommsError
+
+log = logging.getLogger(__name__)
+
+
+class InferenceServer(Protocol):
+    """A policy served to remote robots: observation in, (action, policy version) out."""
+
+    def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]: ...
+
+
+@dataclass
+class _Edge:
+    """One authenticated connection and its bounded work queues."""
+
+    edge_id: str
+    ws: ServerConnection
+    batches: asyncio.Queue[TransitionBatch]
+    requests: asyncio.Queue[tuple[float, ActionRequest]]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def merge_contiguous(batches: list[TransitionBatch]) -> list[TransitionBatch]:
+    """Join batches of a stream that follow each other seamlessly, keeping stream order."""
+    merged: dict[str, list[TransitionBatch]] = {}
+    for batch in batches:
+        runs = merged.setdefault(batch.stream_id, [])
+        prev = runs[-1] if runs else None
+        if prev is not None and batch.first_seq == prev.first_seq + len(prev.transitions):
+            runs[-1] = TransitionBatch(prev.stream_id, prev.first_seq,
+                                       prev.transitions + batch.transitions,
+                                       prev.episode_ends + batch.episode_ends)
+        else:
+            runs.append(batch)
+    return [batch for runs in merged.values() for batch in runs]
+
+
+class Gateway:
+    """Serves edges on `host:port` (ws, or wss with `ssl_context`) until `stop()`."""
+
+    def __init__(
+        self, sink: TransitionSink, token: bytes, spec_digest: str, *,
+        inference: InferenceServer | None = None, host: str = "127.0.0.1", port: int = 0,
+        ssl_context: ssl.SSLContext | None = None, timings: LinkTimings = DEFAULT_TIMINGS,
+        limits: LinkLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.sink, self._token, self.spec_digest = sink, token, spec_digest
+        self.inference, self.host, self._port, self._ssl = inference, host, port, ssl_context
+        self.timings, self.limits = timings, limits
+        self.stats: Counter[str] = Counter()
+        self.edges: dict[str, _Edge] = {}
+        self._server: Server | None = None
+        self._sink_thread = ThreadPoolExecutor(1, thread_name_prefix="gateway-sink")
+        self._policy_thread = ThreadPoolExecutor(1, thread_name_prefix="gateway-policy")
+        self._handlers: dict[type[Message], Callable[[_Edge, Any], Awaitable[None]]] = {
+            TransitionBatch: self._on_batch, ActionRequest: self._on_request,
+            Heartbeat: self._on_heartbeat, Error: self._on_error,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle, self.host, self._port, ssl=self._ssl, compression=None,
+            max_size=self.limits.max_message_bytes, max_queue=self.limits.queue_frames,
+            ping_interval=None, open_timeout=self.timings.handshake, close_timeout=1.0,
+        )
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise CommsError("the gateway is not started: call start() first")
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), self.timings.handshake)
+        self._sink_thread.shutdown(wait=True)
+        self._policy_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def control(self, edge_id: str, command: str, reason: str = "") -> None:
+        """Send pause/resume/reset/estop/release to a connected edge."""
+        edge = self.edges.get(edge_id)
+        if edge is None:
+            raise CommsError(f"edge {edge_id!r} is not connected; connected: {sorted(self.edges)}")
+        await send(edge.ws, Control(command, reason), self.timings.send)
+
+    # -- one connection ----------------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        host, port = ws.remote_address[:2]
+        peer = f"{host}:{port}"
+        try:
+            edge_id = await asyncio.wait_for(self._handshake(ws), self.timings.handshake)
+        except (AuthError, ProtocolError, CodecError, TimeoutError) as exc:
+            kind = {AuthError: "auth"}.get(type(exc), "protocol")
+            reason = str(exc) or "handshake timed out"
+            self.stats[f"rejected_{kind}"] += 1
+            log.warning("gateway: refused %s: %s", peer, reason)
+            code = CLOSE_POLICY if isinstance(exc, AuthError) else CLOSE_PROTOCOL
+            await self._close(ws, code, reason)
+            return
+        except ConnectionClosed as exc:
+            self.stats["rejected_closed"] += 1
+            log.warning("gateway: %s closed during the handshake: %s", peer, exc)
+            return
+        previous = self.edges.get(edge_id)
+        if previous is not None:
+            log.info("gateway: edge %s reconnected; closing its old connection", edge_id)
+            await self._close(previous.ws, CLOSE_GOING_AWAY, "superseded by a newer connection")
+        edge = _Edge(edge_id, ws, asyncio.Queue(self.limits.queue_frames),
+                     asyncio.Queue(self.limits.queue_frames))
+        self.edges[edge_id] = edge
+        self.stats["connections"] += 1
+        log.info("gateway: edge %s connected from %s", edge_id, peer)
+        try:
+            await self._serve(edge)
+        finally:
+            if self.edges.get(edge_id) is edge:
+                del self.edges[edge_id]
+
+    async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(ws.close(code, clip_reason(reason)), 2.0)
+        except (TimeoutError, ConnectionClosed, OSError):
+            pass
+
+    async def _handshake(self, ws: ServerConnection) -> str:
+        raw = await asyncio.wait_for(ws.recv(), self.timings.handshake)
+        hello = self._decode_expected(raw, Hello)
+        if hello.protocol != PROTOCOL_VERSION:
+            raise ProtocolError(f"edge speaks protocol {hello.protocol}; this gateway speaks "
+                                f"{PROTOCOL_VERSION}: upgrade the older side")
+        server_nonce = auth.new_nonce()
+        await send(ws, Challenge(server_nonce), self.timings.send)
+        answer = self._decode_expected(await ws.recv(), Authenticate)
+        hello_bytes = raw if isinstance(raw, bytes) else raw.encode()
+        auth.verify(auth.edge_proof(self._token, server_nonce, hello.client_nonce, hello_bytes),
+                    answer.proof, f"edge {hello.edge_id!r}")
+        if hello.spec_digest != self.spec_digest:
+            raise ProtocolError(f"spec digest mismatch: edge {hello.spec_digest}, gateway "
+                                f"{self.spec_digest}; run the same task config on both sides")
+        last = await self._in_sink(lambda: {s: self.sink.last_seq(s) for s in hello.streams})
+        proof = auth.gateway_proof(self._token, server_nonce, hello.client_nonce, hello_bytes)
+        await send(ws, Welcome(PROTOCOL_VERSION, proof, last), self.timings.send)
+        return hello.edge_id
+
+    @staticmethod
+    def _decode_expected(raw: bytes | str, cls: type[Any]) -> Any:
+        msg = decode_message(raw)
+        if not isinstance(msg, cls):
+            raise AuthError(f"expected {cls.kind} before anything else, got {msg.kind}; "
+                            "unauthenticated peers may send nothing else")
+        return msg
+
+    async def _serve(self, edge: _Edge) -> None:
+        edge.tasks = [asyncio.create_task(t) for t in (
+            self._read(edge), self._commit_loop(edge), self._infer_loop(edge), self._beat(edge))]
+        done, pending = await asyncio.wait(edge.tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            exc = task.exception()
+            if isinstance(exc, ConnectionClosed) or exc is None:
+                log.info("gateway: edge %s disconnected", edge.edge_id)
+            elif isinstance(exc, (CommsError, TimeoutError)):
+                reason = str(exc) or f"no frame for {self.timings.dead_after}s: link presumed dead"
+                log.warning("gateway: dropping edge %s: %s", edge.edge_id, reason)
+                code = CLOSE_PROTOCOL if isinstance(exc, CodecError) else CLOSE_INTERNAL
+                await self._close(edge.ws, code, reason)
+            else:
+                log.error("gateway: edge %s failed", edge.edge_id, exc_info=exc)
+                await self._close(edge.ws, CLOSE_INTERNAL, f"gateway error: {exc}")
+        await self._close(edge.ws, CLOSE_GOING_AWAY, "connection ended")
+
+    async def _read(self, edge: _Edge) -> None:
+        while True:
+            msg = await receive(edge.ws, self.timings.dead_after)
+            handler = self._handlers.get(type(msg))
+            if handler is None:
+                raise ProtocolError(f"an edge may not send {msg.kind} messages")
+            await handler(edge, msg)
+
+    async def _beat(self, edge: _Edge) -> None:
+        while True:
+            await send(edge.ws, Heartbeat(time.time()), self.timings.send)
+            await asyncio.sleep(self.timings.heartbeat)
+
+    # -- handlers ----------------------------------------------------------------------------------
+    async def _on_batch(self, edge: _Edge, batch: TransitionBatch) -> None:
+        await edge.batches.put(batch)  # blocks the reader when full: backpressure
+
+    async def _on_request(self, edge: _Edge, request: ActionRequest) -> None:
+        if self.inference is None:
+            refusal = Error("no_policy", "this gateway serves no policy")
+            await send(edge.ws, refusal, self.timings.send)
+            return
+        if edge.requests.full():
+            self.stats["requests_dropped"] += 1  # stale work is worse than none: drop the oldest
+            edge.requests.get_nowait()
+        edge.requests.put_nowait((time.monotonic() + request.budget_s, request))
+
+    async def _on_heartbeat(self, edge: _Edge, beat: Heartbeat) -> None:
+        self.stats["heartbeats"] += 1
+
+    async def _on_error(self, edge: _Edge, error: Error) -> None:
+        log.warning("gateway: edge %s reports %s: %s", edge.edge_id, error.code, error.reason)
+
+    # -- workers -----------------------------------------------------------------------------------
+    async def _in_sink(self, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self._sink_thread, fn),
+                                      self.timings.commit)
+
+    async def _commit_loop(self, edge: _Edge) -> None:
+        """Group commit: everything queued while the last commit ran goes into the next one."""
+        while True:
+            waiting = [await edge.batches.get()]
+            while not edge.batches.empty():
+                waiting.append(edge.batches.get_nowait())
+            for batch in merge_contiguous(waiting):
+                last = await self._in_sink(lambda b=batch: self._commit_new(b))
+                await send(edge.ws, Ack(batch.stream_id, last), self.timings.send)
+
+    def _commit_new(self, batch: TransitionBatch) -> int:
+        """Commit the part of `batch` the sink has not seen; return the stream's high-water mark."""
+        last = self.sink.last_seq(batch.stream_id)
+        end = batch.first_seq + len(batch.transitions) - 1
+        if batch.first_seq > last + 1:
+            self.stats["gaps"] += 1
+            log.error("gateway: stream %s jumps from seq %d to %d: the sink lost data it had acked",
+                      batch.stream_id, last, batch.first_seq)
+        skip = max(0, last + 1 - batch.first_seq)
+        fresh_from = batch.first_seq + skip
+        ends = [(s, ok) for s, ok in batch.episode_ends
+                if s >= fresh_from or (s == fresh_from - 1 and skip == 0)]
+        self.stats["duplicates"] += min(skip, len(batch.transitions))
+        if end < fresh_from and not ends:
+            return last
+        self.sink.commit(batch.stream_id, fresh_from, batch.transitions[skip:], ends)
+        self.stats["committed"] += max(0, end - fresh_from + 1)
+        return max(last, end)
+
+    async def _infer_loop(self, edge: _Edge) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            deadline, request = await edge.requests.get()
+            budget = deadline - time.monotonic()
+            if budget <= 0 or self.inference is None:
+                self.stats["requests_expired"] += 1
+                continue
+            try:
+                action, version = await asyncio.wait_for(loop.run_in_executor(
+                    self._policy_thread, self.inference.act, request.robot_id, request.obs), budget)
+            except TimeoutError:
+                self.stats["requests_expired"] += 1
+                continue
+            except Exception as exc:  # a bad observation must not kill the connection
+                self.stats["inference_errors"] += 1
+                log.warning("gateway: inference for %s failed: %s", request.robot_id, exc)
+                await send(edge.ws, Error("inference", f"request {request.request_id}: {exc}"),
+                           self.timings.send)
+                continue
+            self.stats["actions_served"] += 1
+            response = ActionResponse(request.request_id, np.asarray(action), int(version))
+            await send(edge.ws, response, self.timings.send)
+
+
+class GatewayThread:
+    """A gateway on its own loop thread, for synchronous callers (commands, tests, benchmarks)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._thread: LoopThread | None = LoopThread("gateway")
+        self._thread.run(gateway.start(), timeout=gateway.timings.handshake)
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+    def control(self, edge_id: str, command: str, reason: str = "") -> None:
+        if self._thread is None:
+            raise CommsError("the gateway is stopped")
+        self._thread.run(self.gateway.control(edge_id, command, reason), self.gateway.timings.send)
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._thread is None:
+            return
+        self._thread.run(self.gateway.stop(), timeout=2 * self.gateway.timings.handshake)
+        self._thread.stop()
+        self._thread = None

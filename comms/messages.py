@@ -1,0 +1,248 @@
+"""The protocol: frozen message dataclasses, one registry from wire name to class, one envelope.
+
+Every frame is a msgpack map `{"v": PROTOCOL_VERSION, "type": name, "body": {...}}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from comms.codec import CodecError, decode, encode
+from robot_rl.core import ArraySpec, DictSpec, Registry, RegistryError, Source, Transition
+
+PROTOCOL_VERSION = 1
+CONTROL_COMMANDS = frozenset({"pause", "resume", "reset", "estop", "release"})
+
+M = TypeVar("M", bound="Message")
+MESSAGES: Registry[type[Message]] = Registry("message type")
+
+
+class ProtocolError(CodecError):
+    """A frame decoded but breaks the protocol: unknown type, wrong version, bad fields."""
+
+
+def spec_digest(obs_spec: DictSpec, action_spec: ArraySpec) -> str:
+    """A short hash of the observation and action layout both peers must share."""
+    blob = json.dumps({"obs": obs_spec.to_json(), "action": action_spec.to_json()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def message(name: str) -> Callable[[type[M]], type[M]]:
+    """Class decorator: a frozen dataclass registered under its wire `name`."""
+
+    def wrap(cls: type[M]) -> type[M]:
+        cls.kind = name
+        return MESSAGES.register(name)(dataclass(frozen=True)(cls))
+
+    return wrap
+
+
+class Message:
+    """Base of every message; subclasses with nested values override to_body/from_body."""
+
+    kind: ClassVar[str]
+
+    def to_body(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_body(cls: type[M], body: Mapping[str, Any]) -> M:
+        return cls(**body)
+
+    def encode(self) -> bytes:
+        return encode_envelope(self.kind, self.to_body())
+
+
+def encode_envelope(kind: str, body: Mapping[str, Any]) -> bytes:
+    """The wire bytes of one message of type `kind` (also used to send pre-encoded bodies)."""
+    return encode({"v": PROTOCOL_VERSION, "type": kind, "body": body})
+
+
+def decode_message(frame: bytes | str) -> Message:
+    """Decode one frame into its message; anything wrong raises ProtocolError or CodecError."""
+    if isinstance(frame, str):
+        raise ProtocolError("text frames are not part of the protocol; send binary msgpack frames")
+    envelope = decode(frame)
+    if not isinstance(envelope, dict) or set(envelope) != {"v", "type", "body"}:
+        raise ProtocolError("a frame must be a map with exactly the keys v, type and body")
+    if envelope["v"] != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"protocol version {envelope['v']!r} is not supported; this peer speaks "
+            f"{PROTOCOL_VERSION}: upgrade the older side"
+        )
+    kind, body = envelope["type"], envelope["body"]
+    try:
+        cls = MESSAGES.get(kind if isinstance(kind, str) else repr(kind))
+    except RegistryError as exc:
+        raise ProtocolError(str(exc)) from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"the body of a {kind} message must be a map")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if set(body) != names:
+        raise ProtocolError(
+            f"{kind} message: missing fields {sorted(names - set(body))}, "
+            f"unexpected fields {sorted(set(body) - names)}"
+        )
+    try:
+        return cls.from_body(body)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ProtocolError(f"{kind} message has a bad field: {exc}") from None
+
+
+def _require(cond: bool, what: str) -> None:
+    if not cond:
+        raise ValueError(what)
+
+
+# -- handshake -------------------------------------------------------------------------------------
+@message("hello")
+class Hello(Message):
+    """Edge -> gateway, first frame: who it is, what it speaks, and its half of the challenge."""
+
+    protocol: int
+    edge_id: str
+    spec_digest: str
+    client_nonce: bytes
+    streams: list[str]
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.edge_id, str) and 0 < len(self.edge_id) <= 128,
+                 "edge_id must be a string of 1 to 128 characters")
+        _require(isinstance(self.client_nonce, bytes) and len(self.client_nonce) >= 16,
+                 "client_nonce must be at least 16 bytes")
+        _require(all(isinstance(s, str) for s in self.streams), "streams must be strings")
+
+
+@message("challenge")
+class Challenge(Message):
+    """Gateway -> edge: the gateway's nonce that the edge must sign with the shared token."""
+
+    server_nonce: bytes
+
+
+@message("authenticate")
+class Authenticate(Message):
+    """Edge -> gateway: HMAC over both nonces and the hello, proving the edge holds the token."""
+
+    proof: bytes
+
+
+@message("welcome")
+class Welcome(Message):
+    """Gateway -> edge: proof that the gateway holds the token too, and each stream's last seq."""
+
+    protocol: int
+    proof: bytes
+    last_seqs: dict[str, int]
+
+
+# -- data ------------------------------------------------------------------------------------------
+def transition_to_body(t: Transition) -> dict[str, Any]:
+    body = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+    body["source"] = int(t.source)
+    return body
+
+
+def transition_from_body(body: Mapping[str, Any]) -> Transition:
+    _require(isinstance(body, dict), "a transition must be a map")
+    fields = dict(body)
+    fields["source"] = Source(fields["source"])
+    fields["action"] = np.asarray(fields["action"])
+    return Transition(**fields)
+
+
+@message("transitions")
+class TransitionBatch(Message):
+    """Edge -> gateway: transitions numbered first_seq, first_seq+1, ...; episode_ends holds
+    (seq, success) for those that ended an episode."""
+
+    stream_id: str
+    first_seq: int
+    transitions: tuple[Transition, ...]
+    episode_ends: tuple[tuple[int, bool], ...] = ()
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.first_seq, int) and self.first_seq >= 0,
+                 "first_seq must be a non-negative integer")
+        last = self.first_seq + len(self.transitions) - 1
+        for seq, _ in self.episode_ends:
+            _require(self.first_seq - 1 <= seq <= last, f"episode end {seq} outside the batch")
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "stream_id": self.stream_id, "first_seq": self.first_seq,
+            "transitions": [encode(transition_to_body(t)) for t in self.transitions],
+            "episode_ends": [list(e) for e in self.episode_ends],
+        }
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> TransitionBatch:
+        items = body["transitions"]
+        _require(isinstance(items, list), "transitions must be a list")
+        return cls(
+            stream_id=body["stream_id"], first_seq=body["first_seq"],
+            transitions=tuple(transition_from_body(decode(b)) for b in items),
+            episode_ends=tuple((int(s), bool(ok)) for s, ok in body["episode_ends"]),
+        )
+
+
+@message("ack")
+class Ack(Message):
+    """Gateway -> edge: every transition of `stream_id` up to `last_seq` is durably committed."""
+
+    stream_id: str
+    last_seq: int
+
+
+# -- remote inference ------------------------------------------------------------------------------
+@message("action_request")
+class ActionRequest(Message):
+    """Edge -> gateway: an observation to act on, answered within `budget_s` or not at all."""
+
+    request_id: int
+    robot_id: str
+    obs: dict[str, np.ndarray]
+    budget_s: float
+
+
+@message("action_response")
+class ActionResponse(Message):
+    """Gateway -> edge: the action for one request and the policy version that chose it."""
+
+    request_id: int
+    action: np.ndarray
+    policy_version: int
+
+
+# -- liveness and control --------------------------------------------------------------------------
+@message("heartbeat")
+class Heartbeat(Message):
+    """Either way, every heartbeat period: proof of life when nothing else is flowing."""
+
+    sent_at: float
+
+
+@message("control")
+class Control(Message):
+    """Gateway -> edge: pause, resume, reset, estop or release the robot, with a reason."""
+
+    command: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _require(self.command in CONTROL_COMMANDS, f"control command {self.command!r}")
+
+
+@message("error")
+class Error(Message):
+    """Either way: why the sender is about to close the connection or refused a frame."""
+
+    code: str
+    reason: str

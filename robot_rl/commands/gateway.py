@@ -1,0 +1,60 @@
+"""`robot-rl gateway`: the cloud end; edges dial in, their transitions land in a run's buffer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl
+from pathlib import Path
+
+from comms.auth import TOKEN_ENV, load_token
+from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands.train import resolve_config
+from robot_rl.core import ConfigError
+from robot_rl.runtime.gateway import build_gateway, serve_until_signalled
+
+
+def server_tls(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
+    """A TLS context for wss, or None for plain ws; both files or neither."""
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise ConfigError("wss needs both --certfile and --keyfile")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the TLS certificate {certfile} / key {keyfile}: {exc}") from None
+    return context
+
+
+@COMMANDS.register("gateway")
+class GatewayCommand(Command):
+    help = "Serve edges: authenticate them, commit their transitions to a run's buffer."
+    example = ("robot-rl gateway --port 8765 --token-file ~/.robot_rl/token --run-dir runs/reach "
+               "task=reach")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+        parser.add_argument("--token-file", type=Path, default=None,
+                            help=f"file holding the shared token (else ${TOKEN_ENV})")
+        parser.add_argument("--run-dir", type=Path, required=True)
+        parser.add_argument("--certfile", type=Path, default=None, help="serve wss with this cert")
+        parser.add_argument("--keyfile", type=Path, default=None)
+        parser.add_argument("--serve-policy", action="store_true",
+                            help="answer remote action requests with the run's latest policy")
+        parser.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+
+    def run(self, args: argparse.Namespace) -> int:
+        token = load_token(args.token_file)
+        context = server_tls(args.certfile, args.keyfile)
+        run, cfg = resolve_config([*args.overrides, f"run.dir={args.run_dir}"])
+        run.save_config(cfg)
+        gateway = build_gateway(cfg, run, token, host=args.host, port=args.port,
+                                ssl_context=context, serve_policy=args.serve_policy)
+        scheme = "wss" if context else "ws"
+        asyncio.run(serve_until_signalled(
+            gateway, f"gateway listening on {scheme}://{args.host}:{{port}} -> {run.root}"))
+        return 0

@@ -1,0 +1,215 @@
+"""The edge loop: a hal robot behind SafeRobot, a local or remote policy, every step streamed.
+
+The link's callbacks (hold on a dead link, control from the gateway) run on the link's thread;
+a lock serialises them with the control loop, so the robot only ever sees one caller at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from comms.connection import DEFAULT_TIMINGS, LinkTimings
+from comms.edge_link import EdgeLink
+from comms.messages import Control, spec_digest
+from comms.spool import Spool
+from robot_rl.core import Observation, Registry, Source, Transition
+from robot_rl.runtime.session import build_algorithm, build_robot
+
+log = logging.getLogger(__name__)
+
+
+class ActionSource(ABC):
+    """Where the edge's actions come from; None means "no action in time: hold"."""
+
+    version: int = 0
+
+    @abstractmethod
+    def act(self, obs: Observation) -> np.ndarray | None: ...
+
+
+ACTION_SOURCES: Registry[type[ActionSource]] = Registry("edge policy")
+
+
+@ACTION_SOURCES.register("local")
+class LocalPolicy(ActionSource):
+    """The configured algorithm's policy, run on the edge (weights arrive with weight sync)."""
+
+    def __init__(self, agent: EdgeAgent) -> None:
+        self.policy = build_algorithm(agent.cfg, agent.arm).policy
+
+    def act(self, obs: Observation) -> np.ndarray | None:
+        self.version = self.policy.version
+        return self.policy.act(obs)
+
+
+@ACTION_SOURCES.register("remote")
+class RemotePolicy(ActionSource):
+    """The gateway's served policy; a missed per-step deadline yields None (the robot holds)."""
+
+    def __init__(self, agent: EdgeAgent) -> None:
+        self.link, self.robot_id, self.deadline = agent.link, agent.stream, agent.options.deadline
+
+    def act(self, obs: Observation) -> np.ndarray | None:
+        response = self.link.request_action(self.robot_id, obs, self.deadline)
+        if response is None:
+            return None
+        self.version = response.policy_version
+        return np.array(response.action)
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    """How the edge reaches its gateway and drives its robot."""
+
+    gateway_url: str
+    spool_dir: Path
+    policy: str = "local"
+    deadline: float = 0.1  # seconds per remote action
+    episodes: int | None = None  # stop after this many episodes (None: run until stopped)
+    pace: bool = True  # keep real time at robot.control_hz
+    drain: float = 30.0  # seconds to wait for the last acks before exiting
+    ssl_context: Any = None
+    timings: LinkTimings = DEFAULT_TIMINGS
+
+
+class EdgeAgent:
+    """Runs episodes on one robot and streams each transition, durably, to the gateway."""
+
+    def __init__(self, cfg: DictConfig, token: bytes, options: EdgeOptions) -> None:
+        self.cfg, self.options = cfg, options
+        self.arm, self.robot = build_robot(cfg)
+        self.stream = str(cfg.robot.id)
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._running.set()
+        self._reset_requested = threading.Event()
+        self._counter_file = options.spool_dir / "episodes.json"
+        self.spool = Spool(options.spool_dir / "transitions.spool")
+        digest = spec_digest(self.arm.observation_spec, self.arm.action_spec)
+        remote = options.policy == "remote"
+        self.link = EdgeLink(
+            options.gateway_url, token, self.stream, digest, self.spool, streams=[self.stream],
+            ssl_context=options.ssl_context, on_hold=self._hold if remote else None,
+            on_control=self._control, timings=options.timings,
+        )
+        self.source = ACTION_SOURCES.get(options.policy)(self)
+        self._controls = {
+            "estop": lambda reason: self.robot.estop(reason or "e-stop from the gateway"),
+            "release": lambda reason: self.robot.release(),
+            "pause": self._pause,
+            "resume": lambda reason: self._running.set(),
+            "reset": lambda reason: self._reset_requested.set(),
+        }
+
+    # -- link callbacks (link thread) --------------------------------------------------------------
+    def _hold(self, why: str) -> None:
+        with self._lock:
+            log.warning("edge %s: holding the robot: %s", self.stream, why)
+            self.stats["held_link_down"] += 1
+            self.robot.hold()
+
+    def _control(self, control: Control) -> None:
+        with self._lock:
+            log.warning("edge %s: control %s (%s)", self.stream, control.command, control.reason)
+            self._controls[control.command](control.reason)
+
+    def _pause(self, reason: str) -> None:
+        self._running.clear()
+        self.robot.hold()
+
+    # -- episode counter --------------------------------------------------------------------------
+    def _next_episode_id(self) -> int:
+        """A per-robot episode number that survives restarts of the edge."""
+        current = 0
+        if self._counter_file.exists():
+            current = json.loads(self._counter_file.read_text())["next"]
+        tmp = self._counter_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"next": current + 1}))
+        os.replace(tmp, self._counter_file)
+        return int(current)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> Counter[str]:
+        self.robot.connect()
+        self.link.start()
+        try:
+            done = 0
+            while self.options.episodes is None or done < self.options.episodes:
+                self._episode()
+                done += 1
+            if not self.link.wait_acked(self.options.drain):
+                log.warning("edge %s: %d transitions still unacked; they stay in the spool for "
+                            "the next start", self.stream, self.spool.pending_count())
+        finally:
+            self.link.close()
+            self.spool.close()
+            self.robot.disconnect()
+        return self.stats
+
+    def _wait_released(self) -> None:
+        """An engaged e-stop blocks the next reset until the operator releases it."""
+        while self.robot.estopped or not self._running.is_set():
+            if self.link.fatal_error is not None:
+                raise self.link.fatal_error
+            time.sleep(0.05)
+
+    def _step_pause(self, started: float) -> None:
+        if self.options.pace:
+            period = 1.0 / float(self.cfg.robot.control_hz)
+            time.sleep(max(0.0, started + period - time.monotonic()))
+
+    def _episode(self) -> None:
+        cfg, episode_id = self.cfg, self._next_episode_id()
+        left_open = self.spool.episode_open(self.stream)  # a crash interrupted the last episode
+        self._wait_released()
+        with self._lock:
+            obs = self.robot.reset()
+        self._reset_requested.clear()
+        for step in range(int(cfg.task.max_steps)):
+            started = time.monotonic()
+            if self.link.fatal_error is not None:
+                raise self.link.fatal_error
+            while not self._running.is_set():
+                self._running.wait(0.1)
+            action = self.source.act(obs)
+            with self._lock:
+                if action is None:
+                    self.stats["held_deadline"] += 1
+                    self.robot.hold()
+                    continue
+                applied = self.robot.send_action(action)
+                next_obs = self.robot.get_observation()
+                healthy = self.robot.health().ok
+            outcome = self.arm.outcome()
+            terminated = outcome.success
+            truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy
+                                            or self._reset_requested.is_set())
+            transition = Transition(
+                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward),
+                next_obs=next_obs, terminated=terminated, truncated=truncated,
+                source=Source.POLICY, policy_version=self.source.version, robot_id=self.stream,
+                episode_id=episode_id, step=step, wall_time=time.time(),
+                mono_time=time.monotonic(),
+            )
+            ends = {0: terminated} if terminated or truncated else None
+            self.link.publish(self.stream, [transition], ends, False if left_open else None)
+            left_open = False
+            self.stats["steps"] += 1
+            obs = next_obs
+            if terminated or truncated:
+                break
+            self._step_pause(started)
+        self.stats["episodes"] += 1

@@ -1,0 +1,66 @@
+"""The cloud side composed: a gateway over a run directory's buffer, optionally serving a policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Mapping
+
+import numpy as np
+from omegaconf import DictConfig
+
+from comms.gateway import Gateway
+from comms.messages import spec_digest
+from policies import Policy
+from robot_rl.core import ArraySpec, DictSpec
+from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.checkpoint import load_latest
+from robot_rl.runtime.run_dir import RunDir
+from robot_rl.runtime.session import build_algorithm, build_robot
+
+log = logging.getLogger(__name__)
+
+
+class ServedPolicy:
+    """A policy answering remote robots: observations are checked against the spec first."""
+
+    def __init__(self, policy: Policy, obs_spec: DictSpec, action_spec: ArraySpec) -> None:
+        self.policy, self.obs_spec, self.action_spec = policy, obs_spec, action_spec
+
+    def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        checked = self.obs_spec.validate(obs, f"observation from {robot_id}")
+        action = self.action_spec.validate(self.policy.act(checked), "served action")
+        return action, self.policy.version
+
+
+def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port: int,
+                  ssl_context: ssl.SSLContext | None, serve_policy: bool) -> Gateway:
+    """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
+    arm, _ = build_robot(cfg)
+    obs_spec, action_spec = arm.observation_spec, arm.action_spec
+    sink = BufferSink(run.buffer, obs_spec, action_spec)
+    inference = None
+    if serve_policy:
+        algo = build_algorithm(cfg, arm)
+        state = load_latest(run.checkpoints)
+        if state is not None:
+            algo.load_state_dict(state["algorithm"])
+            algo.policy.version = int(state["counters"]["policy_version"])
+        inference = ServedPolicy(algo.policy, obs_spec, action_spec)
+    return Gateway(sink, token, spec_digest(obs_spec, action_spec), inference=inference,
+                   host=host, port=port, ssl_context=ssl_context)
+
+
+async def serve_until_signalled(gateway: Gateway, announce: str) -> None:
+    """Serve until SIGINT or SIGTERM; `announce` is printed (with the port) once listening."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    print(announce.format(port=gateway.port), flush=True)
+    await stop.wait()
+    log.info("gateway: stopping; stats %s", dict(gateway.stats))
+    await gateway.stop()

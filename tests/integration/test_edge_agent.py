@@ -1,0 +1,68 @@
+"""The edge agent on a MuJoCo arm, driven by a policy served through a real gateway."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from buffer import ReplayBuffer
+from comms.gateway import Gateway, GatewayThread
+from comms.messages import spec_digest
+from robot_rl.config import compose_session
+from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
+from robot_rl.runtime.session import build_robot
+from tests.integration.comms_helpers import FAST, TOKEN
+
+
+class TowardsTarget:
+    """A served policy that moves the gripper towards the target (version 3)."""
+
+    def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        delta = np.clip((obs["target_pos"] - obs["ee_pos"]) * 20, -1, 1)
+        return np.concatenate([delta, [0.0, 0.0]]).astype(np.float32), 3
+
+
+def wait_for(cond: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_remote_policy_estop_from_the_gateway_and_hold_when_the_link_dies(tmp_path: Path) -> None:
+    cfg = compose_session(["task=reach", "task.max_steps=20", "robot.control_hz=50"])
+    arm, _ = build_robot(cfg)
+    obs_spec, action_spec = arm.observation_spec, arm.action_spec
+    sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
+    gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
+                               inference=TowardsTarget(), timings=FAST))
+    agent = EdgeAgent(cfg, TOKEN, EdgeOptions(
+        gateway_url=f"ws://127.0.0.1:{gw.port}", spool_dir=tmp_path / "spool", policy="remote",
+        deadline=0.5, episodes=4, drain=1.0, timings=FAST))
+    runner = threading.Thread(target=agent.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: sink.last_seq("sim0") >= 5, 20), agent.link.stats
+        gw.control("sim0", "estop", "operator pressed the button")
+        assert wait_for(lambda: agent.robot.estopped, 5)
+        assert agent.robot.events["estop"] == 1
+        gw.control("sim0", "release")
+        assert wait_for(lambda: not agent.robot.estopped, 5)
+        gw.stop()
+        assert wait_for(lambda: agent.stats["held_link_down"] >= 1, 5), agent.stats
+        runner.join(60)
+    finally:
+        gw.stop()
+        runner.join(60)
+    assert not runner.is_alive()
+    assert agent.stats["held_deadline"] >= 1  # steps without a policy were held, not guessed
+    versions = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec).storage.read_steps()[
+        "policy_version"]
+    assert len(versions) > 5 and set(versions.tolist()) == {3}

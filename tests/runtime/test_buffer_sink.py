@@ -1,0 +1,76 @@
+"""BufferSink: high-water marks live in the buffer's commit record, episodes close where told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comms.gateway import Gateway
+from comms.messages import TransitionBatch
+from robot_rl.core import SpecError, StorageError
+from robot_rl.runtime.buffer_sink import BufferSink
+from tests.integration.comms_helpers import ACTION_SPEC, OBS_SPEC, numbered
+
+
+def sink_at(path: Path) -> BufferSink:
+    return BufferSink(path, OBS_SPEC, ACTION_SPEC)
+
+
+def test_marks_survive_reopening_and_are_per_stream(tmp_path: Path) -> None:
+    sink = sink_at(tmp_path / "b")
+    assert sink.last_seq("a") == -1
+    sink.commit("a", 0, [numbered(i) for i in range(5)], [(4, True)])
+    sink.commit("b", 0, [numbered(i) for i in range(3)], [(2, False)])
+    reopened = sink_at(tmp_path / "b")
+    assert (reopened.last_seq("a"), reopened.last_seq("b")) == (4, 2)
+    table = reopened.buffer.episode_table()
+    assert list(table["length"]) == [5, 3] and list(table["success"]) == [True, False]
+
+
+def test_an_episode_end_for_the_previous_seq_closes_it_before_the_new_rows(tmp_path: Path) -> None:
+    sink = sink_at(tmp_path / "b")
+    sink.commit("a", 0, [numbered(i) for i in range(4)])  # episode left open by a crash
+    sink.commit("a", 4, [numbered(i) for i in range(4, 6)], [(3, False), (5, True)])
+    table = sink.buffer.episode_table()
+    assert list(table["length"]) == [4, 2] and list(table["success"]) == [False, True]
+
+
+def test_gateway_dedup_commits_only_the_unseen_tail(tmp_path: Path) -> None:
+    sink = sink_at(tmp_path / "b")
+    gateway = Gateway(sink, b"x" * 16, "digest")
+    batch = TransitionBatch("a", 0, tuple(numbered(i) for i in range(6)), ((5, True),))
+    assert gateway._commit_new(batch) == 5
+    replay = TransitionBatch("a", 3, tuple(numbered(i) for i in range(3, 9)), ((5, True),))
+    assert gateway._commit_new(replay) == 8
+    assert gateway._commit_new(replay) == 8  # a full duplicate commits nothing
+    wall = sink.buffer.storage.read_steps()["wall_time"]
+    np.testing.assert_array_equal(wall, np.arange(9))
+    assert list(sink.buffer.episode_table()["length"]) == [6]
+    assert gateway.stats["duplicates"] == 3 + 6
+
+
+def test_a_failed_commit_refuses_later_commits_until_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = sink_at(tmp_path / "b")
+
+    def broken(meta: object = None) -> None:
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(sink.buffer, "commit", broken)
+    with pytest.raises(StorageError, match="disk full"):
+        sink.commit("a", 0, [numbered(0)])
+    with pytest.raises(StorageError, match="restart the gateway"):
+        sink.commit("a", 1, [numbered(1)])
+    assert len(sink_at(tmp_path / "b").buffer) == 0
+
+
+def test_transitions_off_the_spec_are_refused_before_anything_is_staged(tmp_path: Path) -> None:
+    sink = sink_at(tmp_path / "b")
+    bad = numbered(1)
+    bad = type(bad)(**{**vars(bad), "action": np.zeros(7, np.float32)})
+    with pytest.raises(SpecError, match=r"stream a seq 1 action: expected shape \(2,\)"):
+        sink.commit("a", 0, [numbered(0), bad])
+    sink.commit("a", 0, [numbered(0)])  # the sink is not broken by bad input
+    assert len(sink.buffer) == 1 and sink.last_seq("a") == 0
