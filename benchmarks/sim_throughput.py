@@ -114,7 +114,8 @@ def main() -> int:
     print_table(list(success[0]), [list(row.values()) for row in success])
     targets = []
     for row in speed:
-        targets.append(target(f"{row['arm']} real-time factor at 10 Hz", row["rtf_10hz"], 1.0, ">="))
+        targets.append(target(f"{row['arm']} real-time factor at 10 Hz", row["rtf_10hz"],
+                              1.0, ">="))
         targets.append(target(f"{row['arm']} real-time factor at 10 Hz with 2 cameras",
                               row["rtf_10hz_2cams"], 1.0, ">="))
     targets += [target(f"{r['arm']} {r['task']} expert success", r["success"], 0.9, ">=")

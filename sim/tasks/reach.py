@@ -54,7 +54,7 @@ class ReachTask(Task):
         target = self._target(model, data)
         return {
             "target_pos": target.astype(np.float32),
-            "to_target": (target - data.site("ee").xpos).astype(np.float32),
+            "to_target": (target - data.site_xpos[self.ee_site]).astype(np.float32),
         }
 
     def restore(
