@@ -27,11 +27,27 @@ class RunConfig:
 
 
 @dataclass
+class RandomizeConfig:
+    """Domain randomization of the sim scene at every reset (seeded by `seed`)."""
+
+    enabled: bool = False
+    colours: bool = True
+    light_pos: float = 0.3
+    light_intensity: float = 0.3
+    camera_pos: float = 0.01
+    camera_angle: float = 0.03
+
+
+@dataclass
 class RobotConfig:
     id: str = "sim0"
+    arm: str = "small_arm"  # a name in sim.ARMS: small_arm | so101
     control_hz: float = 10.0
     translation_scale: float = 0.05
     yaw_scale: float = 0.2
+    cameras: list[str] = field(default_factory=list)  # e.g. [wrist_cam, side_cam]
+    image_size: int = 128
+    randomize: RandomizeConfig = field(default_factory=RandomizeConfig)
 
 
 @dataclass

@@ -24,10 +24,18 @@ from hal import SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
 from policies.rlpd import batch_split, concat_batches, intervention_rate
 from robot_rl.config import typed_params
-from robot_rl.core import Batch, ConfigError, Episode, RegistryError, Source, Transition
+from robot_rl.core import (
+    Batch,
+    ConfigError,
+    Episode,
+    HardwareError,
+    RegistryError,
+    Source,
+    Transition,
+)
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
 from robot_rl.runtime.run_dir import RunDir
-from sim import TASKS, MujocoArm
+from sim import TASKS, MujocoArm, RandomizationConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +65,18 @@ def build_robot(cfg: DictConfig) -> tuple[MujocoArm, SafeRobot]:
         task = task_cls(max_steps=cfg.task.max_steps, **params)
     except TypeError as exc:
         raise ConfigError(f"task.params for {cfg.task.name!r}: {exc}") from None
-    arm = MujocoArm(
-        task, control_hz=cfg.robot.control_hz, seed=cfg.seed, robot_id=cfg.robot.id,
-        translation_scale=cfg.robot.translation_scale, yaw_scale=cfg.robot.yaw_scale,
-    )
+    rnd = OmegaConf.to_container(cfg.robot.randomize, resolve=True)
+    try:
+        arm = MujocoArm(
+            task, arm=cfg.robot.arm, control_hz=cfg.robot.control_hz, seed=cfg.seed,
+            robot_id=cfg.robot.id, translation_scale=cfg.robot.translation_scale,
+            yaw_scale=cfg.robot.yaw_scale, cameras=list(cfg.robot.cameras),
+            image_size=cfg.robot.image_size,
+            randomize=RandomizationConfig(**{k: v for k, v in rnd.items() if k != "enabled"})
+            if rnd["enabled"] else None,
+        )
+    except (RegistryError, HardwareError) as exc:
+        raise ConfigError(f"robot: {exc}") from None
     limits = SafetyLimits(
         workspace_low=tuple(cfg.safety.workspace_low),
         workspace_high=tuple(cfg.safety.workspace_high),

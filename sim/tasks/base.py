@@ -27,6 +27,13 @@ class Task(ABC):
 
     name: str
     max_steps: int = 50
+    initial_gripper: float = 0.0  # gripper command at reset: -1 open, +1 closed
+    settle_steps: int = 0  # physics steps after reset (e.g. to let a held object settle)
+    ee_site: int = -1  # id of the arm's `ee` site, set by `bind`
+
+    def bind(self, model: mujoco.MjModel, ee_site: int) -> None:
+        """Called once the scene is compiled: remember the ids the task reads."""
+        self.ee_site = ee_site
 
     @abstractmethod
     def scene_xml(self) -> str:
@@ -43,8 +50,17 @@ class Task(ABC):
     @abstractmethod
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]: ...
 
+    def settle(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:  # noqa: B027 (optional)
+        """Called after each of the `settle_steps` reset physics steps (e.g. to hold a part)."""
+
+    def state(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        """The true task state (for experts), even when the observation hides it."""
+        return self.observe(model, data)
+
     @abstractmethod
-    def restore(self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]) -> None:
+    def restore(
+        self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]
+    ) -> None:
         """Put task objects where a recorded observation says they were (for replays)."""
 
     @abstractmethod

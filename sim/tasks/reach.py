@@ -54,12 +54,14 @@ class ReachTask(Task):
         target = self._target(model, data)
         return {
             "target_pos": target.astype(np.float32),
-            "to_target": (target - data.site("ee").xpos).astype(np.float32),
+            "to_target": (target - data.site_xpos[self.ee_site]).astype(np.float32),
         }
 
-    def restore(self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]) -> None:
+    def restore(
+        self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]
+    ) -> None:
         self._target(model, data)[:] = obs["target_pos"]
 
     def evaluate(self, model: mujoco.MjModel, data: mujoco.MjData) -> TaskOutcome:
-        dist = float(np.linalg.norm(data.site("ee").xpos - self._target(model, data)))
+        dist = float(np.linalg.norm(data.site_xpos[self.ee_site] - self._target(model, data)))
         return TaskOutcome(dense_reward=-self.dense_scale * dist, success=dist < self.tolerance)

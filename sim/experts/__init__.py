@@ -1,0 +1,6 @@
+"""Scripted experts for every built-in task; importing this package registers them."""
+
+from sim.experts.base import EXPERTS, Expert
+from sim.experts.scripts import PegInsertionExpert, PickCubeExpert, PushExpert, ReachExpert
+
+__all__ = ["EXPERTS", "Expert", "PegInsertionExpert", "PickCubeExpert", "PushExpert", "ReachExpert"]

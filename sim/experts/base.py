@@ -1,0 +1,63 @@
+"""Scripted experts: noisy, imperfect on purpose, with a tunable skill level."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from robot_rl.core import Registry
+from sim.arm import MujocoArm
+
+EXPERTS: Registry[type[Expert]] = Registry("expert", entry_point_group="robot_rl.experts")
+
+
+def wrap_quarter(angle: float) -> float:
+    """An angle folded into [-pi/4, pi/4): the yaw error to the nearest face of a square."""
+    return (angle + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+class Expert(ABC):
+    """Drives a sim arm from the true task state, like a person who knows the task.
+
+    `skill` in [0, 1]: at 1 the expert acts exactly as planned; below 1 it adds Gaussian noise
+    of std `0.6 * (1 - skill)` and, with probability `0.2 * (1 - skill)`, a random action.
+    """
+
+    def __init__(self, arm: MujocoArm, skill: float = 1.0, seed: int = 0) -> None:
+        if not 0.0 <= skill <= 1.0:
+            raise ValueError(f"expert skill must be in [0, 1], got {skill}")
+        self.arm = arm
+        self.skill = skill
+        self.rng = np.random.default_rng(seed)
+        self.phase = "start"
+
+    def reset(self) -> None:
+        """Forget the previous episode (call after the arm's reset)."""
+        self.phase = "start"
+
+    def act(self) -> np.ndarray:
+        """The next action in [-1, 1], planned from the current state, then degraded by skill."""
+        action = self.plan()
+        clumsiness = 1.0 - self.skill
+        if clumsiness > 0:
+            action = action + self.rng.normal(0.0, 0.6 * clumsiness, action.shape)
+            if self.rng.random() < 0.2 * clumsiness:
+                action = self.rng.uniform(-1.0, 1.0, action.shape)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    @abstractmethod
+    def plan(self) -> np.ndarray: ...
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def toward(self, target: np.ndarray, gain: float = 1.0) -> np.ndarray:
+        """Translation action that moves the pinch point toward `target` (clipped to [-1, 1])."""
+        delta = (np.asarray(target) - self.arm.ee_pos()) / self.arm.translation_scale
+        return np.clip(gain * delta, -1.0, 1.0)
+
+    def turn_toward(self, yaw_error: float) -> float:
+        return float(np.clip(yaw_error / self.arm.yaw_scale, -1.0, 1.0))
+
+    def command(self, move: np.ndarray, yaw: float, gripper: float) -> np.ndarray:
+        return np.array([*move, yaw, gripper], dtype=np.float64)
