@@ -1,6 +1,8 @@
-"""Persistent replay: Zarr storage, samplers and the ReplayBuffer that composes them."""
+"""Persistent replay: Zarr storage, RAM cache, writer and samplers composed by ReplayBuffer."""
 
+from buffer.cache import CacheConfig
 from buffer.replay_buffer import ReplayBuffer
+from buffer.samplers import SAMPLERS, Provenance, Sampler
 from buffer.zarr_storage import ZarrStorage
 
-__all__ = ["ReplayBuffer", "ZarrStorage"]
+__all__ = ["SAMPLERS", "CacheConfig", "Provenance", "ReplayBuffer", "Sampler", "ZarrStorage"]
