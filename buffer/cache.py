@@ -197,6 +197,11 @@ class ChunkCache:
             self._order = list(self._rng.permutation(sealed))
         return False
 
+    def fill(self) -> None:
+        """Load chunks now until the cache is full or everything committed is resident."""
+        while (self.chunk_in_slot == -1).any() and self.rotate_once():
+            pass
+
     def _run(self) -> None:
         while not self._stop:
             has_free = bool((self.chunk_in_slot == -1).any())

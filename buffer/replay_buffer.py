@@ -10,6 +10,7 @@ import numpy as np
 
 from buffer.cache import CacheConfig, ChunkCache
 from buffer.samplers import Provenance, Sampler, SampleView, UniformSampler
+from buffer.schema import CHUNK_TARGET_BYTES
 from buffer.step_index import StepIndex
 from buffer.writer import EpisodeWriter, recover_open_episodes
 from buffer.zarr_storage import ZarrStorage
@@ -29,8 +30,10 @@ class ReplayBuffer:
                  action_spec: ArraySpec | None = None, *, sampler: Sampler | None = None,
                  cache: CacheConfig | None = None, filter: Provenance | None = None,
                  readonly: bool = False, task: str = "default", n_step: int = 1,
-                 gamma: float = 0.99, fsync: bool = True) -> None:
-        self.storage = ZarrStorage(path, obs_spec, action_spec, readonly=readonly, fsync=fsync)
+                 gamma: float = 0.99, fsync: bool = True,
+                 chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
+        self.storage = ZarrStorage(path, obs_spec, action_spec, readonly=readonly, fsync=fsync,
+                                   chunk_bytes=chunk_bytes)
         self.obs_keys = list(self.storage.obs_spec)
         self.sampler = sampler or UniformSampler()
         self.filter = filter

@@ -70,6 +70,14 @@ class ChecksumLog:
             column, chunk, crc = line.split()
             self.crcs[(column, int(chunk))] = int(crc, 16)
 
+    def rollback(self, committed_bytes: int) -> None:
+        """Forget lines of a commit that failed."""
+        self.pending.clear()
+        if self.committed_bytes != committed_bytes:
+            with open(self.path, "r+b") as f:
+                f.truncate(committed_bytes)
+            self.committed_bytes = committed_bytes
+
     def add(self, column: str, chunk: int, crc: int) -> None:
         self.pending.append((column, chunk, crc))
 
@@ -137,6 +145,13 @@ class ChunkedTable:
     @property
     def staged_rows(self) -> int:
         return sum(len(next(iter(p.values()))) for p in self.staged)
+
+    def snapshot(self) -> tuple:
+        return self.rows, self.sealed, list(self.segments), self.unsealed, list(self.staged)
+
+    def rollback(self, snap: tuple) -> None:
+        """Back to `snapshot()` after a failed commit; the staged rows stay staged."""
+        self.rows, self.sealed, self.segments, self.unsealed, self.staged = snap
 
     def write(self, commit_no: int) -> tuple[dict[str, Any], list[Path]]:
         """Make staged rows durable (not yet visible); return the table's commit entry and the

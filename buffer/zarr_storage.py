@@ -17,6 +17,7 @@ import zarr
 
 from buffer.schema import (
     CHECKSUM_FILE,
+    CHUNK_TARGET_BYTES,
     COMMIT_FILE,
     QUARANTINE_FILE,
     SCHEMA_VERSION,
@@ -45,14 +46,14 @@ class ZarrStorage:
 
     def __init__(self, path: Path, obs_spec: DictSpec | None = None,
                  action_spec: ArraySpec | None = None, *, readonly: bool = False,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
         self.path = Path(path)
         self.readonly, self.fsync = readonly, fsync
         self.checksums = ChecksumLog(self.path / CHECKSUM_FILE, fsync)
         if not (self.path / COMMIT_FILE).exists():
             if readonly or obs_spec is None or action_spec is None:
                 raise StorageError(f"{self.path}: no robot_rl buffer here (missing {COMMIT_FILE})")
-            self._create(obs_spec, action_spec)
+            self._create(obs_spec, action_spec, chunk_bytes)
         self.group = zarr.open_group(str(self.path), mode="r" if readonly else "a")
         self.header = Header.from_attrs(str(self.path), dict(self.group.attrs))
         if obs_spec is not None and obs_spec != self.header.obs_spec:
@@ -80,11 +81,12 @@ class ZarrStorage:
         return {name: ChunkedTable(self.path, group, name, s, chunks[name], self.checksums,
                                    self.fsync) for name, s in specs.items()}
 
-    def _create(self, obs_spec: DictSpec, action_spec: ArraySpec) -> None:
+    def _create(self, obs_spec: DictSpec, action_spec: ArraySpec, chunk_bytes: int) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         heavy = heavy_step_specs(obs_spec, action_spec)
-        chunks = {"steps": chunk_rows(heavy), "step_info": INFO_CHUNK,
-                  "episodes": SMALL_CHUNK, "tails": min(chunk_rows(tail_specs(obs_spec)), 256)}
+        tails = chunk_rows(tail_specs(obs_spec), chunk_bytes)
+        chunks = {"steps": chunk_rows(heavy, chunk_bytes), "step_info": INFO_CHUNK,
+                  "episodes": SMALL_CHUNK, "tails": min(tails, 256)}
         self.header = Header(SCHEMA_VERSION, obs_spec, action_spec, chunks)
         self.obs_spec, self.action_spec = obs_spec, action_spec
         group = zarr.open_group(str(self.path), mode="w")
@@ -174,17 +176,26 @@ class ZarrStorage:
         if self.readonly:
             raise StorageError(f"{self.path}: opened read-only (prior data); it cannot be written")
         commit_no = self.commit_no + 1
-        entries, obsolete = {}, []
-        for name, table in self.tables.items():
-            entries[name], old = table.write(commit_no)
-            obsolete += old
-        if meta is not None:
-            json.dumps(meta)  # refuse non-JSON meta before anything becomes visible
-            self.meta = dict(meta)
-        record = {"schema_version": self.header.version, "commit": commit_no, "meta": self.meta,
-                  "robots": robots, "tasks": tasks, "next_episode": next_episode,
-                  "checksum_bytes": self.checksums.flush(), "tables": entries}
-        write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), self.fsync)
+        new_meta = self.meta if meta is None else dict(meta)
+        json.dumps(new_meta)  # refuse non-JSON meta before anything is written
+        snapshots = {name: table.snapshot() for name, table in self.tables.items()}
+        checksum_bytes = self.checksums.committed_bytes
+        try:
+            entries, obsolete = {}, []
+            for name, table in self.tables.items():
+                entries[name], old = table.write(commit_no)
+                obsolete += old
+            record = {"schema_version": self.header.version, "commit": commit_no,
+                      "meta": new_meta, "robots": robots, "tasks": tasks,
+                      "next_episode": next_episode, "checksum_bytes": self.checksums.flush(),
+                      "tables": entries}
+            write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), self.fsync)
+        except BaseException:
+            for name, table in self.tables.items():
+                table.rollback(snapshots[name])
+            self.checksums.rollback(checksum_bytes)
+            raise
+        self.meta = new_meta
         if self.fsync:
             fsync_path(self.path)
         self.commit_no, self.robots, self.tasks = commit_no, list(robots), list(tasks)
