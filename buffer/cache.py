@@ -194,7 +194,7 @@ class ChunkCache:
                 chunk = self._order.pop()
                 if chunk < sealed and self.slot_of.data[chunk] < 0 and chunk not in quarantined:
                     return self.load(chunk)
-            self._order = list(self._rng.permutation(sealed))
+            self._order = self._rng.permutation(sealed).tolist()
         return False
 
     def fill(self) -> None:

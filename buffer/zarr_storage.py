@@ -146,6 +146,7 @@ class ZarrStorage:
 
     def quarantine(self, table: str, chunk: int, reason: str) -> None:
         """Exclude one chunk's rows from sampling, log why, and remember it in quarantine.json."""
+        chunk = int(chunk)
         if (table, chunk) in self.quarantined:
             return
         log.error("buffer %s: quarantined %s chunk %d: %s", self.path, table, chunk, reason)
