@@ -2,7 +2,8 @@
 
 Each robot has at most one open episode. A step's next observation is not stored again when it is
 the robot's following observation (the following row points back with `prev_row`); otherwise it
-goes to the `tails` table (episode ends, discontinuities, and open episodes at a commit).
+goes to the `tails` table (episode ends, discontinuities, open episodes at a commit, and links
+that cross a chunk boundary, so that a chunk in the cache never needs another chunk).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class EpisodeWriter:
         self.open = recovered
         self.next_row = storage.steps
         self.keys = list(storage.obs_spec)
+        self.chunk = storage.chunk_rows
 
     def append(self, transitions: Sequence[Transition], task: str | None = None) -> None:
         """Stage rows; a robot's first transition after an ended episode opens a new one."""
@@ -67,12 +69,15 @@ class EpisodeWriter:
             action = self.storage.action_spec.validate(t.action, "transition action")
             ep = self._episode_for(t, task)
             prev = -1
-            if ep.pending_next is not None:
-                if all(np.array_equal(ep.pending_next[k], obs[k]) for k in self.keys):
-                    prev = ep.last_row
-                elif not ep.tail_saved:  # the robot jumped: keep the old next_obs as a tail
-                    self._stage_tail(ep.last_row, ep.pending_next)
             row = self.next_row
+            if ep.pending_next is not None:
+                linked = all(np.array_equal(ep.pending_next[k], obs[k]) for k in self.keys)
+                if linked:
+                    prev = ep.last_row
+                # a tail too where the link crosses a chunk, so every chunk is self-contained
+                crosses = ep.last_row // self.chunk != row // self.chunk
+                if (crosses or not linked) and not ep.tail_saved:
+                    self._stage_tail(ep.last_row, ep.pending_next)
             self.next_row += 1
             for k in self.keys:
                 heavy[f"obs/{k}"].append(obs[k])
