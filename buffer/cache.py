@@ -89,7 +89,7 @@ class ChunkCache:
 
     def start(self) -> None:
         """Load the newest chunk now; the background loader fills the other slots."""
-        n_chunks = self._n_chunks()
+        n_chunks = self.n_chunks()
         self.slot_of.extend(np.full(n_chunks - self.slot_of.n, -1, np.int32))
         if n_chunks:
             self.load(n_chunks - 1)
@@ -103,7 +103,7 @@ class ChunkCache:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def _n_chunks(self) -> int:
+    def n_chunks(self) -> int:
         return -(-self.storage.steps // self.rows_per_chunk)
 
     # -- slots -----------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class ChunkCache:
         with self.lock:
             if self.slot_of.data[chunk] >= 0:
                 return True
-            slot = self._take_slot(self._n_chunks() - 1)
+            slot = self._take_slot(self.n_chunks() - 1)
         base = slot * self.rows_per_chunk
         n = len(data["action"])
         for k, pool in self.pool.items():

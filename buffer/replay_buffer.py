@@ -16,8 +16,6 @@ from buffer.writer import EpisodeWriter, recover_open_episodes
 from buffer.zarr_storage import ZarrStorage
 from robot_rl.core import ArraySpec, Batch, DictSpec, Episode, StorageError, Transition
 
-WAIT_FOR_DATA_S = 30.0
-
 
 class ReplayBuffer:
     """A run's transitions: `append`/`end_episode`/`commit` to write, `sample` to learn from.
@@ -167,26 +165,28 @@ class ReplayBuffer:
 
     def sample_rows(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         """Row numbers of a batch drawn by the sampler (for tools and coverage measurements)."""
-        with self.cache.lock:
-            rows = self._draw(batch_size, rng)
-        return rows
-
-    def _draw(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        view = SampleView(self._resident_candidates(), self.index, len(self.index))
-        if not len(view.rows):
-            raise StorageError(f"{self.storage.path}: nothing to sample yet ({len(self)} committed "
-                               "rows, none resident with a known next observation and passing "
-                               "the filter)")
-        return self.sampler.draw(view, batch_size, rng)
+        return self._sample(batch_size, rng, gather=False)[0]
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         """A batch (with next_obs, n-step if configured) from committed, cache-resident rows."""
-        with self.cache.lock:
-            rows = self._draw(batch_size, rng)
-            batch = self._gather(rows)
+        rows, batch = self._sample(batch_size, rng, gather=True)
         self.cache.on_batch()
         self.last_rows = rows
+        assert batch is not None
         return batch
+
+    def _sample(self, batch_size: int, rng: np.random.Generator,
+                gather: bool) -> tuple[np.ndarray, Batch | None]:
+        for _ in range(self.cache.n_chunks() + 1):  # each pass may rotate one chunk in
+            with self.cache.lock:
+                view = SampleView(self._resident_candidates(), self.index, len(self.index))
+                if len(view.rows):
+                    rows = self.sampler.draw(view, batch_size, rng)
+                    return rows, self._gather(rows) if gather else None
+            if not self.cache.rotate_once():  # nothing resident qualifies: load more now
+                break
+        raise StorageError(f"{self.storage.path}: nothing to sample ({len(self)} committed rows, "
+                           "none with a known next observation and passing the filter)")
 
     def _next_obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         nxt = self.index.next_row.data[rows]
