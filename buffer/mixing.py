@@ -40,6 +40,11 @@ class MixedReplay:
                  prior_fraction: float = 0.5) -> None:
         if not 0.0 <= prior_fraction <= 1.0:
             raise ConfigError(f"prior_fraction must be in [0, 1], got {prior_fraction}")
+        for prior in priors:
+            if prior.storage.obs_spec != online.storage.obs_spec or \
+                    prior.storage.action_spec != online.storage.action_spec:
+                raise ConfigError(f"prior buffer {prior.storage.path} has other observation or "
+                                  "action specs than this run; use priors of the same robot/task")
         self.online, self.priors, self.prior_fraction = online, list(priors), prior_fraction
 
     def __len__(self) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from buffer import ReplayBuffer
+from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
 from hal import SafeRobot, SafetyLimits
 from policies import ALGORITHMS, SACConfig
 from robot_rl.core import Batch, ConfigError, Episode, RegistryError, Source, Transition
@@ -82,6 +82,27 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
     return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 
 
+def build_buffer(cfg: DictConfig, path: Path, robot: SafeRobot) -> ReplayBuffer:
+    """The run's own buffer, with the configured cache and sampler."""
+    b = cfg.buffer
+    try:
+        sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
+    except (RegistryError, TypeError) as exc:
+        raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
+    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
+    return ReplayBuffer(path, robot.observation_spec, robot.action_spec, sampler=sampler,
+                        cache=cache, task=cfg.task.name, n_step=b.n_step)
+
+
+def build_replay(cfg: DictConfig, buffer: ReplayBuffer) -> ReplayBuffer | MixedReplay:
+    """What the learner samples from: the run's buffer, mixed with read-only priors if any."""
+    if not cfg.buffer.priors:
+        return buffer
+    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step)
+              for p in cfg.buffer.priors]
+    return MixedReplay(buffer, priors, cfg.buffer.prior_fraction)
+
+
 class Session:
     """Runs one robot and one learner until `run.env_steps` steps are stored."""
 
@@ -124,7 +145,7 @@ class Session:
     # -- learning --------------------------------------------------------------------------------
     def _batches(self) -> Iterator[Batch]:
         while True:
-            yield self.buffer.sample(self.cfg.learner.batch_size, self.rng)
+            yield self.replay.sample(self.cfg.learner.batch_size, self.rng)
 
     def _learn(self, batches: Iterator[Batch]) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -194,7 +215,8 @@ class Session:
 
         budget = self.cfg.run.env_steps
         self.robot.connect()
-        self.buffer = ReplayBuffer(self.run.buffer, self.robot.observation_spec, self.robot.action_spec)
+        self.buffer = build_buffer(self.cfg, self.run.buffer, self.robot)
+        self.replay = build_replay(self.cfg, self.buffer)
         self._restore()
         batches = self._batches()
         writer = SummaryWriter(str(self.run.tensorboard))
@@ -220,4 +242,6 @@ class Session:
             bar.close()
             writer.close()
             self.robot.disconnect()
+            for buffer in [self.buffer, *getattr(self.replay, "priors", [])]:
+                buffer.close()
         return self.counters
