@@ -256,6 +256,12 @@ class ZarrStorage:
                 out[k][sel] = data[k][rows[sel] - chunk * size]
         return out
 
+    def read_steps(self) -> dict[str, np.ndarray]:
+        """Every committed step column, heavy ones included: O(buffer), for tools and tests."""
+        steps = self.read_rows(np.arange(self.steps))
+        steps.update(self.read_step_info())
+        return steps
+
     def verify(self) -> list[str]:
         """Read and check every committed chunk; quarantine and report the damaged ones."""
         problems = []

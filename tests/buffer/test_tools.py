@@ -94,3 +94,27 @@ def test_rosbag_export_is_a_readable_bag(tmp_path: Path) -> None:
         ends = [json.loads(store.deserialize_cdr(raw, c.msgtype).data) for c, _, raw in
                 reader.messages(connections=[topics["/arm/episode_end"]])]
         assert [e["success"] for e in ends] == [True, False, True]
+
+
+def test_replay_renders_recorded_camera_with_overlay_and_plots(tmp_path: Path) -> None:
+    from robot_rl.config import compose_session
+    from robot_rl.runtime.run_dir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.save_config(compose_session([]))
+    make_buffer(run.buffer)
+    out = tmp_path / "ep.gif"
+    assert main(["replay", str(run.root), "--episode", "1", "--camera", "cam", "--size", "96",
+                 "--out", str(out)]) == 0
+    frames = np.stack(imageio_frames(out))
+    assert frames.shape[:3] == (6, 96, 96)
+    assert (frames[2, -10:, :, 0] > 150).mean() > 0.5  # red intervention band on step 2
+    assert (frames[3, -10:, :, 0] > 150).mean() < 0.5
+    assert (tmp_path / "ep-progress.png").stat().st_size > 1000
+    assert main(["replay", str(run.root), "--episode", "7"]) == 2
+
+
+def imageio_frames(path: Path) -> list[np.ndarray]:
+    import imageio.v2 as imageio
+
+    return [np.asarray(f)[..., :3] for f in imageio.mimread(path)]
