@@ -73,6 +73,7 @@ class ChunkCache:
         self.loaded_at = np.zeros(self.n_slots, np.int64)
         self.recent = max(1, int(self.n_slots * config.recent_share))
         self.lock = threading.Lock()
+        self._loading = threading.Lock()
         self.version = 0
         self.loads = 0
         self._tick = 0
@@ -107,7 +108,7 @@ class ChunkCache:
         return -(-self.storage.steps // self.rows_per_chunk)
 
     # -- slots -----------------------------------------------------------------------------------
-    def _take_slot(self, newest_chunk: int) -> int:
+    def _take_slot(self, newest_chunk: int) -> int | None:
         """Under the lock: a free slot, else that of the longest-resident evictable chunk."""
         free = np.flatnonzero(self.chunk_in_slot == -1)
         if len(free):
@@ -118,7 +119,7 @@ class ChunkCache:
             if not evictable.any():
                 evictable = (chunks >= 0) & (chunks < newest_chunk)
             if not evictable.any():
-                raise RuntimeError("cache has no evictable slot")  # cannot happen: n_slots >= 2
+                return None
             candidates = np.flatnonzero(evictable)
             slot = int(candidates[np.argmin(self.loaded_at[candidates])])
             self.slot_of.data[chunks[slot]] = -1
@@ -146,7 +147,9 @@ class ChunkCache:
                     self.slot_of.extend(np.full(lo_chunk + 1 - self.slot_of.n, -1, np.int32))
                 slot = int(self.slot_of.data[lo_chunk])
                 if slot < 0:
-                    slot = self._take_slot(lo_chunk)
+                    taken = self._take_slot(lo_chunk)
+                    assert taken is not None  # an older chunk is always evictable for the newest
+                    slot = taken
                     self._map(slot, lo_chunk)
                 base = slot * rpc - lo_chunk * rpc
                 for k, pool in self.pool.items():
@@ -156,24 +159,28 @@ class ChunkCache:
 
     def load(self, chunk: int) -> bool:
         """Read one chunk from disk into a slot; False if it is damaged (then quarantined)."""
-        try:
-            data = self.storage.read_chunk(chunk)
-        except CorruptDataError as exc:
-            self.storage.quarantine("steps", chunk, str(exc))
-            self.on_corrupt(chunk)
-            return False
-        with self.lock:
-            if self.slot_of.data[chunk] >= 0:
-                return True
-            slot = self._take_slot(self.n_chunks() - 1)
-        base = slot * self.rows_per_chunk
-        n = len(data["action"])
-        for k, pool in self.pool.items():
-            pool[base: base + n] = data[k]
-        with self.lock:
-            self._map(slot, chunk)
-            self.loads += 1
-        return True
+        with self._loading:  # one load at a time: loads never compete for slots
+            with self.lock:
+                if self.slot_of.data[chunk] >= 0:
+                    return True
+            try:
+                data = self.storage.read_chunk(chunk)
+            except CorruptDataError as exc:
+                self.storage.quarantine("steps", chunk, str(exc))
+                self.on_corrupt(chunk)
+                return False
+            with self.lock:
+                slot = self._take_slot(self.n_chunks() - 1)
+            if slot is None:
+                return False
+            base = slot * self.rows_per_chunk
+            n = len(data["action"])
+            for k, pool in self.pool.items():
+                pool[base: base + n] = data[k]
+            with self.lock:
+                self._map(slot, chunk)
+                self.loads += 1
+            return True
 
     # -- rotation --------------------------------------------------------------------------------
     def on_batch(self) -> None:

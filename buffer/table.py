@@ -110,6 +110,20 @@ class Segment:
         return {"file": self.file, "start": self.start, "stop": self.stop, "crc": self.crc}
 
 
+@dataclass(frozen=True)
+class TableState:
+    """What a table's commit entry says: row counts, live segments, and the unsealed rows."""
+
+    rows: int
+    sealed: int
+    segments: list[Segment]
+    unsealed: dict[str, np.ndarray]
+
+    def entry(self) -> dict[str, Any]:
+        return {"rows": self.rows, "sealed": self.sealed,
+                "segments": [s.to_json() for s in self.segments]}
+
+
 def _concat(parts: list[dict[str, np.ndarray]],
             specs: dict[str, ArraySpec]) -> dict[str, np.ndarray]:
     if not parts:
@@ -132,8 +146,9 @@ class ChunkedTable:
 
     def create(self) -> None:
         for col, spec in self.specs.items():
-            codec = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle" if spec.nbytes < 64
-                               else "shuffle")
+            wide = spec.nbytes >= 64  # images: zstd level 1 encodes ~3x faster than level 3
+            codec = BloscCodec(cname="zstd", clevel=1 if wide else 3,
+                               shuffle="shuffle" if wide else "bitshuffle")
             self.group.create_array(f"{self.name}/{col}", shape=(0, *spec.shape),
                                     chunks=(self.chunk, *spec.shape), dtype=spec.dtype,
                                     compressors=codec)
@@ -146,46 +161,43 @@ class ChunkedTable:
     def staged_rows(self) -> int:
         return sum(len(next(iter(p.values()))) for p in self.staged)
 
-    def snapshot(self) -> tuple:
-        return self.rows, self.sealed, list(self.segments), self.unsealed, list(self.staged)
-
-    def rollback(self, snap: tuple) -> None:
-        """Back to `snapshot()` after a failed commit; the staged rows stay staged."""
-        self.rows, self.sealed, self.segments, self.unsealed, self.staged = snap
-
-    def write(self, commit_no: int) -> tuple[dict[str, Any], list[Path]]:
-        """Make staged rows durable (not yet visible); return the table's commit entry and the
-        segment files that become obsolete once that entry is committed."""
+    def write(self, commit_no: int) -> tuple[dict[str, Any], list[Path], TableState]:
+        """Write staged rows to disk without making them visible; return the table's commit
+        entry, the segment files obsolete once it is committed, and the state to `apply` then."""
         new = _concat(self.staged, self.specs)
-        self.staged.clear()
         n_new = len(next(iter(new.values())))
         pending = {k: np.concatenate([self.unsealed[k], new[k]]) for k in self.specs}
         rows = self.rows + n_new
         full = rows // self.chunk * self.chunk
-        obsolete: list[Path] = []
+        segments, sealed, obsolete = list(self.segments), self.sealed, []
         if full > self.sealed:
             self._seal(pending, full)
             pending = {k: v[full - self.sealed:] for k, v in pending.items()}
             obsolete = [self.root / s.file for s in self.segments]
-            self.segments = []
-            self.sealed = full
+            segments, sealed = [], full
             if rows > full:
-                self.segments = [self._write_segment(commit_no, pending, full, rows)]
+                segments = [self._write_segment(commit_no, pending, full, rows)]
         elif n_new and len(self.segments) >= MAX_SEGMENTS:
             obsolete = [self.root / s.file for s in self.segments]
-            self.segments = [self._write_segment(commit_no, pending, self.sealed, rows)]
+            segments = [self._write_segment(commit_no, pending, self.sealed, rows)]
         elif n_new:
-            self.segments.append(self._write_segment(commit_no, new, self.rows, rows))
-        self.unsealed, self.rows = pending, rows
-        return self.entry(), obsolete
+            segments.append(self._write_segment(commit_no, new, self.rows, rows))
+        state = TableState(rows, sealed, segments, pending)
+        return state.entry(), obsolete, state
+
+    def apply(self, state: TableState) -> None:
+        """After the commit record is replaced: the written rows are now the committed ones."""
+        self.unsealed, self.segments = state.unsealed, state.segments
+        self.rows, self.sealed = state.rows, state.sealed
+        self.staged.clear()
 
     def entry(self) -> dict[str, Any]:
-        return {"rows": self.rows, "sealed": self.sealed,
-                "segments": [s.to_json() for s in self.segments]}
+        return TableState(self.rows, self.sealed, self.segments, self.unsealed).entry()
 
     def _seal(self, pending: dict[str, np.ndarray], full: int) -> None:
         for col, values in pending.items():
-            arr = self.group[f"{self.name}/{col}"]
+            # every chunk gets a file, so a deleted file is damage, not "all zeros"
+            arr = self.group[f"{self.name}/{col}"].with_config({"write_empty_chunks": True})
             arr.resize((full, *arr.shape[1:]))
             arr[self.sealed:full] = values[: full - self.sealed]
             for c in range(self.sealed // self.chunk, full // self.chunk):

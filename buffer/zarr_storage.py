@@ -142,7 +142,9 @@ class ZarrStorage:
         path = self.path / QUARANTINE_FILE
         if path.exists():
             for item in json.loads(path.read_text()):
-                self.quarantined[(item["table"], int(item["chunk"]))] = item["reason"]
+                table, chunk = item["table"], int(item["chunk"])
+                if chunk < self.tables[table].sealed // self.tables[table].chunk:
+                    self.quarantined[(table, chunk)] = item["reason"]  # (else: not committed)
 
     def quarantine(self, table: str, chunk: int, reason: str) -> None:
         """Exclude one chunk's rows from sampling, log why, and remember it in quarantine.json."""
@@ -179,12 +181,11 @@ class ZarrStorage:
         commit_no = self.commit_no + 1
         new_meta = self.meta if meta is None else dict(meta)
         json.dumps(new_meta)  # refuse non-JSON meta before anything is written
-        snapshots = {name: table.snapshot() for name, table in self.tables.items()}
         checksum_bytes = self.checksums.committed_bytes
         try:
-            entries, obsolete = {}, []
+            entries, states, obsolete = {}, {}, []
             for name, table in self.tables.items():
-                entries[name], old = table.write(commit_no)
+                entries[name], old, states[name] = table.write(commit_no)
                 obsolete += old
             record = {"schema_version": self.header.version, "commit": commit_no,
                       "meta": new_meta, "robots": robots, "tasks": tasks,
@@ -192,10 +193,10 @@ class ZarrStorage:
                       "tables": entries}
             write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), self.fsync)
         except BaseException:
-            for name, table in self.tables.items():
-                table.rollback(snapshots[name])
-            self.checksums.rollback(checksum_bytes)
+            self.checksums.rollback(checksum_bytes)  # staged rows stay staged for a retry
             raise
+        for name, table in self.tables.items():
+            table.apply(states[name])
         self.meta = new_meta
         if self.fsync:
             fsync_path(self.path)
