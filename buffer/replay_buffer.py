@@ -52,6 +52,7 @@ class ReplayBuffer:
         self.cache = ChunkCache(self.storage, cache or CacheConfig(), self._on_corrupt_chunk)
         self.cache.start()
         self._candidates: tuple[tuple[int, int], np.ndarray] | None = None
+        self.last_rows = np.zeros(0, np.int64)  # rows of the last batch (coverage measurements)
 
     @classmethod
     def open_prior(cls, path: Path, **kwargs: Any) -> ReplayBuffer:

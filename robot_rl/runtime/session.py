@@ -85,6 +85,9 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
 def build_buffer(cfg: DictConfig, path: Path, robot: SafeRobot) -> ReplayBuffer:
     """The run's own buffer, with the configured cache and sampler."""
     b = cfg.buffer
+    if b.n_step != 1:  # the batches carry Batch.discount, but SAC's TD target ignores it so far
+        raise ConfigError(f"buffer.n_step={b.n_step}: the learner does not use n-step discounts "
+                          "yet; keep buffer.n_step=1")
     try:
         sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
     except (RegistryError, TypeError) as exc:
@@ -129,7 +132,8 @@ class Session:
         self.counters.updates = int(c["updates"])
         self.counters.policy_version = int(c["policy_version"])
         self._last_ckpt_step = int(c["env_steps"])
-        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"], len(self.buffer))
+        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"],
+                 len(self.buffer))
 
     def checkpoint(self) -> None:
         state = {
