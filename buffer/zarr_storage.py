@@ -34,6 +34,7 @@ from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
 
 log = logging.getLogger(__name__)
 INFO_CHUNK = 16384
+OPEN_ATTEMPTS = 5
 SMALL_CHUNK = 1024
 
 
@@ -65,7 +66,15 @@ class ZarrStorage:
         self.obs_spec, self.action_spec = self.header.obs_spec, self.header.action_spec
         self.tables = self._tables(self.group)
         self.quarantined: dict[tuple[str, int], str] = {}
-        self._open()
+        for attempt in range(OPEN_ATTEMPTS):
+            seen = self._read_record()["commit"]
+            try:
+                self._open()
+                break
+            except CorruptDataError:  # a reader racing a live writer that deleted old segments
+                moved_on = self._read_record()["commit"] != seen
+                if not (self.readonly and moved_on) or attempt == OPEN_ATTEMPTS - 1:
+                    raise
 
     @classmethod
     def open_existing(cls, path: Path, readonly: bool = True) -> ZarrStorage:
