@@ -136,25 +136,27 @@ class ChunkCache:
 
     def add_rows(self, start: int, columns: dict[str, np.ndarray]) -> None:
         """Put newly committed rows in RAM: the newest data is always resident."""
-        n = len(columns["action"])
-        rpc = self.rows_per_chunk
+        rpc, end = self.rows_per_chunk, start + len(columns["action"])
         lo = start
-        while lo < start + n:
-            lo_chunk = lo // rpc
-            hi = min((lo_chunk + 1) * rpc, start + n)
+        while lo < end:
+            chunk = lo // rpc
+            hi = min((chunk + 1) * rpc, end)
             with self.lock:
-                if self.slot_of.n <= lo_chunk:
-                    self.slot_of.extend(np.full(lo_chunk + 1 - self.slot_of.n, -1, np.int32))
-                slot = int(self.slot_of.data[lo_chunk])
-                if slot < 0:
-                    taken = self._take_slot(lo_chunk)
+                if self.slot_of.n <= chunk:
+                    self.slot_of.extend(np.full(chunk + 1 - self.slot_of.n, -1, np.int32))
+                slot = int(self.slot_of.data[chunk])
+                if slot < 0 and lo % rpc == 0:  # a fresh chunk: it starts with these rows
+                    taken = self._take_slot(chunk)
                     assert taken is not None  # an older chunk is always evictable for the newest
                     slot = taken
-                    self._map(slot, lo_chunk)
-                base = slot * rpc - lo_chunk * rpc
-                for k, pool in self.pool.items():
-                    pool[base + lo: base + hi] = columns[k][lo - start: hi - start]
-                self.version += 1
+                    self._map(slot, chunk)
+                if slot >= 0:
+                    base = slot * rpc - chunk * rpc
+                    for k, pool in self.pool.items():
+                        pool[base + lo: base + hi] = columns[k][lo - start: hi - start]
+                    self.version += 1
+            if slot < 0:  # evicted meanwhile: its earlier rows are committed, load it whole
+                self.load(chunk)
             lo = hi
 
     def load(self, chunk: int) -> bool:

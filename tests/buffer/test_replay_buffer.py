@@ -160,3 +160,18 @@ def test_background_loader_never_sees_half_committed_chunks(tmp_path: Path) -> N
             check_batch(buf.sample(32, rng))  # wakes the loader while commits seal chunks
         assert buf.storage.quarantined == {} and buf.cache.loads > 0
     assert not (tmp_path / "b" / "quarantine.json").exists()
+
+
+def test_rows_added_to_an_evicted_partial_chunk_reload_it_whole(tmp_path: Path) -> None:
+    with make(tmp_path / "b", cache=CacheConfig(max_transitions=32, background=False)) as buf:
+        buf.append([transition(0, 0, s) for s in range(10)])
+        buf.commit()
+        with buf.cache.lock:  # the loader evicted chunk 0 just before the next commit
+            slot = buf.cache.slot_of.data[0]
+            buf.cache.chunk_in_slot[slot], buf.cache.slot_of.data[0] = -1, -1
+        buf.append([transition(0, 0, s) for s in range(10, 20)])
+        buf.commit()
+        rng = np.random.default_rng(0)
+        for _ in range(10):
+            check_batch(buf.sample(64, rng))
+        assert set(buf.sample(2000, rng).obs["state"][:, 2].astype(int)) == set(range(20))
