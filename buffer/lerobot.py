@@ -128,9 +128,26 @@ def _read_info(folder: Path) -> dict[str, Any]:
     return info
 
 
-def _frames(folder: Path, info: dict[str, Any], key: str, index: int) -> np.ndarray:
-    path = folder / info["video_path"].format(video_key=key, chunk_index=0, file_index=index)
-    return np.stack(list(imageio.mimread(path, memtest=False)))
+class _Videos:
+    """Decoded camera files of a dataset, sliced per episode by its from_timestamp."""
+
+    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
+        self.folder, self.info = folder, info
+        self.files: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def frames(self, key: str, ep: dict[str, Any], length: int) -> np.ndarray:
+        where = (key, int(ep.get(f"videos/{key}/chunk_index", 0)),
+                 int(ep.get(f"videos/{key}/file_index", 0)))
+        if where not in self.files:
+            path = self.folder / self.info["video_path"].format(
+                video_key=key, chunk_index=where[1], file_index=where[2])
+            self.files[where] = np.stack(list(imageio.mimread(path, memtest=False)))
+        first = int(round(float(ep.get(f"videos/{key}/from_timestamp", 0.0)) * self.info["fps"]))
+        frames = self.files[where][first: first + length]
+        if len(frames) != length:
+            raise StorageError(f"{self.folder}: video {key} has {len(frames)} frames for episode "
+                               f"{ep['episode_index']}, which has {length} steps")
+        return frames
 
 
 def import_lerobot(folder: Path, out: Path, fsync: bool = True) -> ReplayBuffer:
@@ -145,28 +162,31 @@ def import_lerobot(folder: Path, out: Path, fsync: bool = True) -> ReplayBuffer:
     states = [k for k in feats if k.startswith("observation.") and k not in videos]
     name = {k: k.removeprefix("observation.images.").removeprefix("observation.")
             for k in videos + states}
-    obs = {name[k]: np.asarray(data[k], feats[k]["dtype"]).reshape(-1, *feats[k]["shape"])
-           for k in states}
-    for k in videos:
-        obs[name[k]] = _frames(folder, info, k, 0)[: len(data["index"])]
+    state = {k: np.asarray(data[k], feats[k]["dtype"]).reshape(-1, *feats[k]["shape"])
+             for k in states}
     action = np.asarray(data["action"], feats["action"]["dtype"])
     spec = DictSpec({name[k]: ArraySpec(tuple(feats[k]["shape"]), "uint8" if k in videos else
                                         feats[k]["dtype"]) for k in videos + states})
     buf = ReplayBuffer(out, spec, ArraySpec(action.shape[1:], action.dtype.name), fsync=fsync)
-    reward = np.asarray(data.get("next.reward", np.zeros(len(action))), np.float32).ravel()
-    done = np.asarray(data.get("next.done", np.zeros(len(action), bool)), bool).ravel()
+    n = len(action)
+    reward = np.asarray(data.get("next.reward", np.zeros(n)), np.float32).ravel()
+    done = np.asarray(data.get("next.done", np.zeros(n, bool)), bool).ravel()
     intervened = np.asarray(data.get("complementary_info.is_intervention",
-                                     np.zeros(len(action), bool)), bool).ravel()
+                                     np.zeros(n, bool)), bool).ravel()
+    cameras = _Videos(folder, info)
     for ep in episodes:
         lo, hi = int(ep["dataset_from_index"]), int(ep["dataset_to_index"])
+        obs = {name[k]: state[k][lo:hi] for k in states}
+        obs |= {name[k]: cameras.frames(k, ep, hi - lo) for k in videos}
         steps = []
-        for i in range(lo, hi):
-            j = min(i + 1, hi - 1)
+        for i in range(hi - lo):
+            j = min(i + 1, hi - lo - 1)  # LeRobot keeps no final observation: repeat the last
             steps.append(Transition(
-                {k: v[i] for k, v in obs.items()}, action[i], float(reward[i]),
-                {k: v[j] for k, v in obs.items()}, bool(done[i]) and i == hi - 1, False,
-                intervened=bool(intervened[i]), source=Source.DEMO, robot_id="lerobot",
-                episode_id=int(ep["episode_index"]), step=i - lo, wall_time=(i - lo) / info["fps"]))
+                {k: v[i] for k, v in obs.items()}, action[lo + i], float(reward[lo + i]),
+                {k: v[j] for k, v in obs.items()}, bool(done[lo + i]) and lo + i == hi - 1,
+                False, intervened=bool(intervened[lo + i]), source=Source.DEMO,
+                robot_id="lerobot", episode_id=int(ep["episode_index"]), step=i,
+                wall_time=i / info["fps"]))
         buf.append(steps, task=(ep.get("tasks") or ["default"])[0])
         buf.end_episode(bool(ep.get("success", done[hi - 1])))
     buf.commit({"imported_from": str(folder)})

@@ -118,3 +118,14 @@ def imageio_frames(path: Path) -> list[np.ndarray]:
     import imageio.v2 as imageio
 
     return [np.asarray(f)[..., :3] for f in imageio.mimread(path)]
+
+
+def test_import_refuses_what_is_not_a_v3_dataset(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x/meta").mkdir(parents=True)
+    assert main(["buffer", "import", str(tmp_path / "x"), "--out", str(tmp_path / "b")]) == 2
+    assert "not a LeRobotDataset" in capsys.readouterr().err
+    (tmp_path / "x/meta/info.json").write_text(json.dumps({"codebase_version": "v2.1"}))
+    assert main(["buffer", "import", str(tmp_path / "x"), "--out", str(tmp_path / "b")]) == 2
+    assert "only v3.0 is read" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
