@@ -39,7 +39,7 @@ class ReplayBuffer:
         self.index = StepIndex(self.storage.obs_spec)
         info, tails = self.storage.read_step_info(), self.storage.read_tails()
         self.index.extend(info, tails)
-        self._mark_quarantined()
+        self.index.quarantine_mask(self.storage.quarantined_rows())
         self._episodes = self.storage.read_episodes()
         self.writer: EpisodeWriter | None = None
         if not readonly:
@@ -135,12 +135,6 @@ class ReplayBuffer:
     def _on_corrupt_chunk(self, chunk: int) -> None:
         rpc = self.cache.rows_per_chunk
         self.index.quarantine(chunk * rpc, (chunk + 1) * rpc)
-
-    def _mark_quarantined(self) -> None:
-        for (table, chunk), _ in self.storage.quarantined.items():
-            if table in ("steps", "step_info"):
-                size = self.storage.tables[table].chunk
-                self.index.quarantine(chunk * size, (chunk + 1) * size)
 
     def _has_next_resident(self, rows: np.ndarray) -> np.ndarray:
         """Sampleable rows whose next observation is a tail or a resident row."""

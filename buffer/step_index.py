@@ -70,6 +70,10 @@ class StepIndex:
         self.quarantined.data[lo: min(hi, len(self))] = True
         self.version += 1
 
+    def quarantine_mask(self, mask: np.ndarray) -> None:
+        self.quarantined.view[: len(mask)] |= mask
+        self.version += 1
+
     def sampleable(self, rows: np.ndarray) -> np.ndarray:
         """Rows that are not quarantined and whose next observation is known."""
         has_next = (self.next_row.data[rows] >= 0) | (self.tail_of.data[rows] >= 0)

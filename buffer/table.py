@@ -191,9 +191,6 @@ class ChunkedTable:
         self.rows, self.sealed = state.rows, state.sealed
         self.staged.clear()
 
-    def entry(self) -> dict[str, Any]:
-        return TableState(self.rows, self.sealed, self.segments, self.unsealed).entry()
-
     def _seal(self, pending: dict[str, np.ndarray], full: int) -> None:
         for col, values in pending.items():
             # every chunk gets a file, so a deleted file is damage, not "all zeros"

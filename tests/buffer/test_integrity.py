@@ -43,6 +43,9 @@ def test_a_chunk_with_wrong_but_decodable_data_is_quarantined(tmp_path: Path) ->
     assert report[0]["chunk"] == 2 and "checksum mismatch" in report[0]["reason"]
     problems = ZarrStorage.open_existing(tmp_path / "b").verify()
     assert len(problems) == 1 and "obs/cam chunk 2" in problems[0]
+    with ReplayBuffer(tmp_path / "b", fsync=False) as again:  # remembered across reopening
+        assert again.index.quarantined.view[32:48].all()
+        assert again.index.quarantined.view.sum() == 16
 
 
 def test_truncated_chunk_file_is_quarantined(tmp_path: Path) -> None:
