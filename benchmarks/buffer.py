@@ -130,7 +130,7 @@ def rate(fn: Callable[[], Any], seconds: float) -> float:
 def ours_sample(path: Path, ratio: float, data_bytes: int, seconds: float,
                 coverage_batches: int) -> dict[str, float]:
     """Reopen with a cache of `ratio` x the data, fill it, then sample; and coverage over time."""
-    budget = int(ratio * data_bytes)
+    budget = int(np.ceil(ratio * data_bytes))  # (the cache rounds down to whole chunks)
     cache = CacheConfig(max_bytes=budget) if budget else CacheConfig(max_transitions=0)
     with ReplayBuffer(path, cache=cache, fsync=False) as buf:
         t0 = time.perf_counter()
