@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.common import add_common_arguments, print_table, target, write_json
 from buffer import CacheConfig, ReplayBuffer
+from buffer.schema import chunk_rows, heavy_step_specs
 from robot_rl.core import ArraySpec, DictSpec, Transition
 
 CAM = (128, 128, 3)
@@ -28,6 +29,7 @@ OBS = DictSpec({"wrist": ArraySpec(CAM, "uint8"), "side": ArraySpec(CAM, "uint8"
 STATE_ONLY = DictSpec({"state": ArraySpec((7,), "float32")})
 ACTION = ArraySpec((7,), "float32")
 EP_LEN, BATCH = 100, 256
+ROW_BYTES = sum(s.nbytes for s in OBS.fields.values()) + ACTION.nbytes
 
 
 def frame_pool(n: int = 64, seed: int = 0) -> np.ndarray:
@@ -130,8 +132,9 @@ def rate(fn: Callable[[], Any], seconds: float) -> float:
 def ours_sample(path: Path, ratio: float, data_bytes: int, seconds: float,
                 coverage_batches: int) -> dict[str, float]:
     """Reopen with a cache of `ratio` x the data, fill it, then sample; and coverage over time."""
-    budget = int(np.ceil(ratio * data_bytes))  # (the cache rounds down to whole chunks)
-    cache = CacheConfig(max_bytes=budget) if budget else CacheConfig(max_transitions=0)
+    rpc = chunk_rows(heavy_step_specs(OBS, ACTION))
+    chunks = int(np.ceil(ratio * data_bytes / (rpc * ROW_BYTES)))  # the cache holds whole chunks
+    cache = CacheConfig(max_transitions=chunks * rpc)
     with ReplayBuffer(path, cache=cache, fsync=False) as buf:
         t0 = time.perf_counter()
         buf.cache.fill()
@@ -178,7 +181,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="buffer-bench-"))
     try:
         episodes = make_episodes(n, OBS)
-        data_bytes = n * sum(s.nbytes for s in OBS.fields.values()) + n * ACTION.nbytes
+        data_bytes = n * ROW_BYTES
         rng = np.random.default_rng(0)
         ring = RingBuffer(n)
         t0 = time.perf_counter()
