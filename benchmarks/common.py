@@ -29,12 +29,18 @@ def machine(packages: Sequence[str] = ("numpy", "msgpack", "websockets", "torch"
             "versions": versions}
 
 
-def target(name: str, value: float, goal: float, op: str) -> dict[str, Any]:
-    """One target of the issue, judged on the measured value."""
-    return {"name": name, "value": value, "target": goal, "op": op, "met": OPS[op](value, goal)}
+def target(name: str, value: float | None, goal: float, op: str) -> dict[str, Any]:
+    """One target of the issue, judged on the measured value (None: not measured, not met)."""
+    met = value is not None and bool(OPS[op](value, goal))
+    return {"name": name, "value": value, "target": goal, "op": op, "met": met}
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
+) -> None:
+    """A plain fixed-width table on stdout, under an optional title."""
+    if title:
+        print(f"\n{title}")
     cells = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))

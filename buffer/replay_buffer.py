@@ -1,4 +1,4 @@
-"""A replay buffer that commits transitions to Zarr and samples from RAM."""
+"""ReplayBuffer = storage x sampler x writer: durable on commit, sampled from a RAM cache."""
 
 from __future__ import annotations
 
@@ -8,28 +8,66 @@ from typing import Any
 
 import numpy as np
 
-from buffer.zarr_storage import EPISODE_FIELDS, ZarrStorage
-from robot_rl.core import ArraySpec, Batch, DictSpec, Episode, Transition
+from buffer.cache import CacheConfig, ChunkCache
+from buffer.samplers import Provenance, Sampler, SampleView, UniformSampler
+from buffer.schema import CHUNK_TARGET_BYTES
+from buffer.step_index import StepIndex
+from buffer.writer import EpisodeWriter, recover_open_episodes
+from buffer.zarr_storage import ZarrStorage
+from robot_rl.core import ArraySpec, Batch, DictSpec, Episode, StorageError, Transition
 
 
 class ReplayBuffer:
-    """Durable storage plus an in-RAM mirror for uniform sampling.
+    """A run's transitions: `append`/`end_episode`/`commit` to write, `sample` to learn from.
 
-    Streaming use: `append(transitions)` stages rows, `end_episode(...)` closes an episode,
-    `commit(meta)` makes everything staged durable at once (with `meta` in the same atomic
-    record). `add_episode(episode)` does all three for a whole episode.
+    Open with `readonly=True` (or `ReplayBuffer.open_prior`) to reuse an earlier run's buffer as
+    prior data without copying it. Batches come only from committed rows resident in the cache.
     """
 
-    def __init__(self, path: Path, obs_spec: DictSpec, action_spec: ArraySpec) -> None:
-        self.storage = ZarrStorage(path, obs_spec, action_spec)
-        self.obs_keys = list(obs_spec)
-        self._columns = self.storage.read_steps()
+    def __init__(self, path: Path, obs_spec: DictSpec | None = None,
+                 action_spec: ArraySpec | None = None, *, sampler: Sampler | None = None,
+                 cache: CacheConfig | None = None, filter: Provenance | None = None,
+                 readonly: bool = False, task: str = "default", n_step: int = 1,
+                 gamma: float = 0.99, fsync: bool = True,
+                 chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
+        self.storage = ZarrStorage(path, obs_spec, action_spec, readonly=readonly, fsync=fsync,
+                                   chunk_bytes=chunk_bytes)
+        self.obs_keys = list(self.storage.obs_spec)
+        self.sampler = sampler or UniformSampler()
+        self.filter = filter
+        self.n_step, self.gamma = n_step, gamma
+        self.index = StepIndex(self.storage.obs_spec)
+        info, tails = self.storage.read_step_info(), self.storage.read_tails()
+        self.index.extend(info, tails)
+        self.index.quarantine_mask(self.storage.quarantined_rows())
         self._episodes = self.storage.read_episodes()
-        self._staged: list[Transition] = []
-        self._staged_episodes: list[dict[str, Any]] = []
-        self._open_start = self._open_episode_start()
-        self._open_reward = float(self._columns["reward"][self._open_start:].sum())
-        self._open_interventions = int(self._columns["intervened"][self._open_start:].sum())
+        self.writer: EpisodeWriter | None = None
+        if not readonly:
+            tail_rows = {int(r): i for i, r in enumerate(tails["row"])}
+            pending = {r: {k: tails[f"obs/{k}"][i] for k in self.obs_keys}
+                       for r, i in tail_rows.items()}
+            recovered = recover_open_episodes(info, self._episodes["episode_id"],
+                                              self.storage.robots, pending)
+            self.writer = EpisodeWriter(self.storage, task, recovered)
+        self.cache = ChunkCache(self.storage, cache or CacheConfig(), self._on_corrupt_chunk)
+        self.cache.start()
+        self._candidates: tuple[tuple[int, int], np.ndarray] | None = None
+        self.last_rows = np.zeros(0, np.int64)  # rows of the last batch (coverage measurements)
+
+    @classmethod
+    def open_prior(cls, path: Path, **kwargs: Any) -> ReplayBuffer:
+        """An earlier run's (or a demo) buffer, read-only, specs taken from the store."""
+        return cls(path, readonly=True, **kwargs)
+
+    def close(self) -> None:
+        """Stop the background loader (committed data needs no flushing)."""
+        self.cache.close()
+
+    def __enter__(self) -> ReplayBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return self.storage.steps
@@ -43,77 +81,150 @@ class ReplayBuffer:
         """The metadata stored by the last commit."""
         return dict(self.storage.meta)
 
-    def _open_episode_start(self) -> int:
-        ep = self._episodes
-        return int(ep["start"][-1] + ep["length"][-1]) if len(ep["start"]) else 0
+    @property
+    def open_episodes(self) -> dict[str, int]:
+        """Robot id -> episode id of each episode appended to but not ended."""
+        return {} if self.writer is None else {r: e.episode_id for r, e in self.writer.open.items()}
 
     # -- writing ---------------------------------------------------------------------------------
-    def append(self, transitions: Sequence[Transition]) -> None:
-        """Stage transitions of the open episode; nothing is durable before `commit`."""
-        self._staged.extend(transitions)
-        self._open_reward += float(sum(t.reward for t in transitions))
-        self._open_interventions += sum(1 for t in transitions if t.intervened)
+    def _require_writer(self) -> EpisodeWriter:
+        if self.writer is None:
+            raise StorageError(f"{self.storage.path}: opened read-only (prior data); "
+                               "it cannot be written")
+        return self.writer
 
-    def end_episode(self, success: bool) -> None:
-        """Close the open episode: its rows are those appended since the previous one ended."""
-        end = len(self) + len(self._staged)
-        self._staged_episodes.append({
-            "start": self._open_start, "length": end - self._open_start, "success": success,
-            "total_reward": self._open_reward, "interventions": self._open_interventions,
-        })
-        self._open_start, self._open_reward, self._open_interventions = end, 0.0, 0
+    def append(self, transitions: Sequence[Transition], task: str | None = None) -> None:
+        """Stage transitions (any robots, interleaved); nothing is durable before `commit`."""
+        self._require_writer().append(transitions, task)
+
+    def end_episode(self, success: bool, robot_id: str | None = None) -> None:
+        """Close the open episode of `robot_id` (may be omitted while only one is open)."""
+        self._require_writer().end_episode(success, robot_id)
 
     def commit(self, meta: dict[str, Any] | None = None) -> None:
-        """Make staged rows and closed episodes durable in one atomic step."""
-        steps = self._columns_of(self._staged) if self._staged else {}
-        episodes = {
-            k: np.array([e[k] for e in self._staged_episodes], dtype=self._episodes[k].dtype)
-            for k in EPISODE_FIELDS
-        } if self._staged_episodes else {}
-        self.storage.append(steps, episodes, meta)
-        for name, values in steps.items():
-            self._columns[name] = np.concatenate([self._columns[name], values])
-        for name, values in episodes.items():
-            self._episodes[name] = np.concatenate([self._episodes[name], values])
-        self._staged.clear()
-        self._staged_episodes.clear()
+        """Make everything staged durable in one atomic step, with `meta` in the same record."""
+        writer = self._require_writer()
+        writer.save_open_tails()
+        tables = self.storage.tables
+        staged = {name: list(t.staged) for name, t in tables.items()}
+        start = len(self)
+        self.storage.commit(meta, writer.robots, writer.tasks, writer.next_episode)
+
+        def joined(name: str) -> dict[str, np.ndarray]:
+            specs = tables[name].specs
+            parts = staged[name]
+            return {k: np.concatenate([p[k] for p in parts]) if parts else
+                    np.zeros((0, *s.shape), s.dtype) for k, s in specs.items()}
+
+        steps, episodes = joined("steps"), joined("episodes")
+        self.index.extend(joined("step_info"), joined("tails"))
+        if len(steps["action"]):
+            self.cache.add_rows(start, steps)
+        if len(episodes["episode_id"]):
+            for k, v in episodes.items():
+                self._episodes[k] = np.concatenate([self._episodes[k], v])
+            self._episodes["start"] = self._episodes["first_row"]
 
     def add_episode(self, episode: Episode) -> None:
-        self.append(episode.transitions)
-        self.end_episode(episode.success)
+        """Append a whole episode, end it and commit."""
+        self.append(episode.transitions, task=episode.task)
+        self.end_episode(episode.success, robot_id=episode.robot_id)
         self.commit()
 
-    def _columns_of(self, ts: Sequence[Transition]) -> dict[str, np.ndarray]:
-        steps: dict[str, np.ndarray] = {}
-        for k in self.obs_keys:
-            steps[f"obs/{k}"] = np.stack([t.obs[k] for t in ts])
-            steps[f"next_obs/{k}"] = np.stack([t.next_obs[k] for t in ts])
-        steps["action"] = np.stack([t.action for t in ts])
-        steps["reward"] = np.array([t.reward for t in ts], np.float32)
-        steps["terminated"] = np.array([t.terminated for t in ts])
-        steps["truncated"] = np.array([t.truncated for t in ts])
-        steps["intervened"] = np.array([t.intervened for t in ts])
-        steps["source"] = np.array([int(t.source) for t in ts], np.int8)
-        steps["policy_version"] = np.array([t.policy_version for t in ts], np.int64)
-        steps["episode_id"] = np.array([t.episode_id for t in ts], np.int64)
-        steps["wall_time"] = np.array([t.wall_time for t in ts], np.float64)
-        return steps
-
     # -- reading ---------------------------------------------------------------------------------
+    def _on_corrupt_chunk(self, chunk: int) -> None:
+        rpc = self.cache.rows_per_chunk
+        self.index.quarantine(chunk * rpc, (chunk + 1) * rpc)
+
+    def _has_next_resident(self, rows: np.ndarray) -> np.ndarray:
+        """Sampleable rows whose next observation is a tail or a resident row."""
+        has_tail = self.index.tail_of.data[rows] >= 0
+        return self.index.sampleable(rows) & (
+            has_tail | self.cache.is_resident(self.index.next_row.data[rows]))
+
+    def _resident_candidates(self) -> np.ndarray:
+        """Under the cache lock: sampleable committed rows whose data (and next obs) is in RAM."""
+        key = (self.cache.version, self.index.version)
+        if self._candidates is not None and self._candidates[0] == key:
+            return self._candidates[1]
+        rpc, n = self.cache.rows_per_chunk, len(self.index)
+        chunks = self.cache.resident_chunks()
+        rows = (chunks[:, None] * rpc + np.arange(rpc)[None, :]).ravel()
+        rows = rows[rows < n]
+        rows = rows[self.cache.is_resident(rows) & self._has_next_resident(rows)]
+        if self.filter is not None:
+            rows = rows[self.filter.mask(self.index, rows, self.storage.robots,
+                                         self.storage.tasks)]
+        self._candidates = (key, rows)
+        return rows
+
+    def sample_rows(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Row numbers of a batch drawn by the sampler (for tools and coverage measurements)."""
+        return self._sample(batch_size, rng, gather=False)[0]
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        idx = rng.integers(0, len(self), size=batch_size)
-        c = self._columns
+        """A batch (with next_obs, n-step if configured) from committed, cache-resident rows."""
+        rows, batch = self._sample(batch_size, rng, gather=True)
+        self.cache.on_batch()
+        self.last_rows = rows
+        assert batch is not None
+        return batch
+
+    def _sample(self, batch_size: int, rng: np.random.Generator,
+                gather: bool) -> tuple[np.ndarray, Batch | None]:
+        for _ in range(self.cache.n_chunks() + 1):  # each pass may rotate one chunk in
+            with self.cache.lock:
+                view = SampleView(self._resident_candidates(), self.index, len(self.index))
+                if len(view.rows):
+                    rows = self.sampler.draw(view, batch_size, rng)
+                    return rows, self._gather(rows) if gather else None
+            if not self.cache.rotate_once():  # nothing resident qualifies: load more now
+                break
+        raise StorageError(f"{self.storage.path}: nothing to sample ({len(self)} committed rows, "
+                           "none with a known next observation and passing the filter)")
+
+    def _next_obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        nxt = self.index.next_row.data[rows]
+        from_pool = self.cache.is_resident(nxt)
+        pos = self.cache.positions(np.where(from_pool, nxt, 0))
+        out = {}
+        for k in self.obs_keys:
+            values = self.cache.pool[f"obs/{k}"][pos]
+            if not from_pool.all():
+                values[~from_pool] = self.index.tail(k, rows[~from_pool])
+            out[k] = values
+        return out
+
+    def _gather(self, rows: np.ndarray) -> Batch:
+        pos = self.cache.positions(rows)
+        reward = self.index.col("reward")[rows].astype(np.float32)
+        terminated = self.index.col("terminated")[rows].copy()
+        last = rows.copy()
+        discount = np.ones(len(rows), np.float32)
+        for _ in range(self.n_step - 1):  # extend along the episode while data is resident
+            nxt = self.index.next_row.data[last]
+            safe = np.where(nxt >= 0, nxt, 0)
+            going = ~terminated & (nxt >= 0) & self._has_next_resident(safe)
+            discount[going] *= self.gamma
+            reward[going] += discount[going] * self.index.col("reward")[nxt[going]]
+            terminated[going] = self.index.col("terminated")[nxt[going]]
+            last[going] = nxt[going]
         return Batch(
-            obs={k: c[f"obs/{k}"][idx] for k in self.obs_keys},
-            action=c["action"][idx],
-            reward=c["reward"][idx],
-            next_obs={k: c[f"next_obs/{k}"][idx] for k in self.obs_keys},
-            terminated=c["terminated"][idx].astype(np.float32),
-            intervened=c["intervened"][idx],
-            source=c["source"][idx],
-            policy_version=c["policy_version"][idx],
+            obs={k: self.cache.pool[f"obs/{k}"][pos] for k in self.obs_keys},
+            action=self.cache.pool["action"][pos],
+            reward=reward,
+            next_obs=self._next_obs(last),
+            terminated=terminated.astype(np.float32),
+            intervened=self.index.col("intervened")[rows],
+            source=self.index.col("source")[rows],
+            policy_version=self.index.col("policy_version")[rows],
+            discount=discount if self.n_step > 1 else None,
         )
 
     def episode_table(self) -> dict[str, np.ndarray]:
-        """Per-episode columns: start, length, success, total_reward, interventions."""
-        return {k: self._episodes[k].copy() for k in EPISODE_FIELDS}
+        """Per-episode columns (see schema.EPISODE_COLUMNS), plus task and robot names."""
+        table = {k: v.copy() for k, v in self._episodes.items()}
+        table["task_name"] = np.array([self.storage.tasks[i] for i in table["task"]], dtype=str)
+        table["robot_name"] = np.array([self.storage.robots[i] for i in table["robot_id"]],
+                                       dtype=str)
+        return table

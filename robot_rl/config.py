@@ -66,6 +66,18 @@ class LearnerConfig:
 
 
 @dataclass
+class BufferConfig:
+    """Replay: RAM cache size (null = a quarter of available memory), sampler, prior buffers."""
+
+    cache_mb: int | None = None
+    sampler: str = "uniform"
+    sampler_params: dict[str, Any] = field(default_factory=dict)
+    n_step: int = 1
+    priors: list[str] = field(default_factory=list)  # earlier runs' buffer folders, read-only
+    prior_fraction: float = 0.5
+
+
+@dataclass
 class TaskConfig:
     name: str = "reach"
     reward: str = "dense"
@@ -88,6 +100,7 @@ class SessionConfig:
     robot: RobotConfig = field(default_factory=RobotConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
 

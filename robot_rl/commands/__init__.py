@@ -25,4 +25,4 @@ class Command(ABC):
 COMMANDS: Registry[type[Command]] = Registry("command", entry_point_group="robot_rl.commands")
 
 # The built-in commands; importing them registers them.
-BUILTIN = ("train", "info", "replay", "gateway", "edge", "train_reward", "record_demos")
+BUILTIN = ("train", "info", "replay", "buffer", "gateway", "edge", "train_reward", "record_demos")

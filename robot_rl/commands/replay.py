@@ -1,4 +1,4 @@
-"""`robot-rl replay`: render a stored episode of a run to a video."""
+"""`robot-rl replay`: render a stored episode to MP4/GIF with an overlay, plus progress plots."""
 
 from __future__ import annotations
 
@@ -7,52 +7,102 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
+from PIL import Image, ImageDraw
 
 from buffer import ZarrStorage
+from buffer.episodes import EpisodeData, EpisodeReader, is_image
 from robot_rl.commands import COMMANDS, Command
-from robot_rl.core import RunDirError
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_robot
+
+
+def overlay(frame: np.ndarray, ep: EpisodeData, step: int) -> np.ndarray:
+    """The frame with step, action, reward and a red band while a human intervened."""
+    img = Image.fromarray(frame)
+    draw = ImageDraw.Draw(img)
+    action = np.array2string(ep.action[step], precision=2, suppress_small=True, max_line_width=60)
+    lines = [f"ep {ep.episode_id} {ep.robot} step {step}", f"a {action}",
+             f"r {float(ep.info['reward'][step]):+.3f}  v{int(ep.info['policy_version'][step])}"]
+    if ep.info["intervened"][step]:
+        draw.rectangle([0, img.height - 14, img.width, img.height], fill=(200, 30, 30))
+        draw.text((4, img.height - 13), "HUMAN INTERVENTION", fill=(255, 255, 255))
+    for i, line in enumerate(lines):
+        draw.text((4, 2 + 11 * i), line, fill=(255, 255, 0))
+    return np.asarray(img)
+
+
+def recorded_frames(ep: EpisodeData, camera: str, size: int) -> list[np.ndarray] | None:
+    """Frames from a camera observation, scaled to `size` (None: no camera was recorded)."""
+    if camera not in ep.obs or not is_image(ep.obs[camera].shape[1:], ep.obs[camera].dtype.name):
+        return None
+    scale = max(1, size // ep.obs[camera].shape[1])
+    return [np.repeat(np.repeat(f, scale, 0), scale, 1) for f in ep.obs[camera]]
+
+
+def rendered_frames(run: RunDir, ep: EpisodeData, camera: str, size: int) -> list[np.ndarray]:
+    """Frames re-rendered in MuJoCo from the recorded joint states."""
+    from robot_rl.runtime.session import build_robot
+
+    arm, _ = build_robot(run.load_config())
+    arm.connect()
+    try:
+        return [arm.render_state({k: v[i] for k, v in ep.obs.items()}, camera, size, size)
+                for i in range(ep.length)]
+    finally:
+        arm.disconnect()
+
+
+def plot_progress(reader: EpisodeReader, out: Path, window: int = 20) -> None:
+    """Return per episode and rolling success rate over episodes, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    returns = reader.episodes["total_reward"]
+    success = reader.episodes["success"].astype(float)
+    rolling = np.convolve(success, np.ones(window), "full")[: len(success)] / np.minimum(
+        np.arange(1, len(success) + 1), window)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    top.plot(returns, lw=1)
+    top.set_ylabel("return")
+    bottom.plot(rolling, color="tab:green")
+    bottom.set_ylabel(f"success (last {window})")
+    bottom.set_ylim(-0.05, 1.05)
+    bottom.set_xlabel("episode")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 @COMMANDS.register("replay")
 class Replay(Command):
-    help = "Re-render one stored episode of a run to MP4 or GIF from its recorded states."
+    help = "Render a stored episode to MP4/GIF (action, reward, intervention overlay) + plots."
     example = "robot-rl replay runs/reach --episode -1 --out reach.mp4"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("run_dir", type=Path)
         parser.add_argument("--episode", type=int, default=-1, help="index; negative counts back")
-        parser.add_argument("--out", type=Path, default=None, help=".mp4 or .gif (default: in run dir)")
-        parser.add_argument("--camera", default="side_cam")
+        parser.add_argument("--out", type=Path, default=None,
+                            help=".mp4 or .gif (default: in the run dir)")
+        parser.add_argument("--camera", default="side_cam",
+                            help="a recorded camera key, else a MuJoCo camera to render")
         parser.add_argument("--size", type=int, default=256)
 
     def run(self, args: argparse.Namespace) -> int:
-        run = RunDir(args.run_dir)
-        cfg = run.load_config()
-        storage = ZarrStorage.open_existing(run.buffer)
-        episodes = storage.read_episodes()
-        n = len(episodes["start"])
-        if not -n <= args.episode < n:
-            raise RunDirError(f"{run.root} has {n} episodes; --episode {args.episode} is out of range")
-        index = args.episode % n
-        start, length = int(episodes["start"][index]), int(episodes["length"][index])
-        steps = storage.read_steps()
-        keys = list(storage.obs_spec)
-        arm, _ = build_robot(cfg)
-        arm.connect()
-        frames = []
-        try:
-            for i in range(start, start + length):
-                obs = {k: steps[f"next_obs/{k}"][i] for k in keys}
-                frames.append(arm.render_state(obs, args.camera, args.size, args.size))
-        finally:
-            arm.disconnect()
-        out = args.out or run.root / f"episode-{index:05d}.mp4"
+        run = RunDir(args.run_dir).require()
+        hz = float(run.load_config().robot.control_hz)
+        reader = EpisodeReader(ZarrStorage.open_existing(run.buffer))
+        ep = reader.read(args.episode)
+        frames = recorded_frames(ep, args.camera, args.size) or \
+            rendered_frames(run, ep, args.camera, args.size)
+        frames = [overlay(f, ep, i) for i, f in enumerate(frames)]
+        out = args.out or run.root / f"episode-{ep.position:05d}.mp4"
         if out.suffix == ".gif":
-            imageio.mimsave(out, frames, duration=1000 / cfg.robot.control_hz, loop=0)
+            imageio.mimsave(out, frames, duration=1000 / hz, loop=0)
         else:
-            imageio.mimsave(out, frames, fps=cfg.robot.control_hz, macro_block_size=1)
-        success = bool(np.asarray(episodes["success"][index]))
-        print(f"episode {index}: {length} steps, success={success} -> {out}")
+            imageio.mimsave(out, frames, fps=hz, macro_block_size=1)
+        plots = out.with_name(out.stem + "-progress.png")
+        plot_progress(reader, plots)
+        print(f"episode {ep.position}: {ep.length} steps, success={ep.success} -> {out}; "
+              f"return/success plots -> {plots}")
         return 0

@@ -78,6 +78,7 @@ class Batch:
     intervened: np.ndarray
     source: np.ndarray
     policy_version: np.ndarray
+    discount: np.ndarray | None = None  # n-step: bootstrap with gamma * discount (None: 1)
 
     def __len__(self) -> int:
         return int(self.action.shape[0])

@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from buffer import ReplayBuffer
+from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
 from hal import SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
 from policies.rlpd import batch_split, concat_batches, intervention_rate
@@ -96,6 +96,30 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
     return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 
 
+def build_buffer(cfg: DictConfig, path: Path, robot: SafeRobot) -> ReplayBuffer:
+    """The run's own buffer, with the configured cache and sampler."""
+    b = cfg.buffer
+    if b.n_step != 1:  # the batches carry Batch.discount, but SAC's TD target ignores it so far
+        raise ConfigError(f"buffer.n_step={b.n_step}: the learner does not use n-step discounts "
+                          "yet; keep buffer.n_step=1")
+    try:
+        sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
+    except (RegistryError, TypeError) as exc:
+        raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
+    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
+    return ReplayBuffer(path, robot.observation_spec, robot.action_spec, sampler=sampler,
+                        cache=cache, task=cfg.task.name, n_step=b.n_step)
+
+
+def build_replay(cfg: DictConfig, buffer: ReplayBuffer) -> ReplayBuffer | MixedReplay:
+    """What the learner samples from: the run's buffer, mixed with read-only priors if any."""
+    if not cfg.buffer.priors:
+        return buffer
+    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step)
+              for p in cfg.buffer.priors]
+    return MixedReplay(buffer, priors, cfg.buffer.prior_fraction)
+
+
 class Session:
     """Runs one robot and one learner until `run.env_steps` steps are stored."""
 
@@ -124,7 +148,8 @@ class Session:
         self.counters.updates = int(c["updates"])
         self.counters.policy_version = int(c["policy_version"])
         self._last_ckpt_step = int(c["env_steps"])
-        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"], len(self.buffer))
+        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"],
+                 len(self.buffer))
 
     def checkpoint(self) -> None:
         state = {
@@ -144,9 +169,9 @@ class Session:
         online_size, demo_size = batch_split(size, self._demo_fraction())
         while True:
             if self.demos is None or len(self.demos) == 0:
-                yield self.buffer.sample(size, self.rng)
+                yield self.replay.sample(size, self.rng)
             else:
-                yield concat_batches(self.buffer.sample(online_size, self.rng),
+                yield concat_batches(self.replay.sample(online_size, self.rng),
                                      self.demos.sample(demo_size, self.rng))
 
     def _demo_fraction(self) -> float:
@@ -232,8 +257,9 @@ class Session:
         torch.set_num_threads(self.cfg.learner.threads)
         budget = self.cfg.run.env_steps
         self.robot.connect()
+        self.buffer = build_buffer(self.cfg, self.run.buffer, self.robot)
+        self.replay = build_replay(self.cfg, self.buffer)
         specs = (self.robot.observation_spec, self.robot.action_spec)
-        self.buffer = ReplayBuffer(self.run.buffer, *specs)
         self.demos = ReplayBuffer(self.run.demos, *specs) if self._demo_fraction() > 0 else None
         self._restore()
         batches = self._batches()
@@ -260,4 +286,6 @@ class Session:
             bar.close()
             writer.close()
             self.robot.disconnect()
+            for buffer in [self.buffer, *getattr(self.replay, "priors", [])]:
+                buffer.close()
         return self.counters

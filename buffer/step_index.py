@@ -1,0 +1,83 @@
+"""Per-step metadata of every committed row, held in RAM, and where each next_obs lives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from buffer.schema import STEP_META
+from robot_rl.core import DictSpec
+
+
+class Growable:
+    """An array that grows by doubling, so appending n rows costs O(n) amortised."""
+
+    def __init__(self, dtype: str, shape: tuple[int, ...] = (), fill: float = 0) -> None:
+        self.fill = fill
+        self.data = np.full((16, *shape), fill, dtype)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self.n + len(values)
+        if need > len(self.data):
+            grown = np.full((max(need, 2 * len(self.data)), *self.data.shape[1:]), self.fill,
+                            self.data.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n: need] = values
+        self.n = need
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
+class StepIndex:
+    """Metadata columns, quarantine mask, successor rows and tail observations of all rows."""
+
+    def __init__(self, obs_spec: DictSpec) -> None:
+        self.info = {k: Growable(d) for k, d in STEP_META.items()}
+        self.next_row = Growable("int64", fill=-1)  # the row whose obs is this row's next_obs
+        self.tail_of = Growable("int64", fill=-1)  # index into tail_obs of this row's next_obs
+        self.quarantined = Growable("bool")
+        self.tail_obs = {k: Growable(s.dtype, s.shape) for k, s in obs_spec.items()}
+        self.version = 0
+
+    def __len__(self) -> int:
+        return self.next_row.n
+
+    def col(self, name: str) -> np.ndarray:
+        return self.info[name].view
+
+    def extend(self, info: dict[str, np.ndarray], tails: dict[str, np.ndarray]) -> None:
+        """Add committed rows and tail observations, and link rows to their successors."""
+        start, n = len(self), len(info["prev_row"])
+        for k, g in self.info.items():
+            g.extend(info[k])
+        for g in (self.next_row, self.tail_of):
+            g.extend(np.full(n, -1, np.int64))
+        self.quarantined.extend(np.zeros(n, bool))
+        prev = info["prev_row"]
+        linked = np.flatnonzero(prev >= 0)
+        self.next_row.data[prev[linked]] = start + linked
+        if len(tails["row"]):
+            first = self.tail_obs[next(iter(self.tail_obs))].n
+            for k, g in self.tail_obs.items():
+                g.extend(tails[f"obs/{k}"])
+            self.tail_of.data[tails["row"]] = first + np.arange(len(tails["row"]))
+        self.version += 1
+
+    def quarantine(self, lo: int, hi: int) -> None:
+        self.quarantined.data[lo: min(hi, len(self))] = True
+        self.version += 1
+
+    def quarantine_mask(self, mask: np.ndarray) -> None:
+        self.quarantined.view[: len(mask)] |= mask
+        self.version += 1
+
+    def sampleable(self, rows: np.ndarray) -> np.ndarray:
+        """Rows that are not quarantined and whose next observation is known."""
+        has_next = (self.next_row.data[rows] >= 0) | (self.tail_of.data[rows] >= 0)
+        return has_next & ~self.quarantined.data[rows]
+
+    def tail(self, key: str, rows: np.ndarray) -> np.ndarray:
+        return self.tail_obs[key].data[self.tail_of.data[rows]]

@@ -1,0 +1,277 @@
+"""One append-only table on disk: whole chunks in Zarr, the not-yet-full chunk in WAL segments.
+
+A chunk file is written once, when its chunk is full, and never rewritten; rows of the last,
+partly filled chunk go to small write-ahead segment files, one per commit (only the new rows), so
+committing costs O(new data). Every sealed chunk has a CRC-32 of its raw values in the checksum
+log; every segment has a CRC-32 of its file in the commit record.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from robot_rl.core import ArraySpec, CorruptDataError
+
+MAX_SEGMENTS = 8  # more live segments than this are merged into one (bounded by a chunk)
+
+
+def crc32(values: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes, fsync: bool) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ChecksumLog:
+    """Append-only `column chunk crc` lines; the commit record says how many bytes are valid."""
+
+    def __init__(self, path: Path, fsync: bool) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.crcs: dict[tuple[str, int], int] = {}
+        self.pending: list[tuple[str, int, int]] = []
+        self.committed_bytes = 0
+
+    def load(self, committed_bytes: int, writable: bool) -> None:
+        """Read the committed part; a writer also cuts off lines of an unfinished commit."""
+        data = self.path.read_bytes() if self.path.exists() else b""
+        if len(data) < committed_bytes:
+            raise CorruptDataError(f"{self.path}: {len(data)} bytes, the commit record covers "
+                                   f"{committed_bytes}; the checksum log was truncated")
+        if writable and len(data) > committed_bytes:
+            with open(self.path, "r+b") as f:
+                f.truncate(committed_bytes)
+        self.committed_bytes = committed_bytes
+        for line in data[:committed_bytes].decode().splitlines():
+            column, chunk, crc = line.split()
+            self.crcs[(column, int(chunk))] = int(crc, 16)
+
+    def rollback(self, committed_bytes: int) -> None:
+        """Forget lines of a commit that failed."""
+        self.pending.clear()
+        if self.committed_bytes != committed_bytes:
+            with open(self.path, "r+b") as f:
+                f.truncate(committed_bytes)
+            self.committed_bytes = committed_bytes
+
+    def add(self, column: str, chunk: int, crc: int) -> None:
+        self.pending.append((column, chunk, crc))
+
+    def flush(self) -> int:
+        """Append pending lines durably; return the new committed length for the record."""
+        if self.pending:
+            text = "".join(f"{c} {i} {crc:08x}\n" for c, i, crc in self.pending).encode()
+            with open(self.path, "ab") as f:
+                f.write(text)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            for column, chunk, crc in self.pending:
+                self.crcs[(column, chunk)] = crc
+            self.committed_bytes += len(text)
+            self.pending.clear()
+        return self.committed_bytes
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A WAL file holding rows [start, stop) of a table, with the CRC-32 of the file."""
+
+    file: str
+    start: int
+    stop: int
+    crc: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "start": self.start, "stop": self.stop, "crc": self.crc}
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What a table's commit entry says: row counts, live segments, and the unsealed rows."""
+
+    rows: int
+    sealed: int
+    segments: list[Segment]
+    unsealed: dict[str, np.ndarray]
+
+    def entry(self) -> dict[str, Any]:
+        return {"rows": self.rows, "sealed": self.sealed,
+                "segments": [s.to_json() for s in self.segments]}
+
+
+def _concat(parts: list[dict[str, np.ndarray]],
+            specs: dict[str, ArraySpec]) -> dict[str, np.ndarray]:
+    if not parts:
+        return {k: np.zeros((0, *s.shape), s.dtype) for k, s in specs.items()}
+    return {k: np.concatenate([p[k] for p in parts]) for k in specs}
+
+
+class ChunkedTable:
+    """Equal-length columns of one table; `stage` rows, `write` them at commit, `read_*` back."""
+
+    def __init__(self, root: Path, group: zarr.Group, name: str, specs: dict[str, ArraySpec],
+                 rows_per_chunk: int, checksums: ChecksumLog, fsync: bool) -> None:
+        self.root, self.group, self.name = root, group, name
+        self.specs, self.chunk, self.checksums, self.fsync = specs, rows_per_chunk, checksums, fsync
+        self.rows = 0
+        self.sealed = 0
+        self.segments: list[Segment] = []
+        self.unsealed = _concat([], specs)  # rows [sealed, rows), committed, held for sealing
+        self.staged: list[dict[str, np.ndarray]] = []
+
+    def create(self) -> None:
+        for col, spec in self.specs.items():
+            wide = spec.nbytes >= 64  # images: zstd level 1 encodes ~3x faster than level 3
+            codec = BloscCodec(cname="zstd", clevel=1 if wide else 3,
+                               shuffle="shuffle" if wide else "bitshuffle")
+            self.group.create_array(f"{self.name}/{col}", shape=(0, *spec.shape),
+                                    chunks=(self.chunk, *spec.shape), dtype=spec.dtype,
+                                    compressors=codec)
+
+    # -- commit ----------------------------------------------------------------------------------
+    def stage(self, columns: dict[str, np.ndarray]) -> None:
+        self.staged.append(columns)
+
+    @property
+    def staged_rows(self) -> int:
+        return sum(len(next(iter(p.values()))) for p in self.staged)
+
+    def write(self, commit_no: int) -> tuple[dict[str, Any], list[Path], TableState]:
+        """Write staged rows to disk without making them visible; return the table's commit
+        entry, the segment files obsolete once it is committed, and the state to `apply` then."""
+        new = _concat(self.staged, self.specs)
+        n_new = len(next(iter(new.values())))
+        pending = {k: np.concatenate([self.unsealed[k], new[k]]) for k in self.specs}
+        rows = self.rows + n_new
+        full = rows // self.chunk * self.chunk
+        segments, sealed, obsolete = list(self.segments), self.sealed, []
+        if full > self.sealed:
+            self._seal(pending, full)
+            pending = {k: v[full - self.sealed:] for k, v in pending.items()}
+            obsolete = [self.root / s.file for s in self.segments]
+            segments, sealed = [], full
+            if rows > full:
+                segments = [self._write_segment(commit_no, pending, full, rows)]
+        elif n_new and len(self.segments) >= MAX_SEGMENTS:
+            obsolete = [self.root / s.file for s in self.segments]
+            segments = [self._write_segment(commit_no, pending, self.sealed, rows)]
+        elif n_new:
+            segments.append(self._write_segment(commit_no, new, self.rows, rows))
+        state = TableState(rows, sealed, segments, pending)
+        return state.entry(), obsolete, state
+
+    def apply(self, state: TableState) -> None:
+        """After the commit record is replaced: the written rows are now the committed ones."""
+        self.unsealed, self.segments = state.unsealed, state.segments
+        self.rows, self.sealed = state.rows, state.sealed
+        self.staged.clear()
+
+    def _seal(self, pending: dict[str, np.ndarray], full: int) -> None:
+        for col, values in pending.items():
+            # every chunk gets a file, so a deleted file is damage, not "all zeros"
+            arr = self.group[f"{self.name}/{col}"].with_config({"write_empty_chunks": True})
+            arr.resize((full, *arr.shape[1:]))
+            arr[self.sealed:full] = values[: full - self.sealed]
+            for c in range(self.sealed // self.chunk, full // self.chunk):
+                lo = c * self.chunk - self.sealed
+                self.checksums.add(f"{self.name}/{col}", c, crc32(values[lo: lo + self.chunk]))
+                if self.fsync:
+                    key = "/".join(["c", str(c)] + ["0"] * len(arr.shape[1:]))
+                    fsync_path(self.root / self.name / col / key)
+
+    def _write_segment(self, commit_no: int, cols: dict[str, np.ndarray], start: int,
+                       stop: int) -> Segment:
+        blob = io.BytesIO()
+        np.savez(blob, **{k.replace("/", "|"): v for k, v in cols.items()})
+        data = blob.getvalue()
+        name = f"{self.name}-{commit_no:010d}.npz"
+        write_file_atomic(self.root / "wal" / name, data, self.fsync)
+        return Segment(f"wal/{name}", start, stop, zlib.crc32(data))
+
+    # -- open ------------------------------------------------------------------------------------
+    def restore(self, entry: dict[str, Any], writable: bool) -> None:
+        """Load the committed state; a writer cuts arrays back to the committed sealed rows."""
+        self.rows, self.sealed = int(entry["rows"]), int(entry["sealed"])
+        self.segments = [Segment(**s) for s in entry["segments"]]
+        for col, spec in self.specs.items():
+            arr = self.group[f"{self.name}/{col}"]
+            if arr.shape[0] < self.sealed:
+                raise CorruptDataError(f"{self.root}/{self.name}/{col}: holds {arr.shape[0]} "
+                                       f"rows, the commit record says {self.sealed} are sealed")
+            if writable and arr.shape[0] > self.sealed:
+                arr.resize((self.sealed, *spec.shape))
+        self.unsealed = self.read_unsealed()
+
+    def read_unsealed(self) -> dict[str, np.ndarray]:
+        parts = [self._read_segment(s) for s in self.segments]
+        cols = _concat(parts, self.specs)
+        if len(next(iter(cols.values()))) != self.rows - self.sealed:
+            raise CorruptDataError(f"{self.root}: WAL segments of {self.name} hold the wrong "
+                                   "number of rows; the buffer folder was edited by hand")
+        return cols
+
+    def _read_segment(self, seg: Segment) -> dict[str, np.ndarray]:
+        path = self.root / seg.file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptDataError(f"{path}: committed WAL segment is missing ({exc})") from exc
+        if zlib.crc32(data) != seg.crc:
+            raise CorruptDataError(f"{path}: checksum mismatch in a committed WAL segment "
+                                   f"(rows {seg.start}-{seg.stop} of {self.name}); the file is "
+                                   "damaged or truncated")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k.replace("/", "|")] for k in self.specs}
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read_chunk(self, chunk: int, columns: list[str]) -> dict[str, np.ndarray]:
+        """Rows of one chunk, CRC-checked; a sealed chunk comes from Zarr, the last from RAM."""
+        lo = chunk * self.chunk
+        if lo >= self.sealed:
+            return {c: self.unsealed[c][lo - self.sealed: lo - self.sealed + self.chunk].copy()
+                    for c in columns}
+        out = {}
+        for col in columns:
+            key = f"{self.name}/{col}"
+            try:
+                values = self.group[key][lo: lo + self.chunk]
+            except Exception as exc:  # a codec or the store failing to read a damaged file
+                raise CorruptDataError(f"{self.root}/{key} chunk {chunk}: unreadable ({exc})") \
+                    from exc
+            expected = self.checksums.crcs.get((key, chunk))
+            if expected is None or crc32(values) != expected:
+                raise CorruptDataError(f"{self.root}/{key} chunk {chunk}: checksum mismatch "
+                                       f"(rows {lo}-{lo + self.chunk - 1}); quarantined")
+            out[col] = values
+        return out
+
+    def read_columns(self, columns: list[str]) -> dict[str, np.ndarray]:
+        """Whole columns (small ones: metadata, episodes); raises CorruptDataError if damaged."""
+        parts = [self.read_chunk(c, columns) for c in range(self.sealed // self.chunk)]
+        parts.append({c: self.unsealed[c] for c in columns})
+        return {c: np.concatenate([p[c] for p in parts]) for c in columns}

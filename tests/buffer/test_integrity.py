@@ -1,0 +1,103 @@
+"""Damaged buffers: each gives a clear error or a quarantine, never a silent wrong sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from buffer import CacheConfig, ReplayBuffer, ZarrStorage
+from buffer.schema import COMMIT_FILE, SCHEMA_VERSION
+from robot_rl.core import CorruptDataError, Episode, StorageError
+from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
+
+
+def build(path: Path, episodes: int = 6, length: int = 16) -> None:
+    with ReplayBuffer(path, OBS_SPEC, ACTION_SPEC, chunk_bytes=SMALL_CHUNK, fsync=False) as buf:
+        for e in range(episodes):
+            ts = [transition(0, e, s, last=s == length - 1) for s in range(length)]
+            buf.add_episode(Episode(e, "robot0", "reach", ts, True))
+
+
+def chunk_file(path: Path, column: str, chunk: int) -> Path:
+    ndim = len(zarr.open_array(str(path / "steps" / column), mode="r").shape)
+    return path / "steps" / column / "/".join(["c", str(chunk)] + ["0"] * (ndim - 1))
+
+
+def test_a_chunk_with_wrong_but_decodable_data_is_quarantined(tmp_path: Path) -> None:
+    build(tmp_path / "b")
+    target = chunk_file(tmp_path / "b", "obs/cam", 2)  # a valid chunk with the wrong values
+    target.write_bytes(chunk_file(tmp_path / "b", "obs/cam", 3).read_bytes())
+    with ReplayBuffer(tmp_path / "b", cache=CacheConfig(background=False), fsync=False) as buf:
+        buf.cache.fill()
+        assert ("steps", 2) in buf.storage.quarantined
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            batch = buf.sample(64, rng)
+            check_batch(batch)
+            assert not np.isin(buf.last_rows // 16, [2]).any()
+    report = json.loads((tmp_path / "b" / "quarantine.json").read_text())
+    assert report[0]["chunk"] == 2 and "checksum mismatch" in report[0]["reason"]
+    problems = ZarrStorage.open_existing(tmp_path / "b").verify()
+    assert len(problems) == 1 and "obs/cam chunk 2" in problems[0]
+    with ReplayBuffer(tmp_path / "b", fsync=False) as again:  # remembered across reopening
+        assert again.index.quarantined.view[32:48].all()
+        assert again.index.quarantined.view.sum() == 16
+
+
+def test_truncated_chunk_file_is_quarantined(tmp_path: Path) -> None:
+    build(tmp_path / "b")
+    target = chunk_file(tmp_path / "b", "action", 1)
+    target.write_bytes(target.read_bytes()[:10])
+    storage = ZarrStorage.open_existing(tmp_path / "b", readonly=False)
+    problems = storage.verify()
+    assert any("action chunk 1: unreadable" in p for p in problems)
+    assert storage.quarantined_rows()[16:32].all() and not storage.quarantined_rows()[:16].any()
+
+
+def test_truncated_wal_segment_is_a_clear_error(tmp_path: Path) -> None:
+    build(tmp_path / "b", episodes=1, length=10)  # 10 rows: all in a WAL segment
+    segment = next((tmp_path / "b" / "wal").glob("steps-*.npz"))
+    segment.write_bytes(segment.read_bytes()[:100])
+    with pytest.raises(CorruptDataError, match="checksum mismatch in a committed WAL segment"):
+        ReplayBuffer(tmp_path / "b")
+
+
+def test_damaged_commit_record_is_a_clear_error(tmp_path: Path) -> None:
+    build(tmp_path / "b", episodes=1)
+    record = tmp_path / "b" / COMMIT_FILE
+    record.write_text(record.read_text()[:30])
+    with pytest.raises(CorruptDataError, match="unreadable commit record"):
+        ReplayBuffer(tmp_path / "b")
+
+
+def set_version(path: Path, version: object) -> None:
+    meta = path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["schema_version"] = version
+    meta.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    (SCHEMA_VERSION + 1, "newer than this robot_rl reads"),
+    (1, "older than"),
+    ("two", "not an integer"),
+])
+def test_schema_versions_are_checked(tmp_path: Path, version: object, message: str) -> None:
+    build(tmp_path / "b", episodes=1)
+    set_version(tmp_path / "b", version)
+    with pytest.raises(StorageError, match=message):
+        ReplayBuffer(tmp_path / "b")
+    with pytest.raises(StorageError, match=message):
+        ZarrStorage.open_existing(tmp_path / "b")
+
+
+def test_a_folder_that_is_not_a_buffer(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    zarr.open_group(str(tmp_path / "x"), mode="w")
+    (tmp_path / "x" / COMMIT_FILE).write_text("{}")
+    with pytest.raises(StorageError, match="not a robot_rl buffer"):
+        ReplayBuffer.open_prior(tmp_path / "x")
