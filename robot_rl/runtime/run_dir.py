@@ -79,7 +79,9 @@ def summarize(run: RunDir) -> dict[str, Any]:
         "updates": int(counters.get("updates", 0)),
         "success_rate": float(success.mean()) if success.size else 0.0,
         "success_rate_last_20": float(success[-20:].mean()) if success.size else 0.0,
-        "mean_return_last_20": float(np.mean(episodes["total_reward"][-20:])) if success.size else 0.0,
+        "mean_return_last_20": (
+            float(np.mean(episodes["total_reward"][-20:])) if success.size else 0.0
+        ),
         "interventions": int(episodes["interventions"].sum()),
         "policy_version": int(counters.get("policy_version", 0)),
     }
