@@ -127,6 +127,11 @@ class ReplayBuffer:
 
     def add_episode(self, episode: Episode) -> None:
         """Append a whole episode, end it and commit."""
+        strays = {t.robot_id for t in episode.transitions} - {episode.robot_id}
+        if strays:
+            raise StorageError(f"episode {episode.episode_id} of robot {episode.robot_id!r} holds "
+                               f"transitions of {sorted(strays)}; set Transition.robot_id to the "
+                               "episode's robot")
         self.append(episode.transitions, task=episode.task)
         self.end_episode(episode.success, robot_id=episode.robot_id)
         self.commit()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 from robot_rl.core import Registry
 
@@ -20,6 +23,16 @@ class Command(ABC):
     @abstractmethod
     def run(self, args: argparse.Namespace) -> int:
         """Do the work; return the process exit code."""
+
+
+def print_summary(summary: Mapping[str, Any], as_json: bool) -> None:
+    """Print a flat summary as one JSON object, or as aligned `key  value` lines."""
+    if as_json:
+        print(json.dumps(summary))
+        return
+    width = max(map(len, summary))
+    for key, value in summary.items():
+        print(f"{key:<{width}}  {value}")
 
 
 COMMANDS: Registry[type[Command]] = Registry("command", entry_point_group="robot_rl.commands")

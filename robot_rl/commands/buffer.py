@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from buffer import ZarrStorage
 from buffer.stats import summarize_buffer
-from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands import COMMANDS, Command, print_summary
 from robot_rl.core import ConfigError, RunDirError
 from robot_rl.runtime.run_dir import RunDir
 
@@ -52,12 +51,7 @@ class BufferCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         if args.action == "info":
             info = summarize_buffer(open_storage(args.run_dir), verify=args.verify)
-            if args.json:
-                print(json.dumps(info))
-            else:
-                width = max(map(len, info))
-                for key, value in info.items():
-                    print(f"{key:<{width}}  {value}")
+            print_summary(info, args.json)
             return 1 if info["problems"] else 0
         if args.action == "export":
             storage = open_storage(args.run_dir)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands import COMMANDS, Command, print_summary
 from robot_rl.runtime.run_dir import RunDir, summarize
 
 
@@ -20,11 +19,5 @@ class Info(Command):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, args: argparse.Namespace) -> int:
-        info = summarize(RunDir(args.run_dir))
-        if args.json:
-            print(json.dumps(info))
-        else:
-            width = max(map(len, info))
-            for key, value in info.items():
-                print(f"{key:<{width}}  {value}")
+        print_summary(summarize(RunDir(args.run_dir)), args.json)
         return 0

@@ -14,34 +14,43 @@ from pathlib import Path
 import numpy as np
 
 from buffer import ZarrStorage
+from buffer.episodes import EpisodeData, EpisodeReader
 from policies.encoders import EncoderConfig
 from policies.reward_classifier import ClassifierConfig, scores, train_success_classifier
 from robot_rl.commands import COMMANDS, Command
-from robot_rl.core import ConfigError
+from robot_rl.core import ConfigError, Observation, RunDirError
 from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session import build_robot
+
+
+def next_observations(episode: EpisodeData) -> Observation:
+    """The observation after each step of an episode: the next step's, then the final one."""
+    return {k: np.concatenate([v[1:], episode.final_obs[k][None]]) for k, v in episode.obs.items()}
 
 
 def labelled_frames(
     run: RunDir, cameras: list[str], size: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """(frames per camera, success labels, episode ids) of every stored step of `run`."""
-    storage = ZarrStorage.open_existing(run.buffer)
-    steps = storage.read_steps()
-    labels = np.asarray(steps["terminated"], bool)
-    episode_ids = np.asarray(steps["episode_id"])
-    stored = [c for c in cameras if f"next_obs/{c}" in steps]
-    frames = {c: np.asarray(steps[f"next_obs/{c}"]) for c in stored}
+    """(frames per camera, success labels, episode ids) of each step of every ended episode."""
+    reader = EpisodeReader(ZarrStorage.open_existing(run.buffer))
+    episodes = list(reader)
+    if not episodes:
+        raise RunDirError(f"{run.root} has no ended episodes to learn success from")
+    after = [next_observations(ep) for ep in episodes]
+    labels = np.concatenate([ep.info["terminated"] for ep in episodes]).astype(bool)
+    episode_ids = np.concatenate([ep.info["episode_id"] for ep in episodes])
+    stored = [c for c in cameras if c in reader.storage.obs_spec]
+    frames = {c: np.concatenate([obs[c] for obs in after]) for c in stored}
     missing = [c for c in cameras if c not in stored]
     if missing:
         arm, _ = build_robot(run.load_config())
         arm.connect()
-        keys = [k for k, s in storage.obs_spec.items() if len(s.shape) == 1]
+        keys = [k for k, s in reader.storage.obs_spec.items() if len(s.shape) == 1]
         try:
             for cam in missing:
                 frames[cam] = np.stack([
-                    arm.render_state({k: steps[f"next_obs/{k}"][i] for k in keys}, cam, size, size)
-                    for i in range(len(labels))
+                    arm.render_state({k: obs[k][i] for k in keys}, cam, size, size)
+                    for obs in after for i in range(len(obs[keys[0]]))
                 ])
         finally:
             arm.disconnect()

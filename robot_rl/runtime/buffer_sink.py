@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from buffer import ReplayBuffer
 from comms.sink import TransitionSink
 from robot_rl.core import ArraySpec, DictSpec, StorageError, Transition
-
-log = logging.getLogger(__name__)
 
 STREAMS_KEY = "streams"
 
@@ -25,7 +22,7 @@ class BufferSink(TransitionSink):
         marks = self.buffer.commit_meta.get(STREAMS_KEY, {})
         self._last = {str(k): int(v) for k, v in marks.items()}
         self._broken: Exception | None = None
-        self._open_stream: str | None = None  # whose episode is open in the buffer, if known
+        self._robots: dict[str, str] = {}  # stream id -> robot id of its transitions
 
     def last_seq(self, stream_id: str) -> int:
         return self._last.get(stream_id, -1)
@@ -48,19 +45,23 @@ class BufferSink(TransitionSink):
             self._broken = exc
             raise
 
+    def _end(self, robot_id: str | None, success: bool) -> None:
+        """Close the robot's open episode; an end replayed after a restart may find it closed."""
+        if robot_id in self.buffer.open_episodes:
+            self.buffer.end_episode(success, robot_id)
+
     def _commit(self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
                 ends: dict[int, bool]) -> None:
-        if transitions and self._open_stream not in (None, stream_id):
-            log.warning("streams %s and %s interleave inside one open episode of %s: the buffer "
-                        "keeps one open episode, so their episode table will mix them",
-                        self._open_stream, stream_id, self.buffer.storage.path)
+        if transitions:
+            self._robots[stream_id] = transitions[0].robot_id
+        robot = self._robots.get(stream_id)
         if first_seq - 1 in ends:  # the episode before this batch ended (the edge restarted)
-            self.buffer.end_episode(ends[first_seq - 1])
+            self._end(robot, ends[first_seq - 1])
         start = 0
-        for i in range(len(transitions)):
+        for i, t in enumerate(transitions):
             if first_seq + i in ends:
                 self.buffer.append(transitions[start:i + 1])
-                self.buffer.end_episode(ends[first_seq + i])
+                self._end(t.robot_id, ends[first_seq + i])
                 start = i + 1
         if start < len(transitions):
             self.buffer.append(transitions[start:])
@@ -68,6 +69,3 @@ class BufferSink(TransitionSink):
         marks[stream_id] = max(marks.get(stream_id, -1), first_seq + len(transitions) - 1)
         self.buffer.commit(meta={**self.buffer.commit_meta, STREAMS_KEY: marks})
         self._last = marks
-        last = first_seq + len(transitions) - 1
-        if transitions:
-            self._open_stream = None if last in ends else stream_id

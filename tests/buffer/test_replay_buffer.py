@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -175,3 +176,11 @@ def test_rows_added_to_an_evicted_partial_chunk_reload_it_whole(tmp_path: Path) 
         for _ in range(10):
             check_batch(buf.sample(64, rng))
         assert set(buf.sample(2000, rng).obs["state"][:, 2].astype(int)) == set(range(20))
+
+
+def test_add_episode_refuses_transitions_of_another_robot(tmp_path: Path) -> None:
+    buffer = ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC)
+    stray = dataclasses.replace(transition(0, 0, 0, last=True), robot_id="other")
+    with pytest.raises(StorageError, match=r"holds transitions of \['other'\]"):
+        buffer.add_episode(Episode(0, "arm", "reach", [stray], success=True))
+    assert len(buffer) == 0 and buffer.num_episodes == 0

@@ -35,7 +35,7 @@ def open_buffer(path: Path) -> ReplayBuffer:
 def assert_exactly_once(path: Path, produced: int, stream: str = "r1") -> None:
     """The buffer on disk holds transitions 0..produced-1, each exactly once, in order."""
     buffer = open_buffer(path)
-    wall = buffer.storage.read_steps()["wall_time"]
+    wall = buffer.storage.read_steps()["timestamp"]
     assert len(wall) == produced, f"{len(wall)} rows stored, {produced} produced"
     np.testing.assert_array_equal(wall, np.arange(produced, dtype=np.float64))
     assert buffer.commit_meta["streams"][stream] == produced - 1

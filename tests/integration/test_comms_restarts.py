@@ -92,7 +92,7 @@ def test_sigkilled_gateway_restarts_and_nothing_is_lost_or_doubled(tmp_path: Pat
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(10)
     buffer = ReplayBuffer(tmp_path / "run" / "buffer", obs_spec, action_spec)
-    wall = buffer.storage.read_steps()["wall_time"]
+    wall = buffer.storage.read_steps()["timestamp"]
     np.testing.assert_array_equal(wall, np.arange(produced, dtype=np.float64))
     assert buffer.commit_meta["streams"]["sim0"] == produced - 1
     assert list(buffer.episode_table()["length"]) == [20] * (produced // 20)

@@ -25,7 +25,8 @@ def scripted_reach_demo(session: Session, episode_id: int) -> Episode:
         applied = robot.send_action(np.append(np.clip(delta, -1, 1), [0, 0]).astype(np.float32))
         nxt, outcome = robot.get_observation(), arm.outcome()
         ep.transitions.append(Transition(obs, applied, outcome.dense_reward, nxt, outcome.success,
-                                         False, source=Source.DEMO, episode_id=episode_id,
+                                         False, source=Source.DEMO, robot_id=robot.robot_id,
+                                         episode_id=episode_id,
                                          step=step))
         obs = nxt
         if outcome.success:

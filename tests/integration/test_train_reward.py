@@ -38,7 +38,7 @@ def record_reach_run(root, episodes: int) -> RunDir:
                 done = outcome.success or step + 1 == cfg.task.max_steps
                 ep.transitions.append(Transition(
                     obs, applied, float(outcome.success), nxt, outcome.success,
-                    done and not outcome.success, episode_id=e, step=step))
+                    done and not outcome.success, robot_id=robot.robot_id, episode_id=e, step=step))
                 obs = nxt
                 if done:
                     break

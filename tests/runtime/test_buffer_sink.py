@@ -45,7 +45,7 @@ def test_gateway_dedup_commits_only_the_unseen_tail(tmp_path: Path) -> None:
     replay = TransitionBatch("a", 3, tuple(numbered(i) for i in range(3, 9)), ((5, True),))
     assert gateway._commit_new(replay) == 8
     assert gateway._commit_new(replay) == 8  # a full duplicate commits nothing
-    wall = sink.buffer.storage.read_steps()["wall_time"]
+    wall = sink.buffer.storage.read_steps()["timestamp"]
     np.testing.assert_array_equal(wall, np.arange(9))
     assert list(sink.buffer.episode_table()["length"]) == [6]
     assert gateway.stats["duplicates"] == 3 + 6
