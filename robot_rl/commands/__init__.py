@@ -38,4 +38,7 @@ def print_summary(summary: Mapping[str, Any], as_json: bool) -> None:
 COMMANDS: Registry[type[Command]] = Registry("command", entry_point_group="robot_rl.commands")
 
 # The built-in commands; importing them registers them.
-BUILTIN = ("train", "info", "replay", "buffer", "gateway", "edge", "train_reward", "record_demos")
+BUILTIN = (
+    "train", "info", "replay", "buffer", "gateway", "edge", "sim_server", "train_reward",
+    "record_demos",
+)

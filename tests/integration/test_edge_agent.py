@@ -12,6 +12,7 @@ import numpy as np
 from buffer import ReplayBuffer
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import spec_digest
+from robot_rl.cli import main
 from robot_rl.config import compose_session
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
@@ -66,3 +67,26 @@ def test_remote_policy_estop_from_the_gateway_and_hold_when_the_link_dies(tmp_pa
     versions = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec).storage.read_steps()[
         "policy_version"]
     assert len(versions) > 5 and set(versions.tolist()) == {3}
+
+
+def test_sim_server_is_a_sim_arm_served_to_a_gateway_like_a_real_one(tmp_path: Path) -> None:
+    cfg = compose_session(["task=reach"])
+    arm, _ = build_robot(cfg)
+    obs_spec, action_spec = arm.observation_spec, arm.action_spec
+    sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
+    gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
+                               inference=TowardsTarget(), timings=FAST))
+    token = tmp_path / "token"
+    token.write_bytes(TOKEN)
+    token.chmod(0o600)
+    try:
+        code = main(["sim-server", "--gateway", f"ws://127.0.0.1:{gw.port}",
+                     "--token-file", str(token), "--spool-dir", str(tmp_path / "spool"),
+                     "--episodes", "3", "reach", "robot.control_hz=50", "task.max_steps=15"])
+    finally:
+        gw.stop()
+    assert code == 0
+    buffer = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+    assert buffer.num_episodes == 3
+    assert buffer.episode_table()["success"].any()  # the served policy drove the arm to targets
+    assert set(buffer.storage.read_steps()["policy_version"].tolist()) == {3}
