@@ -18,6 +18,7 @@ class PointRobot(Robot):
         self.position = np.zeros(3)
         self.applied: list[np.ndarray] = []
         self.fault: str | None = None
+        self.scene_problem: str | None = None  # set: the scene needs a person to reset it
 
     def connect(self) -> None:
         self.connected = True
@@ -55,4 +56,6 @@ class PointRobot(Robot):
             return Health(HealthStatus.DISCONNECTED, "not connected")
         if self.fault:
             return Health(HealthStatus.FAULT, self.fault)
+        if self.scene_problem:
+            return Health(HealthStatus.RESET_NEEDED, self.scene_problem)
         return Health(HealthStatus.OK)

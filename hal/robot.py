@@ -16,6 +16,7 @@ class HealthStatus(enum.Enum):
     DEGRADED = "degraded"
     FAULT = "fault"
     DISCONNECTED = "disconnected"
+    RESET_NEEDED = "reset_needed"  # the scene needs a person (e.g. the object left the table)
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from hal.robot import Health, HealthStatus, Robot
-from robot_rl.core import ArraySpec, DictSpec, Observation, SafetyError
+from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation, SafetyError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,13 @@ class SafeRobot(Robot):
     Every intervention is counted in `events` and logged, so nothing is corrected silently.
     """
 
-    def __init__(self, robot: Robot, limits: SafetyLimits | None = None) -> None:
+    def __init__(
+        self, robot: Robot, limits: SafetyLimits | None = None, *,
+        reset_wait_s: float = 600.0, reset_poll_s: float = 0.5,
+    ) -> None:
         self.inner = robot
+        self.reset_wait_s = reset_wait_s
+        self.reset_poll_s = reset_poll_s
         self.robot_id = robot.robot_id
         self.limits = limits or SafetyLimits()
         self.events: Counter[str] = Counter()
@@ -66,8 +72,26 @@ class SafeRobot(Robot):
     def reset(self) -> Observation:
         if self._estop_reason is not None:
             raise SafetyError(f"e-stop is engaged ({self._estop_reason}); release it before reset")
-        self._last_obs = self.inner.reset()
+        self.inner.reset()
+        self._wait_for_scene()
+        self._last_obs = self.inner.get_observation()
         return self._last_obs
+
+    def _wait_for_scene(self) -> None:
+        """A robot that cannot reset its scene alone reports RESET_NEEDED: wait for a person."""
+        health = self.inner.health()
+        if health.status is not HealthStatus.RESET_NEEDED:
+            return
+        self._event("reset_needed", f"waiting for a person to reset the scene: {health.message}")
+        deadline = time.monotonic() + self.reset_wait_s
+        while health.status is HealthStatus.RESET_NEEDED:
+            if time.monotonic() > deadline:
+                raise HardwareError(
+                    f"{self.robot_id}: the scene still needs a person to reset it "
+                    f"({health.message}) after {self.reset_wait_s:.0f} s; reset it and start again"
+                )
+            time.sleep(self.reset_poll_s)
+            health = self.inner.health()
 
     def health(self) -> Health:
         if self._estop_reason is not None:

@@ -1,3 +1,6 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -65,3 +68,25 @@ def test_an_unplugged_robot_raises_a_clear_error():
     robot = PointRobot("arm7")
     with pytest.raises(HardwareError, match="arm7 is unplugged"):
         robot.get_observation()
+
+
+def test_reset_waits_for_a_person_when_the_scene_needs_one(robot):
+    inner, safe = robot
+    safe.reset_poll_s = 0.05
+    inner.scene_problem = "the cube fell off the table"
+    threading.Timer(0.3, lambda: setattr(inner, "scene_problem", None)).start()
+    started = time.monotonic()
+    obs = safe.reset()
+    assert time.monotonic() - started >= 0.3
+    assert safe.events["reset_needed"] == 1
+    np.testing.assert_array_equal(obs["ee_pos"], np.zeros(3))
+    assert inner.applied == []  # nothing moved while waiting
+
+
+def test_reset_gives_up_with_a_clear_error_when_nobody_comes(robot):
+    inner, safe = robot
+    safe.reset_wait_s, safe.reset_poll_s = 0.2, 0.05
+    inner.scene_problem = "the peg is stuck in the hole"
+    with pytest.raises(HardwareError, match="still needs a person to reset it .the peg is stuck"):
+        safe.reset()
+    assert safe.health().status is HealthStatus.RESET_NEEDED
