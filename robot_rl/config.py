@@ -80,6 +80,14 @@ class AlgoConfig:
 
 
 @dataclass
+class RewardConfig:
+    """Where each step's reward comes from: a name in policies.REWARDS and its arguments."""
+
+    name: str = "task_rule"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class SessionConfig:
     """Everything a session needs; every field is type-checked when composed."""
 
@@ -90,6 +98,7 @@ class SessionConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
 
 
 def config_dir() -> Path:

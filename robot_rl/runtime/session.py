@@ -17,16 +17,19 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from buffer import ReplayBuffer
 from hal import SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
+from policies.rewards import REWARDS, Reward, RewardContext
 from policies.rlpd import batch_split, concat_batches, intervention_rate
 from robot_rl.config import typed_params
 from robot_rl.core import (
     Batch,
     ConfigError,
+    DictSpec,
     Episode,
     HardwareError,
     RegistryError,
@@ -96,6 +99,25 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
     return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 
 
+def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
+    """The reward source `reward.name` with `reward.params`, checked against the observations."""
+    try:
+        reward_cls = REWARDS.get(cfg.reward.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        params = OmegaConf.to_container(cfg.reward.params, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"reward={cfg.reward.name} needs {exc.full_key}: set it on the command "
+                          f"line, e.g. {exc.full_key}=...") from None
+    try:
+        reward = reward_cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"reward.params for {cfg.reward.name!r}: {exc}") from None
+    reward.check(obs_spec)
+    return reward
+
+
 class Session:
     """Runs one robot and one learner until `run.env_steps` steps are stored."""
 
@@ -104,6 +126,7 @@ class Session:
         self.run = run
         self.arm, self.robot = build_robot(cfg)
         self.algo = build_algorithm(cfg, self.arm)
+        self.reward = build_reward(cfg, self.arm.observation_spec)
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
         self.recent: list[tuple[float, bool]] = []
@@ -124,7 +147,8 @@ class Session:
         self.counters.updates = int(c["updates"])
         self.counters.policy_version = int(c["policy_version"])
         self._last_ckpt_step = int(c["env_steps"])
-        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"], len(self.buffer))
+        log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"],
+                 len(self.buffer))
 
     def checkpoint(self) -> None:
         state = {
@@ -181,11 +205,14 @@ class Session:
             applied = self.robot.send_action(action)
             next_obs = self.robot.get_observation()
             outcome = self.arm.outcome()
+            scored = self.reward(RewardContext(
+                next_obs, task_reward=outcome.reward(cfg.task.reward),
+                task_success=outcome.success, label=command.label if command else None))
             healthy = self.robot.health().ok
-            terminated = outcome.success
+            terminated = scored.terminate
             truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
             episode.transitions.append(Transition(
-                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
+                obs=obs, action=applied, reward=scored.reward, next_obs=next_obs,
                 terminated=terminated, truncated=truncated, source=source,
                 intervened=source is Source.HUMAN,
                 policy_version=self.counters.policy_version, robot_id=self.robot.robot_id,
@@ -198,21 +225,23 @@ class Session:
             obs = next_obs
             if terminated or truncated:
                 break
-        episode.success = episode.transitions[-1].terminated
+        episode.success = scored.success
         self.buffer.add_episode(episode)
         demo_side = [t for t in episode.transitions if is_demo_side(t)]
         if demo_side and self.demos is not None:  # RLPD: takeovers also feed the demo side
             self.demos.add_episode(Episode(episode.episode_id, episode.robot_id, episode.task,
                                            demo_side, episode.success))
         self.counters.episodes += 1
-        self._log(episode, metrics, writer)
+        self._log(episode, metrics, writer, outcome.success)
         return episode
 
-    def _log(self, episode: Episode, metrics: dict[str, float], writer: Any) -> None:
+    def _log(self, episode: Episode, metrics: dict[str, float], writer: Any,
+             task_success: bool) -> None:
         step = self.counters.env_steps
         self.recent = (self.recent + [(episode.total_reward, episode.success)])[-20:]
         writer.add_scalar("episode/return", episode.total_reward, step)
         writer.add_scalar("episode/success", float(episode.success), step)
+        writer.add_scalar("episode/task_success", float(task_success), step)  # the rule's verdict
         writer.add_scalar("episode/length", episode.length, step)
         writer.add_scalar("episode/interventions", episode.interventions, step)
         writer.add_scalar("episode/intervention_rate", intervention_rate(episode), step)
