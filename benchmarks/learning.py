@@ -221,7 +221,7 @@ def part_rlpd_vs_sac(args: argparse.Namespace) -> Results:
 def part_pick_cube(args: argparse.Namespace) -> Results:
     """Pick-cube from state: RLPD + 20 scripted demos + a scripted intervener vs plain SAC."""
     budget, window = (1000, 500) if args.quick else (args.steps or 30000, 1000)
-    common = ["task=pick_cube", f"run.env_steps={budget}"]
+    common = ["task=pick_cube", f"task.reward={args.task_reward}", f"run.env_steps={budget}"]
     intervener = partial(expert_intervener, budget=budget // 10)
     jobs = [(args.work / f"pick-rlpd-{s}", [*common, "algo=rlpd", f"seed={s}"], 20, intervener)
             for s in range(args.seeds)]
@@ -231,9 +231,9 @@ def part_pick_cube(args: argparse.Namespace) -> Results:
     rlpd, sac = runs[:args.seeds], runs[args.seeds:]
     results = [curves("pick_cube rlpd+20 demos+interventions", rlpd, budget, window),
                curves("pick_cube sac", sac, budget, window)]
-    print_curves(f"pick_cube from state, dense reward, {args.seeds} seeds, {budget} env steps",
-                 results)
-    pick = {"rlpd": results[0], "sac": results[1], "budget": budget,
+    print_curves(f"pick_cube from state, {args.task_reward} reward, {args.seeds} seeds, "
+                 f"{budget} env steps", results)
+    pick = {"rlpd": results[0], "sac": results[1], "budget": budget, "reward": args.task_reward,
             "final_ratio_rlpd_over_sac": results[0]["final"] / max(results[1]["final"], 1e-9)}
     return {"pick_cube_rlpd_vs_sac": pick}, [
         target(f"pick-cube (state) RLPD+interventions success in {budget} (issue: 30k) steps",
@@ -322,6 +322,8 @@ def main() -> int:
                         help="env-step budget of the learning curves (default: the issue's)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (2 threads on a busy 2-core machine thrash)")
+    parser.add_argument("--task-reward", default="dense", choices=["dense", "sparse"],
+                        help="task.reward of the pick_cube runs")
     parser.add_argument("--workers", type=int, default=1,
                         help="sessions of a part run in parallel, one process each")
     args = parser.parse_args()

@@ -74,9 +74,22 @@ class TaskConfig:
 
 
 @dataclass
+class FeaturesConfig:
+    """The frozen pretrained camera encoder (the CPU pixel path); off while `cameras` is empty."""
+
+    cameras: list[str] = field(default_factory=list)
+    weights: str | None = None  # saved encoder .npz; null: <run>/encoder.npz, pretrained if absent
+    keep_images: bool = True  # store the raw frames beside their features (False saves memory)
+    pretrain_steps: int = 2000  # behaviour-cloning steps on the run's demos
+    channels: int = 32
+    feature_dim: int = 64
+
+
+@dataclass
 class AlgoConfig:
     name: str = "sac"
     params: dict[str, Any] = field(default_factory=dict)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
 
 
 @dataclass

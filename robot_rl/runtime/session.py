@@ -37,6 +37,7 @@ from robot_rl.core import (
     Transition,
 )
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
+from robot_rl.runtime.frozen_features import FeatureObserver
 from robot_rl.runtime.run_dir import RunDir
 from sim import TASKS, MujocoArm, RandomizationConfig
 
@@ -89,14 +90,15 @@ def build_robot(cfg: DictConfig) -> tuple[MujocoArm, SafeRobot]:
     return arm, SafeRobot(arm, limits)
 
 
-def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
+def build_algorithm(cfg: DictConfig, arm: MujocoArm, obs_spec: DictSpec | None = None) -> Any:
+    """The algorithm `algo.name` for the robot's observations (or `obs_spec`, when wrapped)."""
     try:
         algo_cls = ALGORITHMS.get(cfg.algo.name)
     except RegistryError as exc:
         raise ConfigError(str(exc)) from None
     params = typed_params(ALGO_CONFIGS[cfg.algo.name], cfg.algo.params, "algo.params")
     params.hidden = tuple(params.hidden)
-    return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
+    return algo_cls(obs_spec or arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 
 
 def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
@@ -125,7 +127,11 @@ class Session:
         self.cfg = cfg
         self.run = run
         self.arm, self.robot = build_robot(cfg)
-        self.algo = build_algorithm(cfg, self.arm)
+        raw_spec = self.arm.observation_spec
+        self.observer = (FeatureObserver(cfg.algo.features, raw_spec)
+                         if cfg.algo.features.cameras else None)
+        self.obs_spec = self.observer.spec if self.observer else raw_spec
+        self.algo = build_algorithm(cfg, self.arm, self.obs_spec)
         self.reward = build_reward(cfg, self.arm.observation_spec)
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
@@ -173,6 +179,16 @@ class Session:
                 yield concat_batches(self.buffer.sample(online_size, self.rng),
                                      self.demos.sample(demo_size, self.rng))
 
+    def _open_demo_side(self, specs: tuple[DictSpec, Any]) -> ReplayBuffer:
+        """<run>/demos; with frozen features, <run>/demos_features built once from its frames."""
+        if self.observer is None:
+            return ReplayBuffer(self.run.demos, *specs)
+        fresh = not self.run.feature_demos.exists()
+        demos = ReplayBuffer(self.run.feature_demos, *specs)
+        if fresh and self.run.demos.exists():
+            self.observer.featurize_demos(self.run.demos, demos)
+        return demos
+
     def _demo_fraction(self) -> float:
         return float(getattr(self.algo.config, "demo_fraction", 0.0))
 
@@ -192,10 +208,14 @@ class Session:
             return self.rng.uniform(spec.low, spec.high, spec.shape).astype(spec.dtype)
         return self.algo.policy.act(obs)
 
+    def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation as stored and acted on: with frozen camera features where configured."""
+        return self.observer(raw) if self.observer else raw
+
     def _run_episode(self, batches: Iterator[Batch], writer: Any) -> Episode:
         cfg = self.cfg
         episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
-        obs = self.robot.reset()
+        obs = self._observe(self.robot.reset())
         metrics: dict[str, float] = {}
         for step in range(cfg.task.max_steps):
             action, source = self._act(obs), Source.POLICY
@@ -203,10 +223,11 @@ class Session:
             if command is not None and command.takeover and command.action is not None:
                 action, source = command.action, Source.HUMAN  # the person's action wins
             applied = self.robot.send_action(action)
-            next_obs = self.robot.get_observation()
+            raw_next = self.robot.get_observation()
+            next_obs = self._observe(raw_next)
             outcome = self.arm.outcome()
             scored = self.reward(RewardContext(
-                next_obs, task_reward=outcome.reward(cfg.task.reward),
+                raw_next, task_reward=outcome.reward(cfg.task.reward),
                 task_success=outcome.success, label=command.label if command else None))
             healthy = self.robot.health().ok
             terminated = scored.terminate
@@ -261,9 +282,11 @@ class Session:
         torch.set_num_threads(self.cfg.learner.threads)
         budget = self.cfg.run.env_steps
         self.robot.connect()
-        specs = (self.robot.observation_spec, self.robot.action_spec)
+        if self.observer is not None:
+            self.observer.prepare(self.run)
+        specs = (self.obs_spec, self.robot.action_spec)
         self.buffer = ReplayBuffer(self.run.buffer, *specs)
-        self.demos = ReplayBuffer(self.run.demos, *specs) if self._demo_fraction() > 0 else None
+        self.demos = self._open_demo_side(specs) if self._demo_fraction() > 0 else None
         self._restore()
         batches = self._batches()
         writer = SummaryWriter(str(self.run.tensorboard))
