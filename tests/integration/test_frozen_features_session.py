@@ -1,4 +1,4 @@
-"""`algo=rlpd_frozen` on pick_cube_pixels: encoder pretrained on the run's demos, features stored."""
+"""algo=rlpd_frozen on pick_cube_pixels: encoder pretrained on the demos, features stored."""
 
 from __future__ import annotations
 
