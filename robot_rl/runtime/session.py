@@ -132,7 +132,7 @@ class Session:
                          if cfg.algo.features.cameras else None)
         self.obs_spec = self.observer.spec if self.observer else raw_spec
         self.algo = build_algorithm(cfg, self.arm, self.obs_spec)
-        self.reward = build_reward(cfg, self.arm.observation_spec)
+        self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
         self.recent: list[tuple[float, bool]] = []
