@@ -7,6 +7,7 @@ import pytest
 
 from buffer import ReplayBuffer, ZarrStorage
 from policies import FrozenCameraFeatures
+from robot_rl.cli import main
 from robot_rl.commands.record_demos import record_episode
 from robot_rl.config import compose_session
 from robot_rl.core import ConfigError, Source
@@ -83,3 +84,14 @@ def test_without_weights_or_demos_the_session_says_what_to_do(tmp_path) -> None:
         session.run_until_budget()
     with pytest.raises(ConfigError, match="no file"):
         new_session(tmp_path / "other", "algo.features.weights=/nonexistent.npz").run_until_budget()
+
+
+@pytest.mark.slow
+def test_cli_record_demos_into_the_demo_side_then_train_on_frozen_features(tmp_path) -> None:
+    run = RunDir(tmp_path / "run")
+    assert main(["record-demos", *TINY, "episodes=2", "into=demos", f"run.dir={run.root}"]) == 0
+    assert not run.buffer.exists() and len(ZarrStorage.open_existing(run.demos).read_steps()[
+        "action"]) > 0
+    assert main(["train", "task=pick_cube_pixels", "algo=rlpd_frozen", f"run.dir={run.root}"]) == 0
+    assert (run.root / "encoder.npz").exists()
+    assert set(FEATURES) <= set(ZarrStorage.open_existing(run.buffer).obs_spec)
