@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from policies.reward_classifier import SuccessClassifier
-from robot_rl.core import ConfigError, Observation, Registry
+from robot_rl.core import ConfigError, DictSpec, Observation, Registry
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class RewardContext:
 
     next_obs: Observation
     task_reward: float | None = None
-    """The robot's task rule's shaped reward, where it has one (sim tasks do)."""
+    """The task rule's reward, sparse or shaped as `task.reward` says, where it has one (sim)."""
     task_success: bool | None = None
     """The task rule's success detector, where it has one."""
     label: bool | None = None
@@ -39,6 +39,9 @@ class RewardOutput:
 class Reward(ABC):
     """Scores one step."""
 
+    def check(self, obs_spec: DictSpec) -> None:  # noqa: B027 (most sources read no observation)
+        """Raise ConfigError before any step if the robot's observations cannot feed this source."""
+
     @abstractmethod
     def __call__(self, ctx: RewardContext) -> RewardOutput: ...
 
@@ -48,19 +51,13 @@ REWARDS: Registry[type[Reward]] = Registry("reward", entry_point_group="robot_rl
 
 @REWARDS.register("task_rule")
 class TaskRuleReward(Reward):
-    """The task's own rule: sparse 1/0 on success, or its shaped (dense) reward."""
-
-    def __init__(self, kind: str = "sparse") -> None:
-        if kind not in ("sparse", "dense"):
-            raise ConfigError(f"task_rule reward kind must be 'sparse' or 'dense', got {kind!r}")
-        self.kind = kind
+    """The task's own rule: its reward (sparse or dense per `task.reward`), ending on success."""
 
     def __call__(self, ctx: RewardContext) -> RewardOutput:
         if ctx.task_success is None or ctx.task_reward is None:
             raise ConfigError("this robot has no task rule for rewards: use reward=human_label "
                               "or reward=classifier")
-        reward = float(ctx.task_success) if self.kind == "sparse" else float(ctx.task_reward)
-        return RewardOutput(reward, ctx.task_success, ctx.task_success)
+        return RewardOutput(float(ctx.task_reward), ctx.task_success, ctx.task_success)
 
 
 @REWARDS.register("human_label")
@@ -82,6 +79,15 @@ class ClassifierReward(Reward):
             raise ConfigError(f"classifier threshold must be in (0, 1), got {threshold}")
         self.classifier = SuccessClassifier.load(Path(path))
         self.threshold = threshold
+
+    def check(self, obs_spec: DictSpec) -> None:
+        for cam, cam_spec in self.classifier.spec.items():
+            if cam not in obs_spec or (obs_spec[cam].shape, obs_spec[cam].dtype) != (
+                    cam_spec.shape, cam_spec.dtype):
+                got = obs_spec[cam] if cam in obs_spec else "no such field"
+                raise ConfigError(
+                    f"the reward classifier reads camera {cam!r} as {cam_spec}; the robot gives "
+                    f"{got}: set robot.cameras and robot.image_size to match, or retrain it")
 
     def __call__(self, ctx: RewardContext) -> RewardOutput:
         prob = float(self.classifier.probability({k: v[None] for k, v in ctx.next_obs.items()})[0])

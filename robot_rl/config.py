@@ -86,8 +86,29 @@ class TaskConfig:
 
 
 @dataclass
+class FeaturesConfig:
+    """The frozen pretrained camera encoder (the CPU pixel path); off while `cameras` is empty."""
+
+    cameras: list[str] = field(default_factory=list)
+    weights: str | None = None  # saved encoder .npz; null: <run>/encoder.npz, pretrained if absent
+    keep_images: bool = True  # store the raw frames beside their features (False saves memory)
+    pretrain_steps: int = 2000  # behaviour-cloning steps on the run's demos
+    channels: int = 32
+    feature_dim: int = 64
+
+
+@dataclass
 class AlgoConfig:
     name: str = "sac"
+    params: dict[str, Any] = field(default_factory=dict)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+
+
+@dataclass
+class RewardConfig:
+    """Where each step's reward comes from: a name in policies.REWARDS and its arguments."""
+
+    name: str = "task_rule"
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -103,6 +124,7 @@ class SessionConfig:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
 
 
 def config_dir() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -13,17 +14,18 @@ from hal import SafeRobot
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.config import compose_session
 from robot_rl.core import ConfigError, Episode, RegistryError, Source, Transition
-from robot_rl.runtime.run_dir import RunDir, summarize
+from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session import build_robot, default_run_dir
 from sim import MujocoArm
 from sim.experts import EXPERTS, Expert
 
-OWN_KEYS = {"episodes": int, "skill": float}  # this command's own key=value arguments
+OWN_KEYS = {"episodes": int, "skill": float, "into": str}  # this command's own key=value args
+TARGETS = ("buffer", "demos")  # into=buffer: the run's buffer; into=demos: RLPD's demo side
 
 
-def split_overrides(overrides: list[str]) -> tuple[dict[str, float], list[str]]:
-    """Separate `episodes=N skill=S` from the Hydra overrides, with clear errors."""
-    own: dict[str, float] = {"episodes": 20, "skill": 1.0}
+def split_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Separate `episodes=N skill=S into=buffer|demos` from the Hydra overrides, clearly."""
+    own: dict[str, Any] = {"episodes": 20, "skill": 1.0, "into": "buffer"}
     rest = []
     for item in overrides:
         key, _, value = item.partition("=")
@@ -38,13 +40,16 @@ def split_overrides(overrides: list[str]) -> tuple[dict[str, float], list[str]]:
         raise ConfigError(f"episodes must be at least 1, got {own['episodes']}")
     if not 0.0 <= own["skill"] <= 1.0:
         raise ConfigError(f"skill must be in [0, 1], got {own['skill']}")
+    if own["into"] not in TARGETS:
+        raise ConfigError(f"into must be one of {', '.join(TARGETS)}, got {own['into']!r}")
     return own, rest
 
 
 @COMMANDS.register("record-demos")
 class RecordDemos(Command):
-    help = "Record scripted-expert episodes (source demo) into a run directory's buffer."
-    example = "robot-rl record-demos task=pick_cube episodes=20 skill=0.9 run.dir=runs/demos"
+    help = ("Record scripted-expert episodes (source demo) into a run's buffer, or with "
+            "into=demos into its RLPD demo side.")
+    example = "robot-rl record-demos task=pick_cube episodes=20 skill=0.9 into=demos run.dir=runs/p"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("overrides", nargs="*",
@@ -67,7 +72,8 @@ class RecordDemos(Command):
             run.save_config(cfg)
         robot.connect()
         try:
-            buffer = ReplayBuffer(run.buffer, robot.observation_spec, robot.action_spec)
+            path = run.demos if own["into"] == "demos" else run.buffer
+            buffer = ReplayBuffer(path, robot.observation_spec, robot.action_spec)
             expert = expert_cls(arm, skill=own["skill"], seed=cfg.seed)
             wins = 0
             for _ in range(int(own["episodes"])):
@@ -76,10 +82,9 @@ class RecordDemos(Command):
                 wins += episode.success
         finally:
             robot.disconnect()
-        info = summarize(run)
         print(f"recorded {int(own['episodes'])} {cfg.task.name} demos (skill {own['skill']}): "
-              f"{wins} successful; buffer now {info['episodes']} episodes, "
-              f"{info['env_steps']} steps in {run.root}")
+              f"{wins} successful; {path} now holds {buffer.num_episodes} episodes, "
+              f"{len(buffer)} steps")
         return 0
 
 

@@ -34,6 +34,11 @@ class RunDir:
         return self.root / "demos"
 
     @property
+    def feature_demos(self) -> Path:
+        """The demo side with frozen camera features added (built from `demos` at first start)."""
+        return self.root / "demos_features"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

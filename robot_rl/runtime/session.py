@@ -17,16 +17,20 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
 from hal import SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
+from policies.rewards import REWARDS, Reward, RewardContext
 from policies.rlpd import batch_split, concat_batches, intervention_rate
 from robot_rl.config import typed_params
 from robot_rl.core import (
+    ArraySpec,
     Batch,
     ConfigError,
+    DictSpec,
     Episode,
     HardwareError,
     RegistryError,
@@ -34,6 +38,7 @@ from robot_rl.core import (
     Transition,
 )
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
+from robot_rl.runtime.frozen_features import FeatureObserver
 from robot_rl.runtime.run_dir import RunDir
 from sim import TASKS, MujocoArm, RandomizationConfig
 
@@ -86,17 +91,39 @@ def build_robot(cfg: DictConfig) -> tuple[MujocoArm, SafeRobot]:
     return arm, SafeRobot(arm, limits)
 
 
-def build_algorithm(cfg: DictConfig, arm: MujocoArm) -> Any:
+def build_algorithm(cfg: DictConfig, arm: MujocoArm, obs_spec: DictSpec | None = None) -> Any:
+    """The algorithm `algo.name` for the robot's observations (or `obs_spec`, when wrapped)."""
     try:
         algo_cls = ALGORITHMS.get(cfg.algo.name)
     except RegistryError as exc:
         raise ConfigError(str(exc)) from None
     params = typed_params(ALGO_CONFIGS[cfg.algo.name], cfg.algo.params, "algo.params")
     params.hidden = tuple(params.hidden)
-    return algo_cls(arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
+    return algo_cls(obs_spec or arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 
 
-def build_buffer(cfg: DictConfig, path: Path, robot: SafeRobot) -> ReplayBuffer:
+def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
+    """The reward source `reward.name` with `reward.params`, checked against the observations."""
+    try:
+        reward_cls = REWARDS.get(cfg.reward.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        params = OmegaConf.to_container(cfg.reward.params, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"reward={cfg.reward.name} needs {exc.full_key}: set it on the command "
+                          f"line, e.g. {exc.full_key}=...") from None
+    try:
+        reward = reward_cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"reward.params for {cfg.reward.name!r}: {exc}") from None
+    reward.check(obs_spec)
+    return reward
+
+
+def build_buffer(
+    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec
+) -> ReplayBuffer:
     """The run's own buffer, with the configured cache and sampler."""
     b = cfg.buffer
     if b.n_step != 1:  # the batches carry Batch.discount, but SAC's TD target ignores it so far
@@ -107,7 +134,7 @@ def build_buffer(cfg: DictConfig, path: Path, robot: SafeRobot) -> ReplayBuffer:
     except (RegistryError, TypeError) as exc:
         raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
     cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
-    return ReplayBuffer(path, robot.observation_spec, robot.action_spec, sampler=sampler,
+    return ReplayBuffer(path, obs_spec, action_spec, sampler=sampler,
                         cache=cache, task=cfg.task.name, n_step=b.n_step)
 
 
@@ -127,7 +154,12 @@ class Session:
         self.cfg = cfg
         self.run = run
         self.arm, self.robot = build_robot(cfg)
-        self.algo = build_algorithm(cfg, self.arm)
+        raw_spec = self.arm.observation_spec
+        self.observer = (FeatureObserver(cfg.algo.features, raw_spec)
+                         if cfg.algo.features.cameras else None)
+        self.obs_spec = self.observer.spec if self.observer else raw_spec
+        self.algo = build_algorithm(cfg, self.arm, self.obs_spec)
+        self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
         self.recent: list[tuple[float, bool]] = []
@@ -174,6 +206,16 @@ class Session:
                 yield concat_batches(self.replay.sample(online_size, self.rng),
                                      self.demos.sample(demo_size, self.rng))
 
+    def _open_demo_side(self, specs: tuple[DictSpec, Any]) -> ReplayBuffer:
+        """<run>/demos; with frozen features, <run>/demos_features built once from its frames."""
+        if self.observer is None:
+            return ReplayBuffer(self.run.demos, *specs)
+        fresh = not self.run.feature_demos.exists()
+        demos = ReplayBuffer(self.run.feature_demos, *specs)
+        if fresh and self.run.demos.exists():
+            self.observer.featurize_demos(self.run.demos, demos)
+        return demos
+
     def _demo_fraction(self) -> float:
         return float(getattr(self.algo.config, "demo_fraction", 0.0))
 
@@ -193,10 +235,14 @@ class Session:
             return self.rng.uniform(spec.low, spec.high, spec.shape).astype(spec.dtype)
         return self.algo.policy.act(obs)
 
+    def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation as stored and acted on: with frozen camera features where configured."""
+        return self.observer(raw) if self.observer else raw
+
     def _run_episode(self, batches: Iterator[Batch], writer: Any) -> Episode:
         cfg = self.cfg
         episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
-        obs = self.robot.reset()
+        obs = self._observe(self.robot.reset())
         metrics: dict[str, float] = {}
         for step in range(cfg.task.max_steps):
             action, source = self._act(obs), Source.POLICY
@@ -204,13 +250,17 @@ class Session:
             if command is not None and command.takeover and command.action is not None:
                 action, source = command.action, Source.HUMAN  # the person's action wins
             applied = self.robot.send_action(action)
-            next_obs = self.robot.get_observation()
+            raw_next = self.robot.get_observation()
+            next_obs = self._observe(raw_next)
             outcome = self.arm.outcome()
+            scored = self.reward(RewardContext(
+                raw_next, task_reward=outcome.reward(cfg.task.reward),
+                task_success=outcome.success, label=command.label if command else None))
             healthy = self.robot.health().ok
-            terminated = outcome.success
+            terminated = scored.terminate
             truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
             episode.transitions.append(Transition(
-                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
+                obs=obs, action=applied, reward=scored.reward, next_obs=next_obs,
                 terminated=terminated, truncated=truncated, source=source,
                 intervened=source is Source.HUMAN,
                 policy_version=self.counters.policy_version, robot_id=self.robot.robot_id,
@@ -223,21 +273,23 @@ class Session:
             obs = next_obs
             if terminated or truncated:
                 break
-        episode.success = episode.transitions[-1].terminated
+        episode.success = scored.success
         self.buffer.add_episode(episode)
         demo_side = [t for t in episode.transitions if is_demo_side(t)]
         if demo_side and self.demos is not None:  # RLPD: takeovers also feed the demo side
             self.demos.add_episode(Episode(episode.episode_id, episode.robot_id, episode.task,
                                            demo_side, episode.success))
         self.counters.episodes += 1
-        self._log(episode, metrics, writer)
+        self._log(episode, metrics, writer, outcome.success)
         return episode
 
-    def _log(self, episode: Episode, metrics: dict[str, float], writer: Any) -> None:
+    def _log(self, episode: Episode, metrics: dict[str, float], writer: Any,
+             task_success: bool) -> None:
         step = self.counters.env_steps
         self.recent = (self.recent + [(episode.total_reward, episode.success)])[-20:]
         writer.add_scalar("episode/return", episode.total_reward, step)
         writer.add_scalar("episode/success", float(episode.success), step)
+        writer.add_scalar("episode/task_success", float(task_success), step)  # the rule's verdict
         writer.add_scalar("episode/length", episode.length, step)
         writer.add_scalar("episode/interventions", episode.interventions, step)
         writer.add_scalar("episode/intervention_rate", intervention_rate(episode), step)
@@ -257,10 +309,12 @@ class Session:
         torch.set_num_threads(self.cfg.learner.threads)
         budget = self.cfg.run.env_steps
         self.robot.connect()
-        self.buffer = build_buffer(self.cfg, self.run.buffer, self.robot)
+        if self.observer is not None:
+            self.observer.prepare(self.run)
+        specs = (self.obs_spec, self.robot.action_spec)
+        self.buffer = build_buffer(self.cfg, self.run.buffer, *specs)
         self.replay = build_replay(self.cfg, self.buffer)
-        specs = (self.robot.observation_spec, self.robot.action_spec)
-        self.demos = ReplayBuffer(self.run.demos, *specs) if self._demo_fraction() > 0 else None
+        self.demos = self._open_demo_side(specs) if self._demo_fraction() > 0 else None
         self._restore()
         batches = self._batches()
         writer = SummaryWriter(str(self.run.tensorboard))

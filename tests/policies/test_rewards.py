@@ -28,18 +28,14 @@ def lit_frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return frames, labels
 
 
-def test_task_rule_sparse_and_dense() -> None:
-    sparse = REWARDS.get("task_rule")()
-    dense = REWARDS.get("task_rule")("dense")
-    ctx = RewardContext(OBS, task_reward=-0.3, task_success=False)
-    assert sparse(ctx) == RewardOutput(0.0, False, False)
-    assert dense(ctx) == RewardOutput(-0.3, False, False)
-    done = RewardContext(OBS, task_reward=-0.01, task_success=True)
-    assert sparse(done) == RewardOutput(1.0, True, True)
+def test_task_rule_passes_the_task_reward_and_ends_on_success() -> None:
+    rule = REWARDS.get("task_rule")()
+    assert rule(RewardContext(OBS, task_reward=-0.3, task_success=False)) == RewardOutput(
+        -0.3, False, False)
+    assert rule(RewardContext(OBS, task_reward=1.0, task_success=True)) == RewardOutput(
+        1.0, True, True)
     with pytest.raises(ConfigError, match="no task rule"):
-        sparse(RewardContext(OBS))
-    with pytest.raises(ConfigError, match="'sparse' or 'dense'"):
-        REWARDS.get("task_rule")("shaped")
+        rule(RewardContext(OBS))
 
 
 def test_human_label_ends_episodes_either_way() -> None:

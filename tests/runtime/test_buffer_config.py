@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,15 +14,13 @@ from robot_rl.core import ConfigError, Episode
 from robot_rl.runtime.session import build_buffer, build_replay
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, ROW_BYTES, transition
 
-ROBOT = SimpleNamespace(observation_spec=OBS_SPEC, action_spec=ACTION_SPEC)
-
 
 def test_sampler_cache_and_priors_from_config(tmp_path: Path) -> None:
     with ReplayBuffer(tmp_path / "prior", OBS_SPEC, ACTION_SPEC, fsync=False) as prior:
         prior.add_episode(Episode(0, "robot1", "reach", [transition(1, 0, s) for s in range(8)]))
     cfg = compose_session(["buffer.sampler=mixed", "+buffer.sampler_params.prior_fraction=0.3",
                            "buffer.cache_mb=64", f"buffer.priors=[{tmp_path / 'prior'}]"])
-    buf = build_buffer(cfg, tmp_path / "own", ROBOT)
+    buf = build_buffer(cfg, tmp_path / "own", OBS_SPEC, ACTION_SPEC)
     assert isinstance(buf.sampler, MixedSampler) and buf.sampler.prior_fraction == 0.3
     assert 0.9 * (64 << 20) <= buf.cache.capacity_rows * ROW_BYTES <= 64 << 20
     buf.add_episode(Episode(0, "robot0", "reach", [transition(0, 0, s) for s in range(8)]))
@@ -43,4 +40,4 @@ def test_sampler_cache_and_priors_from_config(tmp_path: Path) -> None:
 def test_bad_buffer_config_is_a_clear_error(tmp_path: Path, override: str, message: str) -> None:
     overrides = [override] + (["buffer.sampler=recent"] if "window" in override else [])
     with pytest.raises(ConfigError, match=message):
-        build_buffer(compose_session(overrides), tmp_path / "b", ROBOT)
+        build_buffer(compose_session(overrides), tmp_path / "b", OBS_SPEC, ACTION_SPEC)

@@ -47,6 +47,7 @@ def test_record_demos_fills_a_buffer_that_info_reports(cli, tmp_path):
         (["task=push", "episodes=0"], "episodes must be at least 1"),
         (["task=push", "episodes=many"], "episodes must be a number"),
         (["task=push", "skill=2"], "skill must be in [0, 1]"),
+        (["task=push", "into=elsewhere"], "into must be one of buffer, demos"),
         (["task=push", "robot.arm=ur5"], "unknown arm 'ur5'"),
         (["task=push", "robot.cameras=[top_cam]"], "unknown cameras"),
     ],

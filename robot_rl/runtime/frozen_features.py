@@ -1,0 +1,109 @@
+"""The session's frozen-encoder pixel path: camera features added to every observation.
+
+With `algo.features.cameras` set, each observation gets `feat/<camera>` from a frozen
+pretrained CNN, computed once at the actor and stored with the transition; the learner then
+trains state-sized networks on them. The encoder comes from `algo.features.weights`, else from
+`<run>/encoder.npz`, else it is pretrained by behaviour cloning on the run's demos and saved
+there (so a resumed run keeps the very same features).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from buffer import ReplayBuffer, ZarrStorage
+from policies import EncoderConfig, FrozenCameraFeatures, PretrainConfig, pretrain_bc
+from robot_rl.core import (
+    ConfigError,
+    DictSpec,
+    Episode,
+    Observation,
+    Source,
+    StorageError,
+    Transition,
+)
+from robot_rl.runtime.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+class FeatureObserver:
+    """Adds frozen camera features to observations; drops raw images unless told to keep them."""
+
+    def __init__(self, cfg: DictConfig, raw_spec: DictSpec) -> None:
+        self.cfg = cfg
+        self.raw_spec = raw_spec
+        self.encoder_config = EncoderConfig(cameras=tuple(cfg.cameras), channels=cfg.channels,
+                                            feature_dim=cfg.feature_dim)
+        self.features = FrozenCameraFeatures(raw_spec, self.encoder_config)  # weights: `prepare`
+        full = self.features.output_spec(raw_spec)
+        self.spec = full if cfg.keep_images else DictSpec(
+            {k: s for k, s in full.items() if k not in self.features.cameras})
+
+    def __call__(self, obs: Observation) -> Observation:
+        out = self.features(obs)
+        return out if self.cfg.keep_images else {k: out[k] for k in self.spec}
+
+    def prepare(self, run: RunDir) -> None:
+        """Load the encoder weights, or pretrain them on the run's demos and save them."""
+        saved = run.root / "encoder.npz"
+        path = Path(self.cfg.weights) if self.cfg.weights else saved
+        if path.exists():
+            self.features = FrozenCameraFeatures.load(path, self.raw_spec)
+            log.info("frozen camera encoder from %s", path)
+        elif self.cfg.weights:
+            raise ConfigError(f"algo.features.weights: no file {path}")
+        else:
+            frames, state, actions = demo_frames(run.demos, self.features.cameras)
+            self.features, losses = pretrain_bc(
+                frames, state, actions, self.encoder_config,
+                PretrainConfig(steps=self.cfg.pretrain_steps, seed=0))
+            self.features.save(saved)
+            log.info("frozen camera encoder pretrained on %d demo frames (loss %.4f) -> %s",
+                     len(actions), float(np.mean(losses[-20:])), saved)
+        if self.features.config.feature_dim != self.cfg.feature_dim:
+            raise ConfigError(f"encoder {path} gives {self.features.config.feature_dim} features "
+                              f"per camera, algo.features.feature_dim says {self.cfg.feature_dim}")
+
+    def featurize_demos(self, source: Path, into: ReplayBuffer) -> None:
+        """Copy every raw demo episode of `source` into `into` with features added."""
+        storage = ZarrStorage.open_existing(source)
+        steps, episodes = storage.read_steps(), storage.read_episodes()
+        keys = list(storage.obs_spec)
+        for start, length, success in zip(episodes["start"], episodes["length"],
+                                          episodes["success"], strict=True):
+            rows = range(int(start), int(start + length))
+            obs = [self({k: steps[f"obs/{k}"][i] for k in keys}) for i in rows]
+            nxt = [self({k: steps[f"next_obs/{k}"][i] for k in keys}) for i in rows]
+            ep_id = int(steps["episode_id"][start])
+            into.add_episode(Episode(ep_id, "demo", "demo", [
+                Transition(o, steps["action"][i], float(steps["reward"][i]), n,
+                           bool(steps["terminated"][i]), bool(steps["truncated"][i]),
+                           bool(steps["intervened"][i]), Source(int(steps["source"][i])),
+                           int(steps["policy_version"][i]), episode_id=ep_id, step=i - int(start),
+                           wall_time=float(steps["wall_time"][i]))
+                for i, o, n in zip(rows, obs, nxt, strict=True)], bool(success)))
+
+
+def demo_frames(
+    path: Path, cameras: list[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(frames per camera, 1-D state, actions) of every step of the raw demo buffer at `path`."""
+    try:
+        storage = ZarrStorage.open_existing(path)
+    except StorageError:
+        raise ConfigError(
+            f"frozen camera features need weights: set algo.features.weights=<encoder.npz>, or "
+            f"record demos into {path} first so the encoder can be pretrained on them") from None
+    steps = storage.read_steps()
+    missing = [c for c in cameras if f"obs/{c}" not in steps]
+    if missing or len(steps["action"]) == 0:
+        raise ConfigError(f"the demos in {path} hold no frames of cameras {missing or cameras}: "
+                          "record them with robot.cameras set")
+    state_keys = [k for k, s in storage.obs_spec.items() if len(s.shape) == 1]
+    state = np.concatenate([steps[f"obs/{k}"].astype(np.float32) for k in state_keys], axis=1)
+    return {c: np.asarray(steps[f"obs/{c}"]) for c in cameras}, state, steps["action"]
