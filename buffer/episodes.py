@@ -29,6 +29,11 @@ class EpisodeData:
     def length(self) -> int:
         return len(self.action)
 
+    @property
+    def next_obs(self) -> Observation:
+        """The observation after each step: the next step's, then the final one."""
+        return {k: np.concatenate([v[1:], self.final_obs[k][None]]) for k, v in self.obs.items()}
+
 
 class EpisodeReader:
     """Reads ended episodes of a buffer by position; negative positions count from the end."""

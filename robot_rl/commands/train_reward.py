@@ -14,18 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from buffer import ZarrStorage
-from buffer.episodes import EpisodeData, EpisodeReader
+from buffer.episodes import EpisodeReader
 from policies.encoders import EncoderConfig
 from policies.reward_classifier import ClassifierConfig, scores, train_success_classifier
 from robot_rl.commands import COMMANDS, Command
-from robot_rl.core import ConfigError, Observation, RunDirError
+from robot_rl.core import ConfigError, RunDirError
 from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session import build_robot
-
-
-def next_observations(episode: EpisodeData) -> Observation:
-    """The observation after each step of an episode: the next step's, then the final one."""
-    return {k: np.concatenate([v[1:], episode.final_obs[k][None]]) for k, v in episode.obs.items()}
 
 
 def labelled_frames(
@@ -36,7 +31,7 @@ def labelled_frames(
     episodes = list(reader)
     if not episodes:
         raise RunDirError(f"{run.root} has no ended episodes to learn success from")
-    after = [next_observations(ep) for ep in episodes]
+    after = [ep.next_obs for ep in episodes]
     labels = np.concatenate([ep.info["terminated"] for ep in episodes]).astype(bool)
     episode_ids = np.concatenate([ep.info["episode_id"] for ep in episodes])
     stored = [c for c in cameras if c in reader.storage.obs_spec]

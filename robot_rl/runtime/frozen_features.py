@@ -16,6 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from buffer import ReplayBuffer, ZarrStorage
+from buffer.episodes import EpisodeReader
 from policies import EncoderConfig, FrozenCameraFeatures, PretrainConfig, pretrain_bc
 from robot_rl.core import (
     ConfigError,
@@ -71,22 +72,17 @@ class FeatureObserver:
 
     def featurize_demos(self, source: Path, into: ReplayBuffer) -> None:
         """Copy every raw demo episode of `source` into `into` with features added."""
-        storage = ZarrStorage.open_existing(source)
-        steps, episodes = storage.read_steps(), storage.read_episodes()
-        keys = list(storage.obs_spec)
-        for start, length, success in zip(episodes["start"], episodes["length"],
-                                          episodes["success"], strict=True):
-            rows = range(int(start), int(start + length))
-            obs = [self({k: steps[f"obs/{k}"][i] for k in keys}) for i in rows]
-            nxt = [self({k: steps[f"next_obs/{k}"][i] for k in keys}) for i in rows]
-            ep_id = int(steps["episode_id"][start])
-            into.add_episode(Episode(ep_id, "demo", "demo", [
-                Transition(o, steps["action"][i], float(steps["reward"][i]), n,
-                           bool(steps["terminated"][i]), bool(steps["truncated"][i]),
-                           bool(steps["intervened"][i]), Source(int(steps["source"][i])),
-                           int(steps["policy_version"][i]), episode_id=ep_id, step=i - int(start),
-                           wall_time=float(steps["wall_time"][i]))
-                for i, o, n in zip(rows, obs, nxt, strict=True)], bool(success)))
+        for ep in EpisodeReader(ZarrStorage.open_existing(source)):
+            info, after = ep.info, ep.next_obs
+            into.add_episode(Episode(ep.episode_id, ep.robot, ep.task, [
+                Transition(
+                    self({k: v[i] for k, v in ep.obs.items()}), ep.action[i],
+                    float(info["reward"][i]), self({k: v[i] for k, v in after.items()}),
+                    bool(info["terminated"][i]), bool(info["truncated"][i]),
+                    bool(info["intervened"][i]), Source(int(info["source"][i])),
+                    int(info["policy_version"][i]), robot_id=ep.robot, episode_id=ep.episode_id,
+                    step=i, wall_time=float(info["timestamp"][i]))
+                for i in range(ep.length)], ep.success))
 
 
 def demo_frames(

@@ -49,9 +49,9 @@ def test_pretrained_frozen_features_are_stored_with_every_transition(tmp_path) -
     run = session.run
     encoder = FrozenCameraFeatures.load(run.root / "encoder.npz")
     steps = ZarrStorage.open_existing(run.buffer).read_steps()
-    again = encoder.features({c: np.asarray(steps[f"next_obs/{c}"]) for c in encoder.cameras})
+    again = encoder.features({c: np.asarray(steps[f"obs/{c}"]) for c in encoder.cameras})
     for key in FEATURES:
-        stored = np.asarray(steps[f"next_obs/{key}"])
+        stored = np.asarray(steps[f"obs/{key}"])
         assert stored.shape == (len(steps["action"]), 8)
         np.testing.assert_allclose(stored, again[key], atol=1e-5)  # the actor's features, cached
     assert "object_pos" not in session.obs_spec  # pixels only: no object pose

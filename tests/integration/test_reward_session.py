@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from buffer import ZarrStorage
+from buffer.episodes import EpisodeReader
 from policies.encoders import EncoderConfig
 from policies.reward_classifier import SuccessClassifier
 from robot_rl.cli import main
@@ -30,12 +31,14 @@ def test_a_session_scores_steps_with_a_trained_classifier(tmp_path, capsys) -> N
                  "run.env_steps=30", "learner.warmup_steps=10", "learner.batch_size=8",
                  "algo.params.hidden=[16,16]", f"run.dir={run}"])
     assert code == 0, capsys.readouterr().err
-    steps = ZarrStorage.open_existing(RunDir(run).buffer).read_steps()
-    frames = np.asarray(steps["next_obs/side_cam"])
+    episodes = list(EpisodeReader(ZarrStorage.open_existing(RunDir(run).buffer)))
+    frames = np.concatenate([ep.next_obs["side_cam"] for ep in episodes])  # what each step saw
     assert len(frames) >= 30 and frames.shape[1:] == (32, 32, 3)
     success = SuccessClassifier.load(model_path).probability({"side_cam": frames}) > 0.5
-    assert np.array_equal(np.asarray(steps["reward"]), success.astype(np.float32))
-    assert np.array_equal(np.asarray(steps["terminated"], bool), success)
+    reward = np.concatenate([ep.info["reward"] for ep in episodes])
+    terminated = np.concatenate([ep.info["terminated"] for ep in episodes]).astype(bool)
+    assert np.array_equal(reward, success.astype(np.float32))
+    assert np.array_equal(terminated, success)
     assert RunDir(run).load_config().reward.name == "classifier"
 
 
