@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import print_table, report, target
 
+from benchmarks.common import print_table, report, target
 from buffer import CacheConfig, ReplayBuffer
 from buffer.schema import chunk_rows, heavy_step_specs
 from robot_rl.core import ArraySpec, DictSpec, Transition

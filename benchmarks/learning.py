@@ -4,8 +4,8 @@ and learner throughput of the state, frozen-feature and end-to-end pixel paths.
 Every learning curve comes from a real session (MuJoCo arm, Zarr buffer, the learner of
 `robot-rl train`); success is the share of training episodes that succeed with no
 intervention, per window of env steps.
-    python benchmarks/learning.py --quick                 # a smoke run of every part
-    python benchmarks/learning.py --parts reach_sac --seeds 3 --json out.json --plot curve.png
+    python -m benchmarks.learning --quick                 # a smoke run of every part
+    python -m benchmarks.learning --parts reach_sac --seeds 3 --json out.json --plot curve.png
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from common import print_table, report, target  # noqa: E402
-
+from benchmarks.common import print_table, report, target  # noqa: E402
 from buffer import ReplayBuffer  # noqa: E402
 from policies import SAC, EncoderConfig, FrozenCameraFeatures, SACConfig  # noqa: E402
 from policies.reward_classifier import (  # noqa: E402

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from common import print_table, report, target
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from benchmarks.common import print_table, report, target
 from comms.connection import LoopThread
 from comms.edge_link import EdgeLink
 from comms.gateway import Gateway, GatewayThread

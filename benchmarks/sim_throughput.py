@@ -2,7 +2,7 @@
 overhead against a bare `mujoco.mj_step` loop on the same model in the same run; plus the
 scripted experts' success rates.
 
-    python benchmarks/sim_throughput.py [--quick] [--json out.json]
+    python -m benchmarks.sim_throughput [--quick] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from common import print_table, report, target  # noqa: E402
 
+from benchmarks.common import print_table, report, target  # noqa: E402
 from sim import ARMS, TASKS, MujocoArm  # noqa: E402
 from sim.experts import EXPERTS  # noqa: E402
 
