@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import print_table, report, target  # noqa: E402
 from sim import ARMS, TASKS, MujocoArm  # noqa: E402
-from sim.experts import EXPERTS  # noqa: E402
+from sim.experts import EXPERTS, success_rate  # noqa: E402
 
 CONTROL_HZ = 10.0
 TASK = "pick_cube"
@@ -82,20 +82,10 @@ def measure_arm(arm_name: str, steps: int) -> dict[str, float]:
 def expert_success(arm_name: str, task: str, episodes: int) -> float:
     arm = MujocoArm(TASKS.get(task)(), arm=arm_name, seed=123)
     arm.connect()
-    expert = EXPERTS.get(task)(arm, seed=123)
-    wins = 0
     try:
-        for _ in range(episodes):
-            arm.reset()
-            expert.reset()
-            for _ in range(arm.task.max_steps):
-                arm.send_action(expert.act())
-                if arm.outcome().success:
-                    wins += 1
-                    break
+        return success_rate(EXPERTS.get(task)(arm, seed=123), episodes)
     finally:
         arm.disconnect()
-    return wins / episodes
 
 
 def main() -> int:

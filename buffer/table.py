@@ -20,30 +20,13 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from robot_rl.core import ArraySpec, CorruptDataError
+from robot_rl.core.durable import fsync_path, write_file_atomic
 
 MAX_SEGMENTS = 8  # more live segments than this are merged into one (bounded by a chunk)
 
 
 def crc32(values: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: Path, data: bytes, fsync: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class ChecksumLog:
@@ -210,7 +193,7 @@ class ChunkedTable:
         np.savez(blob, **{k.replace("/", "|"): v for k, v in cols.items()})
         data = blob.getvalue()
         name = f"{self.name}-{commit_no:010d}.npz"
-        write_file_atomic(self.root / "wal" / name, data, self.fsync)
+        write_file_atomic(self.root / "wal" / name, data, fsync=self.fsync)
         return Segment(f"wal/{name}", start, stop, zlib.crc32(data))
 
     # -- open ------------------------------------------------------------------------------------

@@ -29,8 +29,9 @@ from buffer.schema import (
     heavy_step_specs,
     tail_specs,
 )
-from buffer.table import ChecksumLog, ChunkedTable, fsync_path, write_file_atomic
+from buffer.table import ChecksumLog, ChunkedTable
 from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
+from robot_rl.core.durable import fsync_path, write_file_atomic
 
 log = logging.getLogger(__name__)
 INFO_CHUNK = 16384
@@ -107,7 +108,7 @@ class ZarrStorage:
                   "tasks": [], "next_episode": 0, "checksum_bytes": 0,
                   "tables": {n: {"rows": 0, "sealed": 0, "segments": []} for n in chunks}}
         (self.path / CHECKSUM_FILE).touch()
-        write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), self.fsync)
+        write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), fsync=self.fsync)
 
     # -- open and recover ------------------------------------------------------------------------
     def _read_record(self) -> dict[str, Any]:
@@ -165,7 +166,8 @@ class ZarrStorage:
         if not self.readonly:
             items = [{"table": t, "chunk": c, "reason": r}
                      for (t, c), r in self.quarantined.items()]
-            write_file_atomic(self.path / QUARANTINE_FILE, json.dumps(items).encode(), self.fsync)
+            write_file_atomic(self.path / QUARANTINE_FILE, json.dumps(items).encode(),
+                              fsync=self.fsync)
 
     def quarantined_rows(self) -> np.ndarray:
         """A bool mask over committed step rows: True where a chunk of the row is quarantined."""
@@ -200,7 +202,8 @@ class ZarrStorage:
                       "meta": new_meta, "robots": robots, "tasks": tasks,
                       "next_episode": next_episode, "checksum_bytes": self.checksums.flush(),
                       "tables": entries}
-            write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), self.fsync)
+            write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(),
+                              fsync=self.fsync)
         except BaseException:
             self.checksums.rollback(checksum_bytes)  # staged rows stay staged for a retry
             raise

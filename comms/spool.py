@@ -19,6 +19,7 @@ from pathlib import Path
 
 from comms.codec import CodecError, decode, encode
 from robot_rl.core import CommsError
+from robot_rl.core.durable import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +202,7 @@ class Spool:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_path(self.path.parent)
         self._file.close()
         self._file = open(self.path, "a+b")  # noqa: SIM115
         self._pending_bytes = sum(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from robot_rl.core import CorruptDataError
+from robot_rl.core.durable import write_file_atomic
 
 
 def tree_to_numpy(tree: Any) -> Any:
@@ -36,10 +37,9 @@ def tree_to_torch(tree: Any) -> Any:
 def save_module(path: Path, module: torch.nn.Module, meta: dict[str, Any]) -> None:
     """Write a module's weights and a JSON description of it to one .npz (no pickle)."""
     arrays = {f"w/{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()}
-    tmp = Path(f"{path}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    data = io.BytesIO()
+    np.savez(data, meta=np.array(json.dumps(meta)), **arrays)
+    write_file_atomic(Path(path), data.getvalue())
 
 
 def load_module(path: Path, what: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.core import CorruptDataError
+from robot_rl.core.durable import fsync_path, write_file_atomic
 
 LATEST = "latest.json"
 
@@ -51,14 +52,6 @@ def _decode(node: Any, arrays: Any) -> Any:
     return node
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(root: Path, step: int, state: dict[str, Any], keep: int = 3) -> Path:
     """Write `state` as checkpoint `step` under `root` and point `latest.json` at it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -78,10 +71,9 @@ def save_checkpoint(root: Path, step: int, state: dict[str, Any], keep: int = 3)
         os.fsync(f.fileno())
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _fsync_dir(root)
-    latest_tmp = root / (LATEST + ".tmp")
-    latest_tmp.write_text(json.dumps({"checkpoint": final.name, "step": step}))
-    os.replace(latest_tmp, root / LATEST)
+    fsync_path(root)
+    write_file_atomic(root / LATEST, json.dumps({"checkpoint": final.name, "step": step}).encode())
+    fsync_path(root)
     for old in sorted(root.glob("ckpt-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -25,6 +24,7 @@ from comms.edge_link import EdgeLink
 from comms.messages import Control, spec_digest
 from comms.spool import Spool
 from robot_rl.core import Observation, Registry, Source, Transition
+from robot_rl.core.durable import write_file_atomic
 from robot_rl.runtime.session import build_algorithm, build_robot
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,7 @@ class EdgeAgent:
         current = 0
         if self._counter_file.exists():
             current = json.loads(self._counter_file.read_text())["next"]
-        tmp = self._counter_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"next": current + 1}))
-        os.replace(tmp, self._counter_file)
+        write_file_atomic(self._counter_file, json.dumps({"next": current + 1}).encode())
         return int(current)
 
     # -- the loop ----------------------------------------------------------------------------------

@@ -61,3 +61,17 @@ class Expert(ABC):
 
     def command(self, move: np.ndarray, yaw: float, gripper: float) -> np.ndarray:
         return np.array([*move, yaw, gripper], dtype=np.float64)
+
+
+def success_rate(expert: Expert, episodes: int) -> float:
+    """The share of `episodes` fresh episodes of its arm that `expert` finishes successfully."""
+    arm, wins = expert.arm, 0
+    for _ in range(episodes):
+        arm.reset()
+        expert.reset()
+        for _ in range(arm.task.max_steps):
+            arm.send_action(expert.act())
+            if arm.outcome().success:
+                wins += 1
+                break
+    return wins / episodes

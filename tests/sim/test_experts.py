@@ -7,33 +7,23 @@ import numpy as np
 import pytest
 
 from sim import MujocoArm
-from sim.experts import EXPERTS
+from sim.experts import EXPERTS, success_rate
 
 TASKS_WITH_EXPERTS = ["reach", "push", "pick_cube", "peg_insertion"]
 
 
-def success_rate(arm: MujocoArm, skill: float, episodes: int) -> float:
-    expert = EXPERTS.get(arm.task.name)(arm, skill=skill, seed=1)
-    wins = 0
-    for _ in range(episodes):
-        arm.reset()
-        expert.reset()
-        for _ in range(arm.task.max_steps):
-            arm.send_action(expert.act())
-            if arm.outcome().success:
-                wins += 1
-                break
-    return wins / episodes
+def expert_success(arm: MujocoArm, skill: float, episodes: int) -> float:
+    return success_rate(EXPERTS.get(arm.task.name)(arm, skill=skill, seed=1), episodes)
 
 
 @pytest.mark.parametrize("task", TASKS_WITH_EXPERTS)
 def test_full_skill_expert_succeeds_at_least_90_percent(make_arm, task):
-    assert success_rate(make_arm(task, seed=5), skill=1.0, episodes=30) >= 0.9
+    assert expert_success(make_arm(task, seed=5), skill=1.0, episodes=30) >= 0.9
 
 
 def test_skill_level_degrades_the_expert(make_arm):
     arm = make_arm("pick_cube", seed=5)
-    assert success_rate(arm, 0.2, 15) < success_rate(arm, 1.0, 15)
+    assert expert_success(arm, 0.2, 15) < expert_success(arm, 1.0, 15)
 
 
 def test_skill_outside_0_1_is_refused(make_arm):
