@@ -80,6 +80,7 @@ class EdgeOptions:
     episodes: int | None = None  # stop after this many episodes (None: run until stopped)
     pace: bool = True  # keep real time at robot.control_hz
     drain: float = 30.0  # seconds to wait for the last acks before exiting
+    connect_wait: float = 10.0  # seconds to wait for the gateway before the first step
     ssl_context: Any = None
     timings: LinkTimings = DEFAULT_TIMINGS
 
@@ -144,6 +145,7 @@ class EdgeAgent:
         self.robot.connect()
         self.link.start()
         try:
+            self._wait_connected(self.options.connect_wait)
             done = 0
             while self.options.episodes is None or done < self.options.episodes:
                 self._episode()
@@ -156,6 +158,14 @@ class EdgeAgent:
             self.spool.close()
             self.robot.disconnect()
         return self.stats
+
+    def _wait_connected(self, timeout: float) -> None:
+        """Give the link a moment to come up before the first step, so a remote policy can act."""
+        deadline = time.monotonic() + timeout
+        while not self.link.connected and time.monotonic() < deadline:
+            if self.link.fatal_error is not None:
+                raise self.link.fatal_error
+            time.sleep(0.02)
 
     def _wait_released(self) -> None:
         """An engaged e-stop blocks the next reset until the operator releases it."""
@@ -184,11 +194,11 @@ class EdgeAgent:
                 self._running.wait(0.1)
             action = self.source.act(obs)
             with self._lock:
-                if action is None:
+                if action is None:  # no action in time: the safety layer's hold is the step
                     self.stats["held_deadline"] += 1
-                    self.robot.hold()
-                    continue
-                applied = self.robot.send_action(action)
+                    applied, source = self.robot.hold(), Source.SCRIPTED
+                else:
+                    applied, source = self.robot.send_action(action), Source.POLICY
                 next_obs = self.robot.get_observation()
                 healthy = self.robot.health().ok
             outcome = self.arm.outcome()
@@ -198,7 +208,7 @@ class EdgeAgent:
             transition = Transition(
                 obs=obs, action=applied, reward=outcome.reward(cfg.task.reward),
                 next_obs=next_obs, terminated=terminated, truncated=truncated,
-                source=Source.POLICY, policy_version=self.source.version, robot_id=self.stream,
+                source=source, policy_version=self.source.version, robot_id=self.stream,
                 episode_id=episode_id, step=step, wall_time=time.time(),
                 mono_time=time.monotonic(),
             )

@@ -14,6 +14,7 @@ from comms.gateway import Gateway, GatewayThread
 from comms.messages import spec_digest
 from robot_rl.cli import main
 from robot_rl.config import compose_session
+from robot_rl.core import Source
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
 from robot_rl.runtime.session import build_robot
@@ -90,3 +91,37 @@ def test_sim_server_is_a_sim_arm_served_to_a_gateway_like_a_real_one(tmp_path: P
     assert buffer.num_episodes == 3
     assert buffer.episode_table()["success"].any()  # the served policy drove the arm to targets
     assert set(buffer.storage.read_steps()["policy_version"].tolist()) == {3}
+
+
+class TooSlow:
+    """A served policy that always answers after the edge's deadline."""
+
+    def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        time.sleep(0.05)
+        return np.zeros(5, np.float32), 1
+
+
+def test_missed_deadlines_hold_and_still_close_every_episode(tmp_path: Path) -> None:
+    cfg = compose_session(["task=reach"])
+    arm, _ = build_robot(cfg)
+    obs_spec, action_spec = arm.observation_spec, arm.action_spec
+    sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
+    gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
+                               inference=TooSlow(), timings=FAST))
+    token = tmp_path / "token"
+    token.write_bytes(TOKEN)
+    token.chmod(0o600)
+    try:
+        code = main(["sim-server", "--gateway", f"ws://127.0.0.1:{gw.port}",
+                     "--token-file", str(token), "--spool-dir", str(tmp_path / "spool"),
+                     "--episodes", "2", "--deadline-ms", "10", "reach", "robot.control_hz=50",
+                     "task.max_steps=5"])
+    finally:
+        gw.stop()
+    assert code == 0
+    buffer = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+    assert buffer.num_episodes == 2 and not buffer.open_episodes  # no episode merged or left open
+    assert buffer.episode_table()["length"].tolist() == [5, 5]
+    steps = buffer.storage.read_steps()
+    assert set(steps["source"].tolist()) == {int(Source.SCRIPTED)}  # the hold, not a policy
+    np.testing.assert_array_equal(steps["action"], 0.0)
