@@ -70,24 +70,28 @@ def test_remote_policy_estop_from_the_gateway_and_hold_when_the_link_dies(tmp_pa
     assert len(versions) > 5 and set(versions.tolist()) == {3}
 
 
-def test_sim_server_is_a_sim_arm_served_to_a_gateway_like_a_real_one(tmp_path: Path) -> None:
-    cfg = compose_session(["task=reach"])
-    arm, _ = build_robot(cfg)
+def serve_sim(tmp_path: Path, inference: object, *args: str) -> ReplayBuffer:
+    """Run `robot-rl sim-server ARGS` against a real gateway serving `inference`; its buffer."""
+    arm, _ = build_robot(compose_session(["task=reach"]))
     obs_spec, action_spec = arm.observation_spec, arm.action_spec
     sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
     gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
-                               inference=TowardsTarget(), timings=FAST))
+                               inference=inference, timings=FAST))
     token = tmp_path / "token"
     token.write_bytes(TOKEN)
     token.chmod(0o600)
     try:
-        code = main(["sim-server", "--gateway", f"ws://127.0.0.1:{gw.port}",
-                     "--token-file", str(token), "--spool-dir", str(tmp_path / "spool"),
-                     "--episodes", "3", "reach", "robot.control_hz=50", "task.max_steps=15"])
+        code = main(["sim-server", "--gateway", f"ws://127.0.0.1:{gw.port}", "--token-file",
+                     str(token), "--spool-dir", str(tmp_path / "spool"), *args])
     finally:
         gw.stop()
     assert code == 0
-    buffer = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+    return ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+
+
+def test_sim_server_is_a_sim_arm_served_to_a_gateway_like_a_real_one(tmp_path: Path) -> None:
+    buffer = serve_sim(tmp_path, TowardsTarget(), "--episodes", "3", "reach",
+                       "robot.control_hz=50", "task.max_steps=15")
     assert buffer.num_episodes == 3
     assert buffer.episode_table()["success"].any()  # the served policy drove the arm to targets
     assert set(buffer.storage.read_steps()["policy_version"].tolist()) == {3}
@@ -102,24 +106,8 @@ class TooSlow:
 
 
 def test_missed_deadlines_hold_and_still_close_every_episode(tmp_path: Path) -> None:
-    cfg = compose_session(["task=reach"])
-    arm, _ = build_robot(cfg)
-    obs_spec, action_spec = arm.observation_spec, arm.action_spec
-    sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
-    gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
-                               inference=TooSlow(), timings=FAST))
-    token = tmp_path / "token"
-    token.write_bytes(TOKEN)
-    token.chmod(0o600)
-    try:
-        code = main(["sim-server", "--gateway", f"ws://127.0.0.1:{gw.port}",
-                     "--token-file", str(token), "--spool-dir", str(tmp_path / "spool"),
-                     "--episodes", "2", "--deadline-ms", "10", "reach", "robot.control_hz=50",
-                     "task.max_steps=5"])
-    finally:
-        gw.stop()
-    assert code == 0
-    buffer = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+    buffer = serve_sim(tmp_path, TooSlow(), "--episodes", "2", "--deadline-ms", "10", "reach",
+                       "robot.control_hz=50", "task.max_steps=5")
     assert buffer.num_episodes == 2 and not buffer.open_episodes  # no episode merged or left open
     assert buffer.episode_table()["length"].tolist() == [5, 5]
     steps = buffer.storage.read_steps()
