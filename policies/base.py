@@ -32,6 +32,7 @@ class Algorithm(ABC):
     """Trains a policy from batches; knows nothing of where the batches come from."""
 
     policy: Policy
+    config_class: type  # the dataclass of its hyper-parameters, built from the `algo.params` config
 
     @abstractmethod
     def update(self, batches: Iterator[Batch]) -> dict[str, float]:

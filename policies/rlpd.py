@@ -82,6 +82,8 @@ def intervention_rate(episode: Episode) -> float:
 class RLPD(SAC):
     """SAC trained on mixed batches; `config.demo_fraction` tells the data side how to mix."""
 
+    config_class = RLPDConfig
+
     def __init__(
         self, obs_spec: DictSpec, action_spec: ArraySpec, config: RLPDConfig | None = None,
         *, seed: int = 0,

@@ -114,6 +114,8 @@ class SACPolicy(Policy):
 class SAC(Algorithm):
     """Learns an SACPolicy from batches of transitions."""
 
+    config_class = SACConfig
+
     def __init__(
         self, obs_spec: DictSpec, action_spec: ArraySpec, config: SACConfig | None = None,
         *, seed: int = 0,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
 from hal import SafeRobot, SafetyLimits, Teleop
-from policies import ALGORITHMS, RLPDConfig, SACConfig, is_demo_side
+from policies import ALGORITHMS, is_demo_side
 from policies.rewards import REWARDS, Reward, RewardContext
 from policies.rlpd import batch_split, concat_batches, intervention_rate
 from robot_rl.config import typed_params
@@ -44,7 +44,6 @@ from sim import TASKS, MujocoArm, RandomizationConfig
 
 log = logging.getLogger(__name__)
 
-ALGO_CONFIGS = {"sac": SACConfig, "rlpd": RLPDConfig}
 
 
 @dataclass
@@ -97,7 +96,7 @@ def build_algorithm(cfg: DictConfig, arm: MujocoArm, obs_spec: DictSpec | None =
         algo_cls = ALGORITHMS.get(cfg.algo.name)
     except RegistryError as exc:
         raise ConfigError(str(exc)) from None
-    params = typed_params(ALGO_CONFIGS[cfg.algo.name], cfg.algo.params, "algo.params")
+    params = typed_params(algo_cls.config_class, cfg.algo.params, "algo.params")
     params.hidden = tuple(params.hidden)
     return algo_cls(obs_spec or arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
 
