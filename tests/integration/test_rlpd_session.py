@@ -35,15 +35,21 @@ def scripted_reach_demo(session: Session, episode_id: int) -> Episode:
     return ep
 
 
-@pytest.mark.slow
-def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
+def new_session(tmp_path, env_steps: int) -> Session:
+    """An RLPD session in a fresh run directory, its config saved as `robot-rl train` does."""
     run = RunDir(tmp_path / "run")
-    cfg = compose_session([*QUICK, f"run.dir={run.root}", "run.env_steps=120"])
+    cfg = compose_session([*QUICK, f"run.dir={run.root}", f"run.env_steps={env_steps}"])
     run.root.mkdir()
     run.save_config(cfg)
-    session = Session(cfg, run)
+    return Session(cfg, run)
+
+
+@pytest.mark.slow
+def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
+    session = new_session(tmp_path, env_steps=120)
     session.robot.connect()
-    demos = ReplayBuffer(run.demos, session.robot.observation_spec, session.robot.action_spec)
+    demos = ReplayBuffer(session.run.demos, session.robot.observation_spec,
+                         session.robot.action_spec)
     for i in range(3):
         demos.add_episode(scripted_reach_demo(session, i))
     demo_steps = len(demos)
@@ -58,11 +64,8 @@ def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_takeovers_are_flagged_and_feed_the_demo_side(tmp_path) -> None:
-    run = RunDir(tmp_path / "run")
-    cfg = compose_session([*QUICK, f"run.dir={run.root}", "run.env_steps=100"])
-    run.root.mkdir()
-    run.save_config(cfg)
-    session = Session(cfg, run)
+    session = new_session(tmp_path, env_steps=100)
+    cfg = session.cfg
     intervener = ScriptedIntervener(session.robot, reach_expert(cfg.robot.translation_scale),
                                     start_prob=0.2, window=5, budget=40, seed=1)
     session.teleop = intervener
