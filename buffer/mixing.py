@@ -10,25 +10,6 @@ from buffer.replay_buffer import ReplayBuffer
 from robot_rl.core import Batch, ConfigError
 
 
-def concat_batches(batches: Sequence[Batch]) -> Batch:
-    """One batch holding the rows of all `batches`, in order."""
-    def cat(get: object) -> np.ndarray:
-        return np.concatenate([get(b) for b in batches])  # type: ignore[operator]
-
-    keys = list(batches[0].obs)
-    discounts = [b.discount for b in batches]
-    return Batch(
-        obs={k: cat(lambda b, k=k: b.obs[k]) for k in keys},
-        action=cat(lambda b: b.action), reward=cat(lambda b: b.reward),
-        next_obs={k: cat(lambda b, k=k: b.next_obs[k]) for k in keys},
-        terminated=cat(lambda b: b.terminated), intervened=cat(lambda b: b.intervened),
-        source=cat(lambda b: b.source), policy_version=cat(lambda b: b.policy_version),
-        discount=None if all(d is None for d in discounts) else np.concatenate(
-            [np.ones(len(b), np.float32) if b.discount is None else b.discount
-             for b in batches]),
-    )
-
-
 class MixedReplay:
     """Each batch: `prior_fraction` from the prior buffers (split by their sizes), the rest online.
 
@@ -59,4 +40,4 @@ class MixedReplay:
         parts = [p.sample(int(n), rng) for p, n in zip(self.priors, counts, strict=False) if n]
         if batch_size - n_prior:
             parts.insert(0, self.online.sample(batch_size - n_prior, rng))
-        return concat_batches(parts)
+        return Batch.concat(parts)

@@ -14,7 +14,15 @@ from buffer.schema import CHUNK_TARGET_BYTES
 from buffer.step_index import StepIndex
 from buffer.writer import EpisodeWriter, recover_open_episodes
 from buffer.zarr_storage import ZarrStorage
-from robot_rl.core import ArraySpec, Batch, DictSpec, Episode, StorageError, Transition
+from robot_rl.core import (
+    ArraySpec,
+    Batch,
+    ConfigError,
+    DictSpec,
+    Episode,
+    StorageError,
+    Transition,
+)
 
 
 class ReplayBuffer:
@@ -35,6 +43,8 @@ class ReplayBuffer:
         self.obs_keys = list(self.storage.obs_spec)
         self.sampler = sampler or UniformSampler()
         self.filter = filter
+        if n_step < 1:
+            raise ConfigError(f"n_step must be >= 1 (1: one-step returns), got {n_step}")
         self.n_step, self.gamma = n_step, gamma
         self.index = StepIndex(self.storage.obs_spec)
         info, tails = self.storage.read_step_info(), self.storage.read_tails()

@@ -1,21 +1,18 @@
 """RLPD, the HIL-SERL recipe: SAC whose every batch is part online data, part demos + interventions.
 
 The learner stays SAC (a large LayerNorm critic ensemble with random subsets); what RLPD adds
-is the data: `mixed_batches` joins an online iterator and a demo-side iterator into one batch,
-`batch_split` says how many rows each contributes, and `is_demo_side` routes a transition
-(human takeovers and scripted or recorded demos) to the demo side.
+is the data: `batch_split` says how many rows of each batch come from online data and how many
+from the demo side (joined with `Batch.concat`), and `is_demo_side` routes a transition (human
+takeovers and scripted or recorded demos) to the demo side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-
-import numpy as np
 
 from policies.registry import ALGORITHMS
 from policies.sac import SAC, SACConfig
-from robot_rl.core import ArraySpec, Batch, ConfigError, DictSpec, Episode, Source, Transition
+from robot_rl.core import ArraySpec, ConfigError, DictSpec, Episode, Source, Transition
 
 
 @dataclass
@@ -38,34 +35,6 @@ def batch_split(batch_size: int, demo_fraction: float) -> tuple[int, int]:
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
     demo = int(round(batch_size * demo_fraction))
     return batch_size - demo, demo
-
-
-def concat_batches(*batches: Batch) -> Batch:
-    """One batch holding the rows of all `batches` in order; their fields must match."""
-    keys = set(batches[0].obs)
-    for b in batches[1:]:
-        if set(b.obs) != keys:
-            raise ConfigError(
-                f"cannot mix batches with different observation fields: {sorted(keys)} vs "
-                f"{sorted(b.obs)}; demos must be recorded with the robot's observation layout"
-            )
-
-    def cat(get: str) -> np.ndarray:
-        return np.concatenate([getattr(b, get) for b in batches])
-
-    return Batch(
-        obs={k: np.concatenate([b.obs[k] for b in batches]) for k in sorted(keys)},
-        action=cat("action"), reward=cat("reward"),
-        next_obs={k: np.concatenate([b.next_obs[k] for b in batches]) for k in sorted(keys)},
-        terminated=cat("terminated"), intervened=cat("intervened"), source=cat("source"),
-        policy_version=cat("policy_version"),
-    )
-
-
-def mixed_batches(online: Iterator[Batch], demo: Iterator[Batch]) -> Iterator[Batch]:
-    """Endless batches, each the next online batch followed by the next demo-side batch."""
-    while True:
-        yield concat_batches(next(online), next(demo))
 
 
 def is_demo_side(transition: Transition) -> bool:

@@ -53,10 +53,15 @@ class SACConfig:
 def td_target(
     reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
     next_log_prob: torch.Tensor, alpha: torch.Tensor, gamma: float,
+    discount: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """r + γ (1 - done) (min_i Q_i(s', a') - α log π(a'|s')), with next_q of shape (k, B)."""
+    """r + γ d (1 - done) (min_i Q_i(s', a') - α log π(a'|s')), with next_q of shape (k, B).
+
+    `d` is the batch's n-step discount (γ^(n-1) for a reward summed over n steps; 1 when None).
+    """
     soft_v = next_q.min(dim=0).values - alpha * next_log_prob
-    return reward + gamma * (1.0 - terminated) * soft_v
+    bootstrap = gamma if discount is None else gamma * discount
+    return reward + bootstrap * (1.0 - terminated) * soft_v
 
 
 def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -146,6 +151,7 @@ class SAC(Algorithm):
             "action": torch.as_tensor(batch.action, dtype=torch.float32),
             "reward": torch.as_tensor(batch.reward, dtype=torch.float32),
             "terminated": torch.as_tensor(batch.terminated, dtype=torch.float32),
+            "discount": None if batch.discount is None else torch.as_tensor(batch.discount),
         }
 
     def _encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -162,8 +168,8 @@ class SAC(Algorithm):
             subset = torch.randperm(cfg.critics, generator=self.rng)[: cfg.critic_subset]
             next_q = self.target_critic(next_feat, next_action)[subset]
             target = td_target(
-                b["reward"], b["terminated"], next_q, next_log_prob, alpha, cfg.gamma
-            )
+                b["reward"], b["terminated"], next_q, next_log_prob, alpha, cfg.gamma,
+                b["discount"])
         feat = self._encode(b["obs"])
         q = self.critic(feat, b["action"])
         loss = critic_loss(q, target)

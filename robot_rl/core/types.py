@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from robot_rl.core.errors import SpecError
 
 Observation = dict[str, np.ndarray]
 
@@ -82,3 +85,28 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
+
+    @staticmethod
+    def concat(batches: Sequence[Batch]) -> Batch:
+        """One batch holding the rows of all `batches` in order; their fields must match."""
+        keys = sorted(batches[0].obs)
+        for b in batches[1:]:
+            if sorted(b.obs) != keys:
+                raise SpecError(
+                    f"cannot mix batches with different observation fields: {keys} vs "
+                    f"{sorted(b.obs)}; demos must be recorded with the robot's observation layout")
+
+        def cat(field_name: str) -> np.ndarray:
+            return np.concatenate([getattr(b, field_name) for b in batches])
+
+        discounts = [b.discount for b in batches]
+        return Batch(
+            obs={k: np.concatenate([b.obs[k] for b in batches]) for k in keys},
+            action=cat("action"), reward=cat("reward"),
+            next_obs={k: np.concatenate([b.next_obs[k] for b in batches]) for k in keys},
+            terminated=cat("terminated"), intervened=cat("intervened"), source=cat("source"),
+            policy_version=cat("policy_version"),
+            discount=None if all(d is None for d in discounts) else np.concatenate(
+                [np.ones(len(b), np.float32) if b.discount is None else b.discount
+                 for b in batches]),
+        )

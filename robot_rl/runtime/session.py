@@ -24,7 +24,7 @@ from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
 from hal import SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, is_demo_side
 from policies.rewards import REWARDS, Reward, RewardContext
-from policies.rlpd import batch_split, concat_batches, intervention_rate
+from policies.rlpd import batch_split, intervention_rate
 from robot_rl.config import typed_params
 from robot_rl.core import (
     ArraySpec,
@@ -121,27 +121,27 @@ def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
 
 
 def build_buffer(
-    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec
+    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float
 ) -> ReplayBuffer:
-    """The run's own buffer, with the configured cache and sampler."""
+    """The run's own buffer, with the configured cache and sampler; n-step returns use the
+    learner's discount `gamma`."""
     b = cfg.buffer
-    if b.n_step != 1:  # the batches carry Batch.discount, but SAC's TD target ignores it so far
-        raise ConfigError(f"buffer.n_step={b.n_step}: the learner does not use n-step discounts "
-                          "yet; keep buffer.n_step=1")
     try:
         sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
     except (RegistryError, TypeError) as exc:
         raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
     cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
     return ReplayBuffer(path, obs_spec, action_spec, sampler=sampler,
-                        cache=cache, task=cfg.task.name, n_step=b.n_step)
+                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
 
 
-def build_replay(cfg: DictConfig, buffer: ReplayBuffer) -> ReplayBuffer | MixedReplay:
+def build_replay(
+    cfg: DictConfig, buffer: ReplayBuffer, gamma: float
+) -> ReplayBuffer | MixedReplay:
     """What the learner samples from: the run's buffer, mixed with read-only priors if any."""
     if not cfg.buffer.priors:
         return buffer
-    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step)
+    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
               for p in cfg.buffer.priors]
     return MixedReplay(buffer, priors, cfg.buffer.prior_fraction)
 
@@ -202,8 +202,8 @@ class Session:
             if self.demos is None or len(self.demos) == 0:
                 yield self.replay.sample(size, self.rng)
             else:
-                yield concat_batches(self.replay.sample(online_size, self.rng),
-                                     self.demos.sample(demo_size, self.rng))
+                yield Batch.concat([self.replay.sample(online_size, self.rng),
+                                    self.demos.sample(demo_size, self.rng)])
 
     def _open_demo_side(self, specs: tuple[DictSpec, Any]) -> ReplayBuffer:
         """<run>/demos; with frozen features, <run>/demos_features built once from its frames."""
@@ -311,8 +311,9 @@ class Session:
         if self.observer is not None:
             self.observer.prepare(self.run)
         specs = (self.obs_spec, self.robot.action_spec)
-        self.buffer = build_buffer(self.cfg, self.run.buffer, *specs)
-        self.replay = build_replay(self.cfg, self.buffer)
+        gamma = self.algo.config.gamma
+        self.buffer = build_buffer(self.cfg, self.run.buffer, *specs, gamma)
+        self.replay = build_replay(self.cfg, self.buffer, gamma)
         self.demos = self._open_demo_side(specs) if self._demo_fraction() > 0 else None
         self._restore()
         batches = self._batches()

@@ -19,6 +19,15 @@ def test_td_target_takes_min_over_critics_and_masks_terminal() -> None:
     assert torch.allclose(target, torch.tensor([2.35, 0.5]))
 
 
+def test_td_target_bootstraps_n_step_rows_with_their_discount() -> None:
+    reward = torch.tensor([1.0, 2.0])  # row 1: a 3-step return, discount gamma^2 = 0.81
+    next_q = torch.tensor([[2.0, 2.0]])
+    target = td_target(reward, torch.zeros(2), next_q, torch.zeros(2), torch.tensor(0.0),
+                       gamma=0.9, discount=torch.tensor([1.0, 0.81]))
+    # row 0: 1 + 0.9 * 2 = 2.8; row 1: 2 + 0.9 * 0.81 * 2 = 3.458
+    assert torch.allclose(target, torch.tensor([2.8, 3.458]))
+
+
 def test_critic_loss_sums_mean_squared_errors_of_each_critic() -> None:
     q = torch.tensor([[1.0, 2.0], [0.0, 4.0]])
     target = torch.tensor([2.0, 2.0])

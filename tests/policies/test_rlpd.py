@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
-from policies import ALGORITHMS, RLPD, RLPDConfig, is_demo_side, mixed_batches
-from policies.rlpd import batch_split, concat_batches, intervention_rate
-from robot_rl.core import ArraySpec, ConfigError, DictSpec, Episode, Source, Transition
+from policies import ALGORITHMS, RLPD, RLPDConfig, is_demo_side
+from policies.rlpd import batch_split, intervention_rate
+from robot_rl.core import (
+    ArraySpec,
+    Batch,
+    ConfigError,
+    DictSpec,
+    Episode,
+    Source,
+    SpecError,
+    Transition,
+)
 
 
 def test_batch_split() -> None:
@@ -20,20 +30,21 @@ def test_batch_split() -> None:
         batch_split(8, 1.5)
 
 
-def test_mixed_batches_put_online_rows_first(state_spec, make_batch) -> None:
-    online = (make_batch(state_spec, 3, seed=i) for i in itertools.count())
-    demo = (make_batch(state_spec, 2, seed=100 + i) for i in itertools.count())
-    first = next(mixed_batches(online, demo))
-    assert len(first) == 5
+def test_concat_puts_rows_in_order_and_fills_missing_discounts(state_spec, make_batch) -> None:
     a, b = make_batch(state_spec, 3, seed=0), make_batch(state_spec, 2, seed=100)
-    assert np.array_equal(first.obs["ee_pos"], np.concatenate([a.obs["ee_pos"], b.obs["ee_pos"]]))
-    assert np.array_equal(first.reward, np.concatenate([a.reward, b.reward]))
+    b = dataclasses.replace(b, discount=np.full(2, 0.5, np.float32))
+    mixed = Batch.concat([a, b])
+    assert len(mixed) == 5
+    assert np.array_equal(mixed.obs["ee_pos"], np.concatenate([a.obs["ee_pos"], b.obs["ee_pos"]]))
+    assert np.array_equal(mixed.reward, np.concatenate([a.reward, b.reward]))
+    assert mixed.discount.tolist() == [1.0, 1.0, 1.0, 0.5, 0.5]  # no n-step rows bootstrap at 1
+    assert Batch.concat([a, a]).discount is None
 
 
 def test_mixing_batches_with_different_layouts_fails(state_spec, make_batch) -> None:
     other = DictSpec({"ee_pos": ArraySpec((3,), "float32")})
-    with pytest.raises(ConfigError, match="different observation fields"):
-        concat_batches(make_batch(state_spec, 2), make_batch(other, 2))
+    with pytest.raises(SpecError, match="different observation fields"):
+        Batch.concat([make_batch(state_spec, 2), make_batch(other, 2)])
 
 
 def _t(intervened: bool, source: Source) -> Transition:
@@ -57,7 +68,7 @@ def test_rlpd_trains_on_mixed_batches(state_spec, action_spec, make_batch) -> No
     assert algo.critic.members == 4
     online = (make_batch(state_spec, 6, seed=i) for i in itertools.count())
     demo = (make_batch(state_spec, 6, seed=50 + i) for i in itertools.count())
-    metrics = algo.update(mixed_batches(online, demo))
+    metrics = algo.update(Batch.concat([o, d]) for o, d in zip(online, demo, strict=False))
     assert np.isfinite(metrics["critic_loss"]) and "actor_loss" in metrics
     with pytest.raises(ConfigError, match="demo_fraction"):
         RLPD(state_spec, action_spec, RLPDConfig(demo_fraction=-0.1))

@@ -20,11 +20,11 @@ def test_sampler_cache_and_priors_from_config(tmp_path: Path) -> None:
         prior.add_episode(Episode(0, "robot1", "reach", [transition(1, 0, s) for s in range(8)]))
     cfg = compose_session(["buffer.sampler=mixed", "+buffer.sampler_params.prior_fraction=0.3",
                            "buffer.cache_mb=64", f"buffer.priors=[{tmp_path / 'prior'}]"])
-    buf = build_buffer(cfg, tmp_path / "own", OBS_SPEC, ACTION_SPEC)
+    buf = build_buffer(cfg, tmp_path / "own", OBS_SPEC, ACTION_SPEC, 0.99)
     assert isinstance(buf.sampler, MixedSampler) and buf.sampler.prior_fraction == 0.3
     assert 0.9 * (64 << 20) <= buf.cache.capacity_rows * ROW_BYTES <= 64 << 20
     buf.add_episode(Episode(0, "robot0", "reach", [transition(0, 0, s) for s in range(8)]))
-    replay = build_replay(cfg, buf)
+    replay = build_replay(cfg, buf, 0.99)
     assert isinstance(replay, MixedReplay) and len(replay) == 16
     state = replay.sample(100, np.random.default_rng(0)).obs["state"]
     assert (state[:, 0] == 1).sum() == 50
@@ -35,9 +35,9 @@ def test_sampler_cache_and_priors_from_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("override", "message"), [
     ("buffer.sampler=fancy", "unknown sampler 'fancy'"),
     ("+buffer.sampler_params.window=0", "window must be >= 1"),
-    ("buffer.n_step=3", "keep buffer.n_step=1"),
+    ("buffer.n_step=0", "n_step must be >= 1"),
 ])
 def test_bad_buffer_config_is_a_clear_error(tmp_path: Path, override: str, message: str) -> None:
     overrides = [override] + (["buffer.sampler=recent"] if "window" in override else [])
     with pytest.raises(ConfigError, match=message):
-        build_buffer(compose_session(overrides), tmp_path / "b", OBS_SPEC, ACTION_SPEC)
+        build_buffer(compose_session(overrides), tmp_path / "b", OBS_SPEC, ACTION_SPEC, 0.99)
