@@ -17,6 +17,7 @@ from sim.arm_models import ARMS, PREFIX, ArmModel
 from sim.ik import DLSIK
 from sim.randomization import DomainRandomizer, RandomizationConfig
 from sim.tasks.base import Task, TaskOutcome
+from sim.tasks.objects import site_yaw
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,7 @@ class MujocoArm(Robot):
 
     def ee_yaw(self) -> float:
         _, d = self._require()
-        mat = d.site_xmat[self._ee].reshape(3, 3)
-        return math.atan2(mat[1, 0], mat[0, 0])
+        return site_yaw(d, self._ee)
 
     def get_observation(self) -> Observation:
         m, d = self._require()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -11,11 +10,6 @@ from robot_rl.core import Registry
 from sim.arm import MujocoArm
 
 EXPERTS: Registry[type[Expert]] = Registry("expert", entry_point_group="robot_rl.experts")
-
-
-def wrap_quarter(angle: float) -> float:
-    """An angle folded into [-pi/4, pi/4): the yaw error to the nearest face of a square."""
-    return (angle + math.pi / 4) % (math.pi / 2) - math.pi / 4
 
 
 class Expert(ABC):

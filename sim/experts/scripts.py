@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.base import EXPERTS, Expert, wrap_quarter
-from sim.tasks.objects import yaw_of
+from sim.experts.base import EXPERTS, Expert
+from sim.tasks.objects import wrap_quarter, yaw_of
 from sim.tasks.peg_insertion import HOLE_DEPTH
 
 OPEN, CLOSE = -1.0, 1.0

@@ -15,12 +15,28 @@ STATE_SPEC = {
     "object_quat": ArraySpec((4,), "float32"),
     "goal_pos": ArraySpec((3,), "float32"),
 }
+RELATIVE_SPEC = {  # what a state pipeline on a real cell computes from the same poses
+    "object_from_ee": ArraySpec((3,), "float32"),
+    "goal_from_object": ArraySpec((3,), "float32"),
+    "object_yaw_from_ee": ArraySpec((1,), "float32"),
+}
 
 
 def yaw_of(quat: np.ndarray) -> float:
     """Rotation about world z of a quaternion (w, x, y, z)."""
     w, x, y, z = quat
     return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def wrap_quarter(angle: float) -> float:
+    """An angle folded into [-pi/4, pi/4): the yaw error to the nearest face of a square."""
+    return (angle + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+def site_yaw(data: mujoco.MjData, site: int) -> float:
+    """Rotation about world z of a site's frame."""
+    mat = data.site_xmat[site].reshape(3, 3)
+    return math.atan2(mat[1, 0], mat[0, 0])
 
 
 def yaw_quat(yaw: float) -> np.ndarray:
@@ -30,9 +46,12 @@ def yaw_quat(yaw: float) -> np.ndarray:
 class ObjectTask(Task):
     """A task with a free body `object` and a mocap body `goal`.
 
-    With `privileged_state=False` the object and goal are left out of the observation, so a
-    policy must see them through the cameras (the pixel-only variant); experts and rewards still
-    read the true state.
+    With `privileged_state=True` the observation holds the object and goal poses and the same
+    poses relative to the gripper (object from pinch point, goal from object, the object's yaw
+    from the gripper's, folded to its nearest face): the frame a policy acts in, as `to_target`
+    is for reach. With `privileged_state=False` all of it is left out, so a policy must see the
+    scene through the cameras (the pixel-only variant); experts and rewards still read the true
+    state.
     """
 
     def __init__(self, max_steps: int, privileged_state: bool = True) -> None:
@@ -76,10 +95,18 @@ class ObjectTask(Task):
 
     # -- Task ------------------------------------------------------------------------------------
     def observation_spec(self) -> dict[str, ArraySpec]:
-        return dict(STATE_SPEC) if self.privileged_state else {}
+        return {**STATE_SPEC, **RELATIVE_SPEC} if self.privileged_state else {}
 
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:
-        return self.state(model, data) if self.privileged_state else {}
+        if not self.privileged_state:
+            return {}
+        state = self.state(model, data)
+        obj, ee = self.object_pos(data), data.site_xpos[self.ee_site]
+        yaw = wrap_quarter(yaw_of(self.object_quat(data)) - site_yaw(data, self.ee_site))
+        return {**state,
+                "object_from_ee": (obj - ee).astype(np.float32),
+                "goal_from_object": (self.goal_pos(data) - obj).astype(np.float32),
+                "object_yaw_from_ee": np.array([yaw], np.float32)}
 
     def restore(
         self, model: mujoco.MjModel, data: mujoco.MjData, obs: dict[str, np.ndarray]

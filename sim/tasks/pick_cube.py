@@ -14,7 +14,13 @@ HALF = 0.02  # cube half-size, metres
 
 @TASKS.register("pick_cube")
 class PickCubeTask(ObjectTask):
-    """Success when the cube's centre is within `tolerance` metres of the goal point."""
+    """Success when the cube's centre is within `tolerance` metres of the goal point.
+
+    The dense reward is a cost, never positive: `dense_scale` times the pinch point's distance
+    to the cube, plus the cube's distance to the goal, plus 0.1 while the cube is on the table.
+    Success ends the episode, so every step before it costs: a positive bonus (say, for holding
+    the cube) would pay the policy for hovering short of the goal instead of finishing.
+    """
 
     name = "pick_cube"
 
@@ -22,6 +28,7 @@ class PickCubeTask(ObjectTask):
         self,
         max_steps: int = 100,
         tolerance: float = 0.03,
+        dense_scale: float = 5.0,
         object_low: tuple[float, float] = (0.2, -0.12),
         object_high: tuple[float, float] = (0.3, 0.12),
         goal_low: tuple[float, float, float] = (0.18, -0.12, 0.06),
@@ -30,6 +37,7 @@ class PickCubeTask(ObjectTask):
     ) -> None:
         super().__init__(max_steps, privileged_state)
         self.tolerance = tolerance
+        self.dense_scale = dense_scale
         self.object_low, self.object_high = np.asarray(object_low), np.asarray(object_high)
         self.goal_low, self.goal_high = np.asarray(goal_low), np.asarray(goal_high)
 
@@ -55,5 +63,6 @@ class PickCubeTask(ObjectTask):
         obj, goal = self.object_pos(data), self.goal_pos(data)
         to_goal = float(np.linalg.norm(obj - goal))
         reach = float(np.linalg.norm(data.site_xpos[self.ee_site] - obj))
-        dense = -reach - to_goal + 0.25 * float(self.lifted(data))
+        on_table = 0.0 if self.lifted(data) else 0.1
+        dense = -self.dense_scale * (reach + to_goal + on_table)
         return TaskOutcome(dense_reward=dense, success=to_goal < self.tolerance)
