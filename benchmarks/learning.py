@@ -1,5 +1,6 @@
-"""Learning benchmarks: SAC on reach, RLPD + demos + interventions vs SAC, the reward classifier,
-and learner throughput of the state, frozen-feature and end-to-end pixel paths.
+"""Learning benchmarks: SAC on reach, RLPD + demos + interventions vs SAC on pick-cube (from
+state and from pixels), the reward classifier and RLPD rewarded by it, and learner throughput of
+the state, frozen-feature and end-to-end pixel paths.
 
 Every learning curve comes from a real session (MuJoCo arm, Zarr buffer, the learner of
 `robot-rl train`); success is the share of training episodes that succeed with no
@@ -40,7 +41,7 @@ from robot_rl.core import ArraySpec, Batch, DictSpec  # noqa: E402
 from robot_rl.runtime.run_dir import RunDir  # noqa: E402
 from robot_rl.runtime.session import Session, build_robot  # noqa: E402
 from sim.experts import EXPERTS  # noqa: E402
-from sim.interveners import ScriptedIntervener, reach_expert  # noqa: E402
+from sim.interveners import ScriptedIntervener  # noqa: E402
 
 Results = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -96,9 +97,10 @@ def part_throughput(args: argparse.Namespace) -> Results:
 # -- sessions and curves -------------------------------------------------------------------------
 def run_session(
     root: Path, overrides: list[str], demos: int = 0,
-    intervener: Callable[[Session], ScriptedIntervener] | None = None,
+    intervener: Callable[[Session], ScriptedIntervener] | None = None, eval_episodes: int = 0,
 ) -> dict[str, Any]:
-    """One real training session; returns per-episode end steps, successes and wall-clock."""
+    """One real training session; returns per-episode end steps, successes and wall-clock, and
+    with `eval_episodes` the final policy's success as the task rule judges it."""
     run = RunDir(root)
     cfg = compose_session([*overrides, f"run.dir={root}"])
     run.root.mkdir(parents=True)
@@ -115,7 +117,28 @@ def run_session(
     return {"ends": (table["start"] + table["length"]).tolist(),
             "success": autonomous.tolist(),  # a success the intervener helped does not count
             "interventions": int(table["interventions"].sum()),
-            "updates": counters.updates, "wall_s": time.perf_counter() - start}
+            "updates": counters.updates, "wall_s": time.perf_counter() - start,
+            "eval_success": evaluate(session, eval_episodes) if eval_episodes else None}
+
+
+def evaluate(session: Session, episodes: int) -> float:
+    """Success rate of the session's policy acting deterministically on fresh episodes, judged by
+    the task rule (whatever reward source trained it)."""
+    robot, arm, policy = session.robot, session.arm, session.algo.policy
+    robot.connect()
+    wins = 0
+    try:
+        for _ in range(episodes):
+            obs = robot.reset()
+            for _ in range(session.cfg.task.max_steps):
+                robot.send_action(policy.act(session.observe(obs), deterministic=True))
+                obs = robot.get_observation()
+                if arm.outcome().success:
+                    wins += 1
+                    break
+    finally:
+        robot.disconnect()
+    return wins / episodes
 
 
 def record_demos(session: Session, episodes: int) -> None:
@@ -131,8 +154,8 @@ def record_demos(session: Session, episodes: int) -> None:
 def expert_intervener(session: Session, budget: int) -> ScriptedIntervener:
     """The task's scripted expert taking over now and then, `budget` steps in all."""
     expert = EXPERTS.get(session.cfg.task.name)(session.arm, seed=session.cfg.seed)
-    return ScriptedIntervener(session.robot, lambda _obs: expert.act(), start_prob=0.03,
-                              window=10, budget=budget, seed=session.cfg.seed)
+    return ScriptedIntervener(expert, start_prob=0.03, window=10, budget=budget,
+                              seed=session.cfg.seed)
 
 
 def run_sessions(jobs: list[tuple[Any, ...]], workers: int) -> list[dict[str, Any]]:
@@ -167,11 +190,6 @@ def curves(name: str, runs: list[dict[str, Any]], budget: int, window: int) -> d
             "interventions": [r["interventions"] for r in runs]}
 
 
-def not_run(name: str, goal: float, op: str) -> dict[str, Any]:
-    """A target of the issue whose measurement this run could not make."""
-    return {"name": name, "value": None, "target": goal, "op": op, "met": False}
-
-
 def titled_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
     print(f"\n{title}")
     print_table(headers, rows)
@@ -193,28 +211,6 @@ def part_reach_sac(args: argparse.Namespace) -> Results:
     print_curves(f"SAC on reach, {args.seeds} seeds, {budget} env steps", [result])
     return {"reach_sac": result}, [
         target("reach SAC success within 20k env steps", result["final"], 0.9, ">=")]
-
-
-def part_rlpd_vs_sac(args: argparse.Namespace) -> Results:
-    """RLPD + 20 scripted demos + a scripted intervener vs plain SAC, same budget, sparse reward.
-
-    Runs on reach with a sparse reward: the pick-cube task and its expert are not in this tree.
-    """
-    budget, window = (1500, 500) if args.quick else (args.steps or 30000, 1000)
-    common = ["task=reach", "task.reward=sparse", f"run.env_steps={budget}"]
-
-    intervener = partial(expert_intervener, budget=budget // 10)
-
-    rlpd = [run_session(args.work / f"rlpd-{s}", [*common, "algo=rlpd", f"seed={s}"],
-                        demos=20, intervener=intervener) for s in range(args.seeds)]
-    sac = [run_session(args.work / f"sac-sparse-{s}", [*common, "algo=sac", f"seed={s}"])
-           for s in range(args.seeds)]
-    results = [curves("rlpd+20 demos+interventions (sparse)", rlpd, budget, window),
-               curves("sac (sparse)", sac, budget, window)]
-    print_curves(f"reach, sparse reward, {args.seeds} seeds, {budget} env steps", results)
-    reach = {"rlpd": results[0], "sac": results[1],
-             "final_ratio_rlpd_over_sac": results[0]["final"] / max(results[1]["final"], 1e-9)}
-    return {"reach_sparse_rlpd_vs_sac": reach}, []
 
 
 def part_pick_cube(args: argparse.Namespace) -> Results:
@@ -260,50 +256,82 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
                result["final"], 0.7, ">=")]
 
 
-def part_classifier(args: argparse.Namespace) -> Results:
-    """Success classifier on side-camera frames of scripted successes and random failures."""
-    episodes, size, steps = (12, 48, 100) if args.quick else (60, 64, 1500)
-    cfg = compose_session(["task=reach", "task.max_steps=30"])
+def pick_cube_frames(episodes: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Side-camera frames of pick_cube episodes by the expert at full, middling and no skill,
+    each labelled by the task rule: (frames, success labels, episode ids)."""
+    cfg = compose_session(["task=pick_cube"])
     arm, robot = build_robot(cfg)
     robot.connect()
-    expert, rng = reach_expert(cfg.robot.translation_scale), np.random.default_rng(0)
     frames, labels, ids = [], [], []
     try:
         for e in range(episodes):
-            noise = [0.0, 0.3, 1.0][e % 3]  # expert, noisy expert, random
-            obs = robot.reset()
-            for _ in range(cfg.task.max_steps):
-                scripted = expert(obs) + rng.normal(0, noise, 5).astype(np.float32)
-                robot.send_action(rng.uniform(-1, 1, 5) if noise == 1.0 else scripted)
-                obs = robot.get_observation()
+            expert = EXPERTS.get("pick_cube")(arm, skill=[1.0, 0.7, 0.0][e % 3], seed=e)
+            robot.reset()
+            expert.reset()
+            for _ in range(cfg.task.max_steps):  # on past success: the cube held at the goal
+                robot.send_action(expert.act())
                 frames.append(arm.render("side_cam", size, size))
                 labels.append(arm.outcome().success)
                 ids.append(e)
     finally:
         robot.disconnect()
-    frames_a, labels_a, ids_a = np.stack(frames), np.array(labels), np.array(ids)
-    test = ids_a % 5 == 4  # every fifth episode is held out
+    return np.stack(frames), np.array(labels), np.array(ids)
+
+
+def part_classifier(args: argparse.Namespace) -> Results:
+    """A success classifier on pick_cube side-camera frames, then RLPD rewarded by it vs by the
+    task rule (both sparse), the final policies judged by the task rule."""
+    episodes, size, steps = (6, 48, 50) if args.quick else (60, 64, 1500)
+    frames, labels, ids = pick_cube_frames(episodes, size)
+    test = ids % 5 == 4  # every fifth episode is held out
     start = time.perf_counter()
-    model, _ = train_success_classifier({"side_cam": frames_a[~test]}, labels_a[~test],
+    model, _ = train_success_classifier({"side_cam": frames[~test]}, labels[~test],
                                         EncoderConfig(cameras=("side_cam",)),
                                         ClassifierConfig(steps=steps))
-    result = scores(model, {"side_cam": frames_a[test]}, labels_a[test])
-    result.update(train_s=time.perf_counter() - start, frames=len(labels_a),
-                  successes=int(labels_a.sum()), held_out_frames=int(test.sum()))
-    titled_table("reward classifier on held-out episodes (reach, side camera)",
-                list(result), [list(result.values())])
-    return {"classifier": result}, [
-        target("reward classifier accuracy on held-out episodes", result["accuracy"], 0.9, ">=")]
+    result = scores(model, {"side_cam": frames[test]}, labels[test])
+    result.update(train_s=time.perf_counter() - start, frames=len(labels),
+                  successes=int(labels.sum()), held_out_frames=int(test.sum()))
+    titled_table("reward classifier on held-out episodes (pick_cube, side camera)",
+                 list(result), [list(result.values())])
+    classifier = args.work / "pick_cube_reward.npz"
+    model.save(classifier)
+
+    budget, window = (600, 300) if args.quick else (args.steps or 30000, 1000)
+    common = ["task=pick_cube", "task.reward=sparse", "algo=rlpd", "buffer.n_step=3",
+              f"run.env_steps={budget}"]
+    by_classifier = ["reward=classifier", f"reward.params.path={classifier}",
+                     "robot.cameras=[side_cam]", f"robot.image_size={size}"]
+    intervener = partial(expert_intervener, budget=budget // 10)
+    evals = 10 if args.quick else 50
+    jobs = [(args.work / f"reward-{name}-{s}", [*common, *extra, f"seed={s}"], 20, intervener,
+             evals)
+            for name, extra in (("rule", []), ("classifier", by_classifier))
+            for s in range(args.seeds)]
+    runs = run_sessions(jobs, args.workers)
+    rule, learned = runs[:args.seeds], runs[args.seeds:]
+    results = [curves("pick_cube rlpd, task-rule reward (sparse)", rule, budget, window),
+               curves("pick_cube rlpd, classifier reward", learned, budget, window)]
+    print_curves(f"pick_cube RLPD by reward source, {args.seeds} seeds, {budget} env steps "
+                 "(curves: each run's own success verdict)", results)
+    rule_eval, learned_eval = (float(np.mean([r["eval_success"] for r in rs]))
+                               for rs in (rule, learned))
+    ratio = learned_eval / max(rule_eval, 1e-9)
+    print(f"final policies judged by the task rule ({evals} episodes each): rule reward "
+          f"{rule_eval:.2f}, classifier reward {learned_eval:.2f}, ratio {ratio:.2f}")
+    return {"classifier": result, "reward_sources": {
+        "rule": results[0], "classifier": results[1], "budget": budget,
+        "eval_success_rule": rule_eval, "eval_success_classifier": learned_eval,
+        "eval_ratio_classifier_over_rule": ratio}}, [
+        target("reward classifier accuracy on held-out episodes", result["accuracy"], 0.9, ">="),
+        target("RLPD with classifier reward / with rule reward success", ratio, 0.7, ">="),
+    ]
 
 
 PARTS: dict[str, Callable[[argparse.Namespace], Results]] = {
     "throughput": part_throughput, "classifier": part_classifier,
-    "reach_sac": part_reach_sac, "rlpd_vs_sac": part_rlpd_vs_sac,
+    "reach_sac": part_reach_sac,
     "pick_cube": part_pick_cube, "pick_cube_pixels": part_pick_cube_pixels,
 }
-NOT_RUN = [  # targets of the issue this script does not measure yet
-    not_run("RLPD with classifier reward / with rule reward success", 0.7, ">="),
-]
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -313,8 +341,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     found = [results["reach_sac"]] if "reach_sac" in results else []
-    for part in ("reach_sparse_rlpd_vs_sac", "pick_cube_rlpd_vs_sac"):
-        found += [results[part][k] for k in ("rlpd", "sac")] if part in results else []
+    for part, keys in (("pick_cube_rlpd_vs_sac", ("rlpd", "sac")),
+                       ("reward_sources", ("rule", "classifier"))):
+        found += [results[part][k] for k in keys] if part in results else []
     found += [results[k] for k in ("pick_cube_pixels_rlpd_frozen",) if k in results]
     fig, ax = plt.subplots(figsize=(6, 4))
     for c in found:
@@ -346,7 +375,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"seeds": args.seeds, "quick": args.quick}
-    targets = list(NOT_RUN)
+    targets: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="robot-rl-bench-") as work:
         args.work = Path(work)
         for name in args.parts.split(","):

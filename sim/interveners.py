@@ -6,36 +6,22 @@ SpaceMouse, and when it takes over its action replaces the policy's (flagged `in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from hal.robot import Robot
 from hal.teleop import Teleop, TeleopCommand
-from robot_rl.core import Observation
-
-Expert = Callable[[Observation], np.ndarray]
-
-
-def reach_expert(translation_scale: float) -> Expert:
-    """Steers the pinch point straight at the target, gripper open."""
-
-    def act(obs: Observation) -> np.ndarray:
-        delta = (obs["target_pos"] - obs["ee_pos"]) / translation_scale
-        return np.append(np.clip(delta, -1.0, 1.0), [0.0, 0.0]).astype(np.float32)
-
-    return act
+from sim.experts import Expert
 
 
 class ScriptedIntervener(Teleop):
     """Takes over for `window` steps with probability `start_prob` per step, until `budget`.
 
+    The `expert` (one of `sim.experts`) plans from the true state of the arm it drives.
     `budget` caps the total intervened steps, so interventions fade out as a person's would.
     """
 
-    def __init__(self, robot: Robot, expert: Expert, *, start_prob: float = 0.05,
-                 window: int = 10, budget: int = 2000, seed: int = 0) -> None:
-        self.robot, self.expert = robot, expert
+    def __init__(self, expert: Expert, *, start_prob: float = 0.05, window: int = 10,
+                 budget: int = 2000, seed: int = 0) -> None:
+        self.expert = expert
         self.start_prob, self.window, self.budget = start_prob, window, budget
         self.rng = np.random.default_rng(seed)
         self.remaining = 0
@@ -48,4 +34,4 @@ class ScriptedIntervener(Teleop):
             return None
         self.remaining -= 1
         self.used += 1
-        return TeleopCommand(action=self.expert(self.robot.get_observation()), takeover=True)
+        return TeleopCommand(action=self.expert.act(), takeover=True)

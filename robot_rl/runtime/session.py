@@ -207,10 +207,11 @@ class Session:
 
     def _open_demo_side(self, specs: tuple[DictSpec, Any]) -> ReplayBuffer:
         """<run>/demos; with frozen features, <run>/demos_features built once from its frames."""
+        returns = {"n_step": self.cfg.buffer.n_step, "gamma": self.algo.config.gamma}
         if self.observer is None:
-            return ReplayBuffer(self.run.demos, *specs)
+            return ReplayBuffer(self.run.demos, *specs, **returns)
         fresh = not self.run.feature_demos.exists()
-        demos = ReplayBuffer(self.run.feature_demos, *specs)
+        demos = ReplayBuffer(self.run.feature_demos, *specs, **returns)
         if fresh and self.run.demos.exists():
             self.observer.featurize_demos(self.run.demos, demos)
         return demos
@@ -234,14 +235,14 @@ class Session:
             return self.rng.uniform(spec.low, spec.high, spec.shape).astype(spec.dtype)
         return self.algo.policy.act(obs)
 
-    def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The observation as stored and acted on: with frozen camera features where configured."""
         return self.observer(raw) if self.observer else raw
 
     def _run_episode(self, batches: Iterator[Batch], writer: Any) -> Episode:
         cfg = self.cfg
         episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
-        obs = self._observe(self.robot.reset())
+        obs = self.observe(self.robot.reset())
         metrics: dict[str, float] = {}
         for step in range(cfg.task.max_steps):
             action, source = self._act(obs), Source.POLICY
@@ -250,7 +251,7 @@ class Session:
                 action, source = command.action, Source.HUMAN  # the person's action wins
             applied = self.robot.send_action(action)
             raw_next = self.robot.get_observation()
-            next_obs = self._observe(raw_next)
+            next_obs = self.observe(raw_next)
             outcome = self.arm.outcome()
             scored = self.reward(RewardContext(
                 raw_next, task_reward=outcome.reward(cfg.task.reward),

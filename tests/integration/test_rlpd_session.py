@@ -10,7 +10,8 @@ from robot_rl.config import compose_session
 from robot_rl.core import Episode, Source, Transition
 from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session import Session
-from sim.interveners import ScriptedIntervener, reach_expert
+from sim.experts import EXPERTS
+from sim.interveners import ScriptedIntervener
 
 QUICK = ["algo=rlpd", "learner.warmup_steps=60", "learner.batch_size=32",
          "algo.params.hidden=[32,32]", "algo.params.critics=4", "task.max_steps=20"]
@@ -35,10 +36,11 @@ def scripted_reach_demo(session: Session, episode_id: int) -> Episode:
     return ep
 
 
-def new_session(tmp_path, env_steps: int) -> Session:
+def new_session(tmp_path, env_steps: int, *overrides: str) -> Session:
     """An RLPD session in a fresh run directory, its config saved as `robot-rl train` does."""
     run = RunDir(tmp_path / "run")
-    cfg = compose_session([*QUICK, f"run.dir={run.root}", f"run.env_steps={env_steps}"])
+    cfg = compose_session([*QUICK, f"run.dir={run.root}", f"run.env_steps={env_steps}",
+                           *overrides])
     run.root.mkdir()
     run.save_config(cfg)
     return Session(cfg, run)
@@ -65,9 +67,8 @@ def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
 @pytest.mark.slow
 def test_takeovers_are_flagged_and_feed_the_demo_side(tmp_path) -> None:
     session = new_session(tmp_path, env_steps=100)
-    cfg = session.cfg
-    intervener = ScriptedIntervener(session.robot, reach_expert(cfg.robot.translation_scale),
-                                    start_prob=0.2, window=5, budget=40, seed=1)
+    intervener = ScriptedIntervener(EXPERTS.get("reach")(session.arm, seed=1), start_prob=0.2,
+                                    window=5, budget=40, seed=1)
     session.teleop = intervener
     session.run_until_budget()
     assert intervener.used == 40
@@ -75,3 +76,19 @@ def test_takeovers_are_flagged_and_feed_the_demo_side(tmp_path) -> None:
     assert int(session.buffer.episode_table()["interventions"].sum()) == 40
     batch = next(session._batches())
     assert batch.intervened[16:].all()  # the demo half; the online half holds every step
+
+
+@pytest.mark.slow
+def test_n_step_returns_reach_both_sides_of_the_batch(tmp_path) -> None:
+    session = new_session(tmp_path, 120, "buffer.n_step=3")
+    with ReplayBuffer(session.run.demos, session.arm.observation_spec,
+                      session.robot.action_spec) as demos:
+        session.robot.connect()
+        demos.add_episode(scripted_reach_demo(session, -1))
+    assert session.run_until_budget().updates > 0
+    gamma = session.algo.config.gamma
+    batch = next(session._batches())
+    # a row sums up to 3 rewards and bootstraps with gamma^(k-1), k < 3 only near an episode's end
+    for half in (batch.discount[:16], batch.discount[16:]):  # online rows, then demo rows
+        assert np.isclose(half[:, None], [1.0, gamma, gamma ** 2]).any(axis=1).all()
+        assert np.isclose(half, gamma ** 2).any()
