@@ -204,9 +204,9 @@ def print_curves(title: str, results: list[dict[str, Any]]) -> None:
 
 def part_reach_sac(args: argparse.Namespace) -> Results:
     budget, window = (1500, 500) if args.quick else (args.steps or 20000, 1000)
-    runs = [run_session(args.work / f"reach-sac-{s}", ["task=reach", "algo=sac", f"seed={s}",
-                                                       f"run.env_steps={budget}"])
-            for s in range(args.seeds)]
+    runs = run_sessions([(args.work / f"reach-sac-{s}", ["task=reach", "algo=sac", f"seed={s}",
+                                                         f"run.env_steps={budget}"])
+                         for s in range(args.seeds)], args.workers)
     result = curves("sac reach (state, dense)", runs, budget, window)
     print_curves(f"SAC on reach, {args.seeds} seeds, {budget} env steps", [result])
     return {"reach_sac": result}, [
@@ -239,18 +239,38 @@ def part_pick_cube(args: argparse.Namespace) -> Results:
     ]
 
 
+def pretrained_encoder(root: Path, overrides: list[str], episodes: int, steps: int) -> Path:
+    """A camera encoder pretrained by behaviour cloning on `episodes` scripted episodes, offline
+    frames of an earlier collection, exactly as a session pretrains on its own demos."""
+    run = RunDir(root)
+    cfg = compose_session([*overrides, f"run.dir={root}", f"algo.features.pretrain_steps={steps}"])
+    run.root.mkdir(parents=True)
+    run.save_config(cfg)
+    session = Session(cfg, run)
+    record_demos(session, episodes)
+    session.observer.prepare(run)
+    return run.root / "encoder.npz"
+
+
 def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
-    """Pick-cube seen only through two cameras, frozen BC-pretrained encoder, RLPD + demos."""
+    """Pick-cube seen only through two cameras: RLPD + 20 demos + interventions on the features
+    of an encoder pretrained offline by behaviour cloning and frozen (dense task-rule reward)."""
     budget, window = (600, 300) if args.quick else (args.steps or 30000, 1000)
-    overrides = ["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=64",
-                 f"run.env_steps={budget}",
-                 f"algo.features.pretrain_steps={50 if args.quick else 1000}"]
+    overrides = ["task=pick_cube_pixels", "task.reward=dense", "algo=rlpd_frozen",
+                 "robot.image_size=64"]
+    start = time.perf_counter()
+    encoder = pretrained_encoder(args.work / "pixels-pretrain", overrides,
+                                 *((5, 50) if args.quick else (100, 3000)))
+    pretrain_s = time.perf_counter() - start
     intervener = partial(expert_intervener, budget=budget // 10)
-    runs = run_sessions([(args.work / f"pixels-rlpd-{s}", [*overrides, f"seed={s}"], 20,
-                          intervener) for s in range(args.seeds)], args.workers)
+    runs = run_sessions([(args.work / f"pixels-rlpd-{s}",
+                          [*overrides, f"algo.features.weights={encoder}",
+                           f"run.env_steps={budget}", f"seed={s}"], 20, intervener)
+                         for s in range(args.seeds)], args.workers)
     result = curves("pick_cube pixels rlpd_frozen+20 demos+interventions", runs, budget, window)
-    print_curves(f"pick_cube from pixels (frozen encoder), {args.seeds} seeds, {budget} env steps",
-                 [result])
+    result["encoder_pretrain_s"] = pretrain_s
+    print_curves(f"pick_cube from pixels (frozen encoder), {args.seeds} seeds, {budget} env steps"
+                 f", encoder pretrained in {pretrain_s:.0f} s", [result])
     return {"pick_cube_pixels_rlpd_frozen": result}, [
         target(f"pick-cube from pixels (frozen encoder) RLPD success in {budget} steps",
                result["final"], 0.7, ">=")]
@@ -298,7 +318,7 @@ def part_classifier(args: argparse.Namespace) -> Results:
 
     budget, window = (600, 300) if args.quick else (args.steps or 30000, 1000)
     common = ["task=pick_cube", "task.reward=sparse", "algo=rlpd", "buffer.n_step=3",
-              f"run.env_steps={budget}"]
+              "algo.params.critic_updates=2", f"run.env_steps={budget}"]  # sparse: more updates
     by_classifier = ["reward=classifier", f"reward.params.path={classifier}",
                      "robot.cameras=[side_cam]", f"robot.image_size={size}"]
     intervener = partial(expert_intervener, budget=budget // 10)
