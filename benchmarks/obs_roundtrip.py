@@ -39,6 +39,8 @@ ACTION_SPEC = ArraySpec((5,), "float32", -1.0, 1.0)
 class ConstantPolicy:
     """The cheapest possible policy, so the benchmark measures the link, not a network."""
 
+    cpu_light = True  # true of it: the gateway may call it on its loop (see InferenceServer)
+
     def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
         return np.zeros(5, np.float32), 1
 
