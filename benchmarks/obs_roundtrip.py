@@ -160,7 +160,7 @@ def main() -> int:
     gateway = GatewayThread(Gateway(sink, TOKEN, spec_digest(OBS_SPEC, ACTION_SPEC),
                                     inference=ConstantPolicy()))
     echo_thread, echo_port = start_echo()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, float | bool]] = {}
     proxies: list[NetemProxy] = []
     try:
         for name, profile, n in (("loopback", None, rounds),
@@ -172,6 +172,10 @@ def main() -> int:
             echo, link = compare(ports[0], ports[1], frame, n, warmup, tmp)
             results[f"echo_{name}"] = percentiles(echo)
             results[f"gateway_{name}"] = percentiles(link)
+        # where the policy ran: on the gateway loop unless a slow call demoted it to its thread
+        results["policy_placement"] = {
+            "inline": gateway.gateway.inline_inference,
+            "inline_demoted": gateway.gateway.stats["inline_demoted"]}
     finally:
         for proxy in proxies:
             proxy.stop()
