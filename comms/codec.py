@@ -1,7 +1,9 @@
 """The wire codec: msgpack plus one numpy extension type; no pickle, a whitelist of types.
 
-Arrays travel as raw little-endian bytes behind a small header and decode with np.frombuffer
-(no copy of the array data; decoded arrays are read-only views).
+Arrays travel as raw little-endian bytes behind a small header. Encoding copies an array's bytes
+once into the extension payload (msgpack then lays the frame out); decoding views the payload
+that msgpack hands the extension hook with np.frombuffer, so decoded arrays are read-only views
+and the array data is copied once, by msgpack, never by this module.
 """
 
 from __future__ import annotations
