@@ -39,6 +39,8 @@ ACTION_SPEC = ArraySpec((5,), "float32", -1.0, 1.0)
 class ConstantPolicy:
     """The cheapest possible policy, so the benchmark measures the link, not a network."""
 
+    cpu_light = True  # true of it: the gateway may call it on its loop (see InferenceServer)
+
     def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
         return np.zeros(5, np.float32), 1
 
@@ -158,7 +160,7 @@ def main() -> int:
     gateway = GatewayThread(Gateway(sink, TOKEN, spec_digest(OBS_SPEC, ACTION_SPEC),
                                     inference=ConstantPolicy()))
     echo_thread, echo_port = start_echo()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, float | bool]] = {}
     proxies: list[NetemProxy] = []
     try:
         for name, profile, n in (("loopback", None, rounds),
@@ -170,6 +172,10 @@ def main() -> int:
             echo, link = compare(ports[0], ports[1], frame, n, warmup, tmp)
             results[f"echo_{name}"] = percentiles(echo)
             results[f"gateway_{name}"] = percentiles(link)
+        # where the policy ran: on the gateway loop unless a slow call demoted it to its thread
+        results["policy_placement"] = {
+            "inline": gateway.gateway.inline_inference,
+            "inline_demoted": gateway.gateway.stats["inline_demoted"]}
     finally:
         for proxy in proxies:
             proxy.stop()

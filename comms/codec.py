@@ -1,11 +1,14 @@
 """The wire codec: msgpack plus one numpy extension type; no pickle, a whitelist of types.
 
-Arrays travel as raw little-endian bytes behind a small header and decode with np.frombuffer
-(no copy of the array data; decoded arrays are read-only views).
+Arrays travel as raw little-endian bytes behind a small header. Encoding copies an array's bytes
+once into the extension payload (msgpack then lays the frame out); decoding views the payload
+that msgpack hands the extension hook with np.frombuffer, so decoded arrays are read-only views
+and the array data is copied once, by msgpack, never by this module.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -44,7 +47,7 @@ def _pack_array(arr: np.ndarray) -> msgpack.ExtType:
     arr = arr.astype(wire, order="C", copy=False)  # keeps 0-d arrays 0-d
     code = wire.str.encode("ascii")
     header = _HEADER.pack(code[1:].ljust(3), arr.ndim) + struct.pack(f"<{arr.ndim}Q", *arr.shape)
-    return msgpack.ExtType(NDARRAY_EXT, header + arr.tobytes())
+    return msgpack.ExtType(NDARRAY_EXT, header + arr.data)  # one copy of the array's bytes
 
 
 def _unpack_array(data: bytes) -> np.ndarray:
@@ -63,7 +66,7 @@ def _unpack_array(data: bytes) -> np.ndarray:
         raise CodecError("array frame is shorter than its shape")
     shape = struct.unpack_from(f"<{ndim}Q", view, _HEADER.size)
     dtype = np.dtype(dtype_str)
-    count = int(np.prod(shape, dtype=np.uint64)) if ndim else 1
+    count = math.prod(shape)  # exact for any shape (np.prod is slower and may overflow)
     if len(view) - offset != count * dtype.itemsize:
         raise CodecError(
             f"array frame of shape {shape} {dtype} needs {count * dtype.itemsize} bytes, "

@@ -33,6 +33,7 @@ class LinkTimings:
     handshake: float = 5.0  # open + hello ... welcome
     send: float = 5.0  # one frame onto the socket
     commit: float = 60.0  # one durable commit on the gateway
+    inline_act: float = 0.005  # a CPU-light policy slower than this leaves the event loop
 
 
 @dataclass(frozen=True)

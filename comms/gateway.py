@@ -61,7 +61,13 @@ log = logging.getLogger(__name__)
 
 
 class InferenceServer(Protocol):
-    """A policy served to remote robots: observation in, (action, policy version) out."""
+    """A policy served to remote robots: observation in, (action, policy version) out.
+
+    A server whose `act` takes well under a millisecond may set a class attribute
+    `cpu_light = True`: the gateway then calls it on its event loop, saving two thread hops per
+    request, until one call takes longer than `LinkTimings.inline_act`; from then on it runs on
+    the policy thread like every other server, so a slow policy never stalls heartbeats again.
+    """
 
     def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]: ...
 
@@ -109,6 +115,7 @@ class Gateway:
         self._server: Server | None = None
         self._sink_thread = ThreadPoolExecutor(1, thread_name_prefix="gateway-sink")
         self._policy_thread = ThreadPoolExecutor(1, thread_name_prefix="gateway-policy")
+        self.inline_inference = bool(getattr(inference, "cpu_light", False))
         self._handlers: dict[type[Message], Callable[[_Edge, Any], Awaitable[None]]] = {
             TransitionBatch: self._on_batch, ActionRequest: self._on_request,
             Heartbeat: self._on_heartbeat, Error: self._on_error,
@@ -299,7 +306,6 @@ class Gateway:
         return max(last, end)
 
     async def _infer_loop(self, edge: _Edge) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             deadline, request = await edge.requests.get()
             budget = deadline - time.monotonic()
@@ -307,8 +313,7 @@ class Gateway:
                 self.stats["requests_expired"] += 1
                 continue
             try:
-                action, version = await asyncio.wait_for(loop.run_in_executor(
-                    self._policy_thread, self.inference.act, request.robot_id, request.obs), budget)
+                action, version = await self._act(self.inference, request, budget)
             except TimeoutError:
                 self.stats["requests_expired"] += 1
                 continue
@@ -321,6 +326,30 @@ class Gateway:
             self.stats["actions_served"] += 1
             response = ActionResponse(request.request_id, np.asarray(action), int(version))
             await send(edge.ws, response, self.timings.send)
+
+    async def _act(self, inference: InferenceServer, request: ActionRequest, budget: float
+                   ) -> tuple[np.ndarray, int]:
+        """The policy's answer within `budget` seconds (TimeoutError otherwise): inline on the
+        loop for a CPU-light policy, on the policy thread for any other."""
+        if not self.inline_inference:
+            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                self._policy_thread, inference.act, request.robot_id, request.obs), budget)
+        start = time.monotonic()
+        try:
+            answer = inference.act(request.robot_id, request.obs)
+        finally:
+            self._check_inline_time(time.monotonic() - start)
+        if time.monotonic() - start > budget:
+            raise TimeoutError
+        return answer
+
+    def _check_inline_time(self, took: float) -> None:
+        """Move a CPU-light policy to the policy thread for good once it overruns inline_act."""
+        if took > self.timings.inline_act:
+            self.inline_inference = False
+            self.stats["inline_demoted"] += 1
+            log.warning("gateway: the CPU-light policy took %.1f ms on the event loop; it runs "
+                        "on the policy thread from now on", took * 1000)
 
 
 class GatewayThread:

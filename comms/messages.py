@@ -6,6 +6,7 @@ Every frame is a msgpack map `{"v": PROTOCOL_VERSION, "type": name, "body": {...
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -44,13 +45,19 @@ def message(name: str) -> Callable[[type[M]], type[M]]:
     return wrap
 
 
+@functools.cache
+def field_names(cls: type) -> tuple[str, ...]:
+    """The field names of a message class in order, looked up once (dataclasses.fields is slow)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 class Message:
     """Base of every message; subclasses with nested values override to_body/from_body."""
 
     kind: ClassVar[str]
 
     def to_body(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in field_names(type(self))}
 
     @classmethod
     def from_body(cls: type[M], body: Mapping[str, Any]) -> M:
@@ -84,7 +91,7 @@ def decode_message(frame: bytes | str) -> Message:
         raise ProtocolError(str(exc)) from None
     if not isinstance(body, dict):
         raise ProtocolError(f"the body of a {kind} message must be a map")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = set(field_names(cls))
     if set(body) != names:
         raise ProtocolError(
             f"{kind} message: missing fields {sorted(names - set(body))}, "
