@@ -15,10 +15,11 @@ import torch
 
 from policies.base import Algorithm, Policy, Weights
 from policies.encoders import EncoderConfig, ObservationEncoder
+from policies.gripper import GraspCritic, GraspLearner, gripper_choice
 from policies.networks import EnsembleCritic, TanhGaussianActor
 from policies.registry import ALGORITHMS
 from policies.state import tree_to_numpy, tree_to_torch
-from robot_rl.core import ArraySpec, Batch, DictSpec, Observation, SpecError
+from robot_rl.core import ArraySpec, Batch, ConfigError, DictSpec, Observation, SpecError
 
 
 @dataclass
@@ -45,6 +46,11 @@ class SACConfig:
     """Critic updates per learner step (the update-to-data ratio at one step per env step)."""
     actor_every: int = 1
     """One actor and temperature update every this many learner steps."""
+    discrete_gripper: bool = False
+    """Open/close the gripper (the last action dimension) by a DQN head, HIL-SERL's grasp
+    critic, instead of the actor; the actor and critics then see the arm's dimensions only."""
+    gripper_epsilon: float = 0.1
+    """Share of steps the discrete gripper head explores with a random choice (not at eval)."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """Observation encoder shared by actor and critics; cameras train end to end with the critic."""
 
@@ -87,14 +93,26 @@ class SACPolicy(Policy):
 
     def __init__(self, obs_spec: DictSpec, action_spec: ArraySpec, config: SACConfig) -> None:
         self.encoder = ObservationEncoder(obs_spec, config.encoder)
-        self.actor = TanhGaussianActor(self.encoder.dim, action_spec.shape[0], config.hidden)
+        self.arm_dims = action_spec.shape[0] - int(config.discrete_gripper)
+        self.actor = TanhGaussianActor(self.encoder.dim, self.arm_dims, config.hidden)
         self.net = torch.nn.ModuleDict({"encoder": self.encoder, "actor": self.actor})
+        self.grasp = GraspCritic(self.encoder.dim, config.hidden) if config.discrete_gripper \
+            else None
+        if self.grasp is not None:
+            self.net["grasp"] = self.grasp
+        if not 0.0 <= config.gripper_epsilon <= 1.0:
+            raise ConfigError(f"gripper_epsilon must be in [0, 1], got {config.gripper_epsilon}")
+        self.gripper_epsilon = config.gripper_epsilon
         self.version = 0
 
     @torch.no_grad()
     def act(self, obs: Observation, *, deterministic: bool = False) -> np.ndarray:
         x = {k: v.unsqueeze(0) for k, v in self.encoder.to_tensors(obs).items()}
-        action, _ = self.actor(self.encoder(x), deterministic=deterministic)
+        feat = self.encoder(x)
+        action, _ = self.actor(feat, deterministic=deterministic)
+        if self.grasp is not None:
+            epsilon = 0.0 if deterministic else self.gripper_epsilon
+            action = torch.cat([action, self.grasp.command(feat, epsilon).unsqueeze(-1)], -1)
         return action[0].numpy().astype(np.float32)
 
     def get_weights(self) -> Weights:
@@ -129,8 +147,10 @@ class SAC(Algorithm):
         torch.manual_seed(seed)
         self.rng = torch.Generator().manual_seed(seed)
         self.policy = SACPolicy(obs_spec, action_spec, cfg)
-        act_dim = action_spec.shape[0]
+        act_dim = self.policy.arm_dims  # the critics value arm motion; a grasp head the gripper
         self.encoder = self.policy.encoder
+        self.grasp = None if self.policy.grasp is None else GraspLearner(
+            self.policy.grasp, cfg.lr, cfg.gamma, cfg.tau)
         self.critic = EnsembleCritic(self.encoder.dim, act_dim, cfg.hidden, cfg.critics)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(
@@ -144,11 +164,12 @@ class SAC(Algorithm):
         self.steps = 0
 
     def _tensors(self, batch: Batch) -> dict[str, Any]:
-        enc = self.encoder
+        enc, action = self.encoder, torch.as_tensor(batch.action, dtype=torch.float32)
         return {
             "obs": enc.to_tensors(batch.obs),
             "next_obs": enc.to_tensors(batch.next_obs),
-            "action": torch.as_tensor(batch.action, dtype=torch.float32),
+            "action": action[:, :self.policy.arm_dims],
+            "gripper_choice": gripper_choice(action[:, -1]),
             "reward": torch.as_tensor(batch.reward, dtype=torch.float32),
             "terminated": torch.as_tensor(batch.terminated, dtype=torch.float32),
             "discount": None if batch.discount is None else torch.as_tensor(batch.discount),
@@ -181,6 +202,8 @@ class SAC(Algorithm):
             for p, tp in pairs:
                 tp.lerp_(p, cfg.tau)
         metrics = {"critic_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
+        if self.grasp is not None:
+            metrics.update(self.grasp.update(feat.detach(), next_feat, b))
         return metrics, feat.detach()
 
     def _actor_step(self, feat: torch.Tensor) -> dict[str, float]:
@@ -223,6 +246,7 @@ class SAC(Algorithm):
             "steps": self.steps,
             "policy_version": self.policy.version,
             "torch_rng": self.rng.get_state(),
+            **({"grasp": self.grasp.state_dict()} if self.grasp is not None else {}),
         })
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -238,3 +262,5 @@ class SAC(Algorithm):
         self.steps = int(s["steps"])
         self.policy.version = int(s["policy_version"])
         self.rng.set_state(s["torch_rng"])
+        if self.grasp is not None:
+            self.grasp.load_state_dict(s["grasp"])
