@@ -12,6 +12,7 @@ intervention, per window of env steps.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -159,10 +160,14 @@ def expert_intervener(session: Session, budget: int) -> ScriptedIntervener:
 
 
 def run_sessions(jobs: list[tuple[Any, ...]], workers: int) -> list[dict[str, Any]]:
-    """`run_session(*job)` for every job, `workers` processes at a time (1 thread each)."""
+    """`run_session(*job)` for every job, `workers` processes at a time (1 thread each).
+
+    Workers are spawned, not forked: a child forked after the parent rendered (an EGL context)
+    hangs in its first render.
+    """
     if workers <= 1:
         return [run_session(*job) for job in jobs]
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(run_session, *zip(*jobs, strict=True)))
 
 
