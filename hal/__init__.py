@@ -1,10 +1,11 @@
 """Hardware: the Robot / Teleop / Camera interfaces, the safety layer and drivers."""
 
+from hal.keyboard import KeyboardTeleop
 from hal.robot import Health, HealthStatus, Robot
 from hal.safety import SafeRobot, SafetyLimits
-from hal.teleop import Camera, Teleop, TeleopCommand
+from hal.teleop import ESTOP, TELEOPS, Camera, Teleop, TeleopCommand
 
 __all__ = [
-    "Camera", "Health", "HealthStatus", "Robot", "SafeRobot", "SafetyLimits", "Teleop",
-    "TeleopCommand",
+    "ESTOP", "TELEOPS", "Camera", "Health", "HealthStatus", "KeyboardTeleop", "Robot", "SafeRobot",
+    "SafetyLimits", "Teleop", "TeleopCommand",
 ]

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from hal.robot import Robot
+from robot_rl.core import Registry
+
+ESTOP = "estop"
+"""The button that engages the e-stop: the session holds the robot and stops."""
 
 
 @dataclass(frozen=True)
@@ -21,9 +28,21 @@ class TeleopCommand:
 class Teleop(ABC):
     """A keyboard, gamepad, SpaceMouse, leader arm or web page that a person drives."""
 
+    @classmethod
+    def for_robot(cls, robot: Robot, seed: int, **params: Any) -> Teleop:
+        """The device set up for `robot` with the config's `teleop.params` (`teleop=<name>`)."""
+        return cls(**params)
+
     @abstractmethod
     def read(self) -> TeleopCommand | None:
         """The latest command, or None when the device has nothing new."""
+
+    def close(self) -> None:  # noqa: B027 - a device that holds nothing has nothing to release
+        """Release what the device holds (a terminal's mode, a reader thread)."""
+
+
+TELEOPS: Registry[type[Teleop]] = Registry("teleop")
+"""Teleop devices by the name `teleop=<name>` selects."""
 
 
 class Camera(ABC):

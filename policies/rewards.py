@@ -39,6 +39,9 @@ class RewardOutput:
 class Reward(ABC):
     """Scores one step."""
 
+    needs_labels: bool = False
+    """True for a source that waits on a person's labels: the session needs a teleop device."""
+
     def check(self, obs_spec: DictSpec) -> None:  # noqa: B027 (most sources read no observation)
         """Raise ConfigError before any step if the robot's observations cannot feed this source."""
 
@@ -63,6 +66,8 @@ class TaskRuleReward(Reward):
 @REWARDS.register("human_label")
 class HumanLabelReward(Reward):
     """A person presses success (reward 1, episode ends) or failure (reward 0, episode ends)."""
+
+    needs_labels = True
 
     def __call__(self, ctx: RewardContext) -> RewardOutput:
         if ctx.label is None:

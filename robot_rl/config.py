@@ -113,6 +113,14 @@ class RewardConfig:
 
 
 @dataclass
+class TeleopConfig:
+    """A person's device (or a scripted stand-in): a name in hal.TELEOPS and its arguments."""
+
+    name: str = "keyboard"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class SessionConfig:
     """Everything a session needs; every field is type-checked when composed."""
 
@@ -125,6 +133,7 @@ class SessionConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    teleop: TeleopConfig | None = None
 
 
 def config_dir() -> Path:

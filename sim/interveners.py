@@ -6,12 +6,18 @@ SpaceMouse, and when it takes over its action replaces the policy's (flagged `in
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from hal.teleop import Teleop, TeleopCommand
-from sim.experts import Expert
+from hal.robot import Robot
+from hal.teleop import TELEOPS, Teleop, TeleopCommand
+from robot_rl.core import ConfigError
+from sim.arm import MujocoArm
+from sim.experts import EXPERTS, Expert
 
 
+@TELEOPS.register("scripted")
 class ScriptedIntervener(Teleop):
     """Takes over for `window` steps with probability `start_prob` per step, until `budget`.
 
@@ -26,6 +32,14 @@ class ScriptedIntervener(Teleop):
         self.rng = np.random.default_rng(seed)
         self.remaining = 0
         self.used = 0
+
+    @classmethod
+    def for_robot(cls, robot: Robot, seed: int, **params: Any) -> ScriptedIntervener:
+        """The task's own expert (`sim.experts`) on a sim arm, seeded by the session."""
+        if not isinstance(robot, MujocoArm):
+            raise ConfigError("teleop=scripted plans from a sim arm's true state; a real robot "
+                              "needs a person: use teleop=keyboard")
+        return cls(EXPERTS.get(robot.task.name)(robot, seed=seed), seed=seed, **params)
 
     def read(self) -> TeleopCommand | None:
         if self.remaining == 0 and self.used < self.budget and self.rng.random() < self.start_prob:

@@ -22,6 +22,8 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
         (["train", "task.reward=shaped"], "task.reward must be 'dense' or 'sparse'"),
         (["train", "algo.params.critics=many"], "critics"),
         (["train", "task.params.wobble=3"], "wobble"),
+        (["train", "reward=human_label"], "add teleop=keyboard"),
+        (["train", "teleop=gamepad"], "choose teleop= one of: keyboard, scripted"),
     ],
 )
 def test_bad_train_overrides_fail_with_one_clear_line(tmp_path, args, expected):

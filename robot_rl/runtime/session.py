@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
-from hal import SafeRobot, SafetyLimits, Teleop
+from hal import ESTOP, TELEOPS, SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, is_demo_side
 from policies.rewards import REWARDS, Reward, RewardContext
 from policies.rlpd import batch_split, intervention_rate
@@ -34,6 +34,7 @@ from robot_rl.core import (
     Episode,
     HardwareError,
     RegistryError,
+    SafetyError,
     Source,
     Transition,
 )
@@ -118,6 +119,20 @@ def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
         raise ConfigError(f"reward.params for {cfg.reward.name!r}: {exc}") from None
     reward.check(obs_spec)
     return reward
+
+
+def build_teleop(cfg: DictConfig, arm: MujocoArm) -> Teleop | None:
+    """The teleop device `teleop=<name>` with `teleop.params`, or None where none is set."""
+    if cfg.get("teleop") is None:
+        return None
+    try:
+        device = TELEOPS.get(cfg.teleop.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        return device.for_robot(arm, cfg.seed, **OmegaConf.to_container(cfg.teleop.params))
+    except TypeError as exc:
+        raise ConfigError(f"teleop.params for {cfg.teleop.name!r}: {exc}") from None
 
 
 def build_buffer(
@@ -247,6 +262,8 @@ class Session:
         for step in range(cfg.task.max_steps):
             action, source = self._act(obs), Source.POLICY
             command = self.teleop.read() if self.teleop is not None else None
+            if command is not None and ESTOP in command.buttons:
+                self.robot.estop("e-stop pressed at the teleop")  # holds from this step on
             if command is not None and command.takeover and command.action is not None:
                 action, source = command.action, Source.HUMAN  # the person's action wins
             applied = self.robot.send_action(action)
@@ -308,6 +325,12 @@ class Session:
 
         torch.set_num_threads(self.cfg.learner.threads)
         budget = self.cfg.run.env_steps
+        if self.teleop is None:
+            self.teleop = build_teleop(self.cfg, self.arm)
+        if self.reward.needs_labels and self.teleop is None:
+            raise ConfigError(f"reward={self.cfg.reward.name} scores episodes by a person's labels "
+                              "and this session has no teleop to read them from: add "
+                              "teleop=keyboard (y = success, n = failure)")
         self.robot.connect()
         if self.observer is not None:
             self.observer.prepare(self.run)
@@ -334,10 +357,18 @@ class Session:
                 if bar.disable and self.counters.episodes % 20 == 0:
                     print(f"steps {self.counters.env_steps}/{budget} " +
                           " ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
+                if self.robot.estopped:
+                    self.checkpoint()
+                    raise SafetyError(
+                        f"stopped by the e-stop at the teleop after {self.counters.env_steps} "
+                        "steps: the robot holds, the buffer and a checkpoint are saved; run the "
+                        "same command again to resume")
                 if self.counters.env_steps - self._last_ckpt_step >= self.cfg.run.checkpoint_every:
                     self.checkpoint()
             self.checkpoint()
         finally:
+            if self.teleop is not None:
+                self.teleop.close()
             bar.close()
             writer.close()
             self.robot.disconnect()

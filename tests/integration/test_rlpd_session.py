@@ -10,7 +10,6 @@ from robot_rl.config import compose_session
 from robot_rl.core import Episode, Source, Transition
 from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session import Session
-from sim.experts import EXPERTS
 from sim.interveners import ScriptedIntervener
 
 QUICK = ["algo=rlpd", "learner.warmup_steps=60", "learner.batch_size=32",
@@ -66,12 +65,10 @@ def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_takeovers_are_flagged_and_feed_the_demo_side(tmp_path) -> None:
-    session = new_session(tmp_path, env_steps=100)
-    intervener = ScriptedIntervener(EXPERTS.get("reach")(session.arm, seed=1), start_prob=0.2,
-                                    window=5, budget=40, seed=1)
-    session.teleop = intervener
+    session = new_session(tmp_path, 100, "teleop=scripted", "teleop.params.start_prob=0.2",
+                          "teleop.params.window=5", "teleop.params.budget=40")
     session.run_until_budget()
-    assert intervener.used == 40
+    assert isinstance(session.teleop, ScriptedIntervener) and session.teleop.used == 40
     assert len(session.demos) == 40  # exactly the intervened steps went to the demo side
     assert int(session.buffer.episode_table()["interventions"].sum()) == 40
     batch = next(session._batches())
