@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,6 @@ from robot_rl.core import ArraySpec, Batch, DictSpec  # noqa: E402
 from robot_rl.runtime.run_dir import RunDir  # noqa: E402
 from robot_rl.runtime.session import Session, build_robot  # noqa: E402
 from sim.experts import EXPERTS  # noqa: E402
-from sim.interveners import ScriptedIntervener  # noqa: E402
 
 Results = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -97,8 +95,7 @@ def part_throughput(args: argparse.Namespace) -> Results:
 
 # -- sessions and curves -------------------------------------------------------------------------
 def run_session(
-    root: Path, overrides: list[str], demos: int = 0,
-    intervener: Callable[[Session], ScriptedIntervener] | None = None, eval_episodes: int = 0,
+    root: Path, overrides: list[str], demos: int = 0, eval_episodes: int = 0,
 ) -> dict[str, Any]:
     """One real training session; returns per-episode end steps, successes and wall-clock, and
     with `eval_episodes` the final policy's success as the task rule judges it."""
@@ -109,8 +106,6 @@ def run_session(
     session = Session(cfg, run)
     if demos:
         record_demos(session, demos)
-    if intervener is not None:
-        session.teleop = intervener(session)
     start = time.perf_counter()
     counters = session.run_until_budget()
     table = session.buffer.episode_table()
@@ -152,11 +147,11 @@ def record_demos(session: Session, episodes: int) -> None:
         demos.add_episode(record_episode(arm, robot, expert, -1 - e, cfg))
 
 
-def expert_intervener(session: Session, budget: int) -> ScriptedIntervener:
-    """The task's scripted expert taking over now and then, `budget` steps in all."""
-    expert = EXPERTS.get(session.cfg.task.name)(session.arm, seed=session.cfg.seed)
-    return ScriptedIntervener(expert, start_prob=0.03, window=10, budget=budget,
-                              seed=session.cfg.seed)
+def scripted_teleop(budget: int) -> list[str]:
+    """The task's scripted expert taking over now and then (`teleop=scripted`), `budget` steps
+    in all: a tenth of the run, as a person's takeovers fade out."""
+    return ["teleop=scripted", "teleop.params.start_prob=0.03", "teleop.params.window=10",
+            f"teleop.params.budget={budget // 10}"]
 
 
 def run_sessions(jobs: list[tuple[Any, ...]], workers: int) -> list[dict[str, Any]]:
@@ -222,10 +217,10 @@ def part_pick_cube(args: argparse.Namespace) -> Results:
     """Pick-cube from state: RLPD + 20 scripted demos + a scripted intervener vs plain SAC."""
     budget, window = (1000, 500) if args.quick else (args.steps or 30000, 1000)
     common = ["task=pick_cube", f"task.reward={args.task_reward}", f"run.env_steps={budget}"]
-    intervener = partial(expert_intervener, budget=budget // 10)
-    jobs = [(args.work / f"pick-rlpd-{s}", [*common, "algo=rlpd", f"seed={s}"], 20, intervener)
+    rlpd = ["algo=rlpd", *scripted_teleop(budget)]
+    jobs = [(args.work / f"pick-rlpd-{s}", [*common, *rlpd, f"seed={s}"], 20)
             for s in range(args.seeds)]
-    jobs += [(args.work / f"pick-sac-{s}", [*common, "algo=sac", f"seed={s}"], 0, None)
+    jobs += [(args.work / f"pick-sac-{s}", [*common, "algo=sac", f"seed={s}"], 0)
              for s in range(args.seeds)]
     runs = run_sessions(jobs, args.workers)
     rlpd, sac = runs[:args.seeds], runs[args.seeds:]
@@ -267,10 +262,9 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
     encoder = pretrained_encoder(args.work / "pixels-pretrain", overrides,
                                  *((5, 50) if args.quick else (100, 3000)))
     pretrain_s = time.perf_counter() - start
-    intervener = partial(expert_intervener, budget=budget // 10)
     runs = run_sessions([(args.work / f"pixels-rlpd-{s}",
                           [*overrides, f"algo.features.weights={encoder}",
-                           f"run.env_steps={budget}", f"seed={s}"], 20, intervener)
+                           *scripted_teleop(budget), f"run.env_steps={budget}", f"seed={s}"], 20)
                          for s in range(args.seeds)], args.workers)
     result = curves("pick_cube pixels rlpd_frozen+20 demos+interventions", runs, budget, window)
     result["encoder_pretrain_s"] = pretrain_s
@@ -323,13 +317,12 @@ def part_classifier(args: argparse.Namespace) -> Results:
 
     budget, window = (600, 300) if args.quick else (args.steps or 30000, 1000)
     common = ["task=pick_cube", "task.reward=sparse", "algo=rlpd", "buffer.n_step=3",
-              "algo.params.critic_updates=2", f"run.env_steps={budget}"]  # sparse: more updates
+              "algo.params.critic_updates=2", f"run.env_steps={budget}",  # sparse: more updates
+              *scripted_teleop(budget)]
     by_classifier = ["reward=classifier", f"reward.params.path={classifier}",
                      "robot.cameras=[side_cam]", f"robot.image_size={size}"]
-    intervener = partial(expert_intervener, budget=budget // 10)
     evals = 10 if args.quick else 50
-    jobs = [(args.work / f"reward-{name}-{s}", [*common, *extra, f"seed={s}"], 20, intervener,
-             evals)
+    jobs = [(args.work / f"reward-{name}-{s}", [*common, *extra, f"seed={s}"], 20, evals)
             for name, extra in (("rule", []), ("classifier", by_classifier))
             for s in range(args.seeds)]
     runs = run_sessions(jobs, args.workers)
