@@ -1,21 +1,32 @@
-"""`robot-rl record-demos`: scripted-expert episodes, stored with source DEMO in a run's buffer."""
+"""`robot-rl record-demos`: demonstrations by a scripted expert or a person at a teleop device,
+stored with source DEMO in a run's buffer."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from buffer import ReplayBuffer
-from hal import SafeRobot
+from hal import ESTOP, SafeRobot, Teleop, TeleopCommand
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.config import compose_session
-from robot_rl.core import ConfigError, Episode, RegistryError, Source, Transition
+from robot_rl.core import (
+    ConfigError,
+    Episode,
+    RegistryError,
+    SafetyError,
+    Source,
+    Transition,
+)
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_robot, default_run_dir
+from robot_rl.runtime.session import build_robot, build_teleop, default_run_dir
 from sim import MujocoArm
 from sim.experts import EXPERTS, Expert
 
@@ -47,8 +58,8 @@ def split_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
 
 @COMMANDS.register("record-demos")
 class RecordDemos(Command):
-    help = ("Record scripted-expert episodes (source demo) into a run's buffer, or with "
-            "into=demos into its RLPD demo side.")
+    help = ("Record demonstrations (source demo) by the task's scripted expert, or by a person "
+            "with teleop=keyboard, into a run's buffer, or with into=demos its RLPD demo side.")
     example = "robot-rl record-demos task=pick_cube episodes=20 skill=0.9 into=demos run.dir=runs/p"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -62,53 +73,104 @@ class RecordDemos(Command):
         if run.exists and run.load_config().task.name != cfg.task.name:
             raise ConfigError(f"{run.root} holds task {run.load_config().task.name!r}; "
                               f"record {cfg.task.name!r} demos into another run.dir")
-        try:
-            expert_cls = EXPERTS.get(cfg.task.name)
-        except RegistryError as exc:
-            raise ConfigError(str(exc)) from None
         arm, robot = build_robot(cfg)
-        cfg.run.dir = str(run.root)
-        if not run.exists:
-            run.save_config(cfg)
-        robot.connect()
+        record, who, teleop = self._demonstrator(cfg, arm, robot, own["skill"])
+        path = run.demos if own["into"] == "demos" else run.buffer
+        wins = recorded = 0
         try:
-            path = run.demos if own["into"] == "demos" else run.buffer
+            cfg.run.dir = str(run.root)
+            if not run.exists:
+                run.save_config(cfg)
+            robot.connect()
             buffer = ReplayBuffer(path, robot.observation_spec, robot.action_spec)
-            expert = expert_cls(arm, skill=own["skill"], seed=cfg.seed)
-            wins = 0
             for _ in range(int(own["episodes"])):
-                episode = record_episode(arm, robot, expert, buffer.num_episodes, cfg)
-                buffer.add_episode(episode)
-                wins += episode.success
+                episode = record(buffer.num_episodes)
+                if episode.transitions:  # empty: stopped before anyone drove
+                    buffer.add_episode(episode)
+                    recorded += 1
+                    wins += episode.success
+                if robot.estopped:
+                    raise SafetyError(f"stopped by the e-stop: the robot holds; the {recorded} "
+                                      f"demos recorded before it are saved in {path}")
         finally:
+            if teleop is not None:
+                teleop.close()
             robot.disconnect()
-        print(f"recorded {int(own['episodes'])} {cfg.task.name} demos (skill {own['skill']}): "
-              f"{wins} successful; {path} now holds {buffer.num_episodes} episodes, "
-              f"{len(buffer)} steps")
+        print(f"recorded {recorded} {cfg.task.name} demos ({who}): {wins} successful; {path} now "
+              f"holds {buffer.num_episodes} episodes, {len(buffer)} steps")
         return 0
+
+    @staticmethod
+    def _demonstrator(cfg: DictConfig, arm: MujocoArm, robot: SafeRobot, skill: float
+                      ) -> tuple[Callable[[int], Episode], str, Teleop | None]:
+        """Who drives: the person at `teleop=` (paced at the control rate), else the task's
+        scripted expert at `skill`."""
+        teleop = build_teleop(cfg, arm)
+        if teleop is not None:
+            print(f"recording from teleop={cfg.teleop.name}: take control to start a demo; it "
+                  "ends on success, on y / n, or after task.max_steps", file=sys.stderr)
+            period = 1.0 / float(cfg.robot.control_hz)
+            return (lambda eid: record_driven(arm, robot, teleop.read, eid, cfg, period),
+                    f"teleop={cfg.teleop.name}", teleop)
+        try:
+            expert = EXPERTS.get(cfg.task.name)(arm, skill=skill, seed=cfg.seed)
+        except RegistryError as exc:
+            raise ConfigError(f"{exc}: record this task's demos with teleop=keyboard") from None
+        return (lambda eid: record_episode(arm, robot, expert, eid, cfg), f"skill {skill}", None)
 
 
 def record_episode(
     arm: MujocoArm, robot: SafeRobot, expert: Expert, episode_id: int, cfg: DictConfig
 ) -> Episode:
-    """One expert episode through the safety layer, every step marked as a demo."""
-    episode = Episode(episode_id, robot.robot_id, cfg.task.name)
-    obs = robot.reset()
+    """One scripted-expert episode through the safety layer, every step marked as a demo."""
     expert.reset()
-    for step in range(cfg.task.max_steps):
-        applied = robot.send_action(expert.act())
-        next_obs = robot.get_observation()
-        outcome = arm.outcome()
-        terminated = outcome.success
-        truncated = not terminated and (step + 1 == cfg.task.max_steps or not robot.health().ok)
-        episode.transitions.append(Transition(
-            obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
-            terminated=terminated, truncated=truncated, source=Source.DEMO,
-            robot_id=robot.robot_id, episode_id=episode_id, step=step, wall_time=time.time(),
-            mono_time=time.monotonic(),
-        ))
-        obs = next_obs
-        if terminated or truncated:
-            break
-    episode.success = episode.transitions[-1].terminated
+    return record_driven(arm, robot, lambda: TeleopCommand(expert.act(), True), episode_id, cfg)
+
+
+def record_driven(
+    arm: MujocoArm, robot: SafeRobot, read: Callable[[], TeleopCommand | None], episode_id: int,
+    cfg: DictConfig, period: float = 0.0,
+) -> Episode:
+    """One demonstration through the safety layer from whoever `read` says is driving.
+
+    Steps where nobody drives (a person who has not taken control yet) hold the robot and are
+    not recorded. The episode ends on the task's success, on a person's label (y: success, n:
+    failure), on the e-stop, or after `task.max_steps` recorded steps. `period` paces the loop
+    (1 / control_hz for a person; 0 for a script).
+    """
+    episode = Episode(episode_id, robot.robot_id, cfg.task.name)
+    steps = episode.transitions
+    obs = robot.reset()
+    while len(steps) < cfg.task.max_steps:
+        started = time.monotonic()
+        command = read()
+        if command is not None and ESTOP in command.buttons:
+            robot.estop("e-stop pressed while recording demos")
+        label = None if command is None else command.label
+        if command is None or command.action is None or robot.estopped:
+            robot.hold()
+            obs = robot.get_observation()
+            ends = robot.estopped or (label is not None and bool(steps))
+            if ends and steps:  # a verdict or the e-stop closes what was recorded
+                steps[-1] = replace(steps[-1], terminated=bool(label), truncated=not label)
+            if ends:
+                break
+        else:
+            applied = robot.send_action(command.action)
+            next_obs = robot.get_observation()
+            outcome = arm.outcome()
+            terminated = outcome.success if label is None else label
+            truncated = not terminated and (label is False or len(steps) + 1 == cfg.task.max_steps
+                                            or not robot.health().ok)
+            steps.append(Transition(
+                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
+                terminated=terminated, truncated=truncated, source=Source.DEMO,
+                robot_id=robot.robot_id, episode_id=episode_id, step=len(steps),
+                wall_time=time.time(), mono_time=time.monotonic(),
+            ))
+            obs = next_obs
+            if terminated or truncated:
+                break
+        time.sleep(max(0.0, started + period - time.monotonic()))
+    episode.success = bool(steps) and steps[-1].terminated
     return episode
