@@ -41,6 +41,8 @@ LABELS = {"y": True, "n": False}
 class KeyboardTeleop(Teleop):
     """Key presses from a file descriptor (the terminal by default), read on a daemon thread."""
 
+    realtime = True
+
     def __init__(self, action_spec: ArraySpec, speed: float = 0.5, fd: int | None = None) -> None:
         if action_spec.shape != (5,):
             raise ConfigError(f"teleop=keyboard drives [dx, dy, dz, dyaw, gripper] actions; this "

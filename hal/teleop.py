@@ -28,6 +28,9 @@ class TeleopCommand:
 class Teleop(ABC):
     """A keyboard, gamepad, SpaceMouse, leader arm or web page that a person drives."""
 
+    realtime: bool = False
+    """True where a person drives it: loops that read it keep real time at robot.control_hz."""
+
     @classmethod
     def for_robot(cls, robot: Robot, seed: int, **params: Any) -> Teleop:
         """The device set up for `robot` with the config's `teleop.params` (`teleop=<name>`)."""

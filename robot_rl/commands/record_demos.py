@@ -109,7 +109,7 @@ class RecordDemos(Command):
         if teleop is not None:
             print(f"recording from teleop={cfg.teleop.name}: take control to start a demo; it "
                   "ends on success, on y / n, or after task.max_steps", file=sys.stderr)
-            period = 1.0 / float(cfg.robot.control_hz)
+            period = 1.0 / float(cfg.robot.control_hz) if teleop.realtime else 0.0
             return (lambda eid: record_driven(arm, robot, teleop.read, eid, cfg, period),
                     f"teleop={cfg.teleop.name}", teleop)
         try:

@@ -259,7 +259,9 @@ class Session:
         episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
         obs = self.observe(self.robot.reset())
         metrics: dict[str, float] = {}
+        period = 1.0 / cfg.robot.control_hz if self.teleop and self.teleop.realtime else 0.0
         for step in range(cfg.task.max_steps):
+            started = time.monotonic()
             action, source = self._act(obs), Source.POLICY
             command = self.teleop.read() if self.teleop is not None else None
             if command is not None and ESTOP in command.buttons:
@@ -290,6 +292,7 @@ class Session:
             obs = next_obs
             if terminated or truncated:
                 break
+            time.sleep(max(0.0, started + period - time.monotonic()))  # a person keeps up
         episode.success = scored.success
         self.buffer.add_episode(episode)
         demo_side = [t for t in episode.transitions if is_demo_side(t)]

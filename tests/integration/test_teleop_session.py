@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from buffer import ReplayBuffer
@@ -53,19 +54,23 @@ def test_keyboard_labels_end_episodes_and_its_e_stop_holds_and_keeps_the_data(tm
                           f"+teleop.params.fd={read_fd}", "run.env_steps=100000",
                           "learner.warmup_steps=100000", "run.checkpoint_every=100000")
 
-    def press_e_stop_after_the_first_episode() -> None:
-        while session.counters.episodes < 1:
+    def press_e_stop_after_the_second_episode() -> None:
+        while session.counters.episodes < 2:
             time.sleep(0.005)
-        os.write(write_fd, b"x")  # ... and then presses the e-stop
+        os.write(write_fd, b"x")  # ... lets the second run out, then presses the e-stop
 
-    threading.Thread(target=press_e_stop_after_the_first_episode, daemon=True).start()
+    threading.Thread(target=press_e_stop_after_the_second_episode, daemon=True).start()
     with pytest.raises(SafetyError, match="e-stop.*run the same command again to resume"):
         session.run_until_budget()
     assert session.robot.estopped and session.robot.events["estop"] == 1
     with ReplayBuffer(session.run.buffer, session.obs_spec, session.robot.action_spec) as buffer:
         table = buffer.episode_table()
     assert not table["success"][0] and table["length"][0] < 20  # the label ended episode 1
-    assert len(table["length"]) >= 2  # the e-stopped episode was committed too
+    assert table["length"][1] == 20 and len(table["length"]) == 3  # the e-stopped one is kept
+    with ReplayBuffer(session.run.buffer, session.obs_spec, session.robot.action_spec) as buffer:
+        stamps = buffer.storage.read_step_info()["timestamp"]
+    second = stamps[table["start"][1]:table["start"][1] + 20]
+    assert np.diff(second).min() > 0.08  # a person drives: steps keep robot.control_hz (10)
     assert load_latest(session.run.checkpoints)["counters"]["env_steps"] == table["length"].sum()
     os.close(write_fd)
     os.close(read_fd)
