@@ -323,17 +323,26 @@ class Session:
 
     # -- the loop --------------------------------------------------------------------------------
     def run_until_budget(self) -> Counters:
-        import torch
-        from torch.utils.tensorboard import SummaryWriter  # slow import, only when training
-
-        torch.set_num_threads(self.cfg.learner.threads)
-        budget = self.cfg.run.env_steps
+        """Act and learn until `run.env_steps` are stored, with the configured teleop device (if
+        none was given) held open for the run and released after it, whatever happens."""
         if self.teleop is None:
             self.teleop = build_teleop(self.cfg, self.arm)
         if self.reward.needs_labels and self.teleop is None:
             raise ConfigError(f"reward={self.cfg.reward.name} scores episodes by a person's labels "
                               "and this session has no teleop to read them from: add "
                               "teleop=keyboard (y = success, n = failure)")
+        try:
+            return self._run()
+        finally:
+            if self.teleop is not None:
+                self.teleop.close()
+
+    def _run(self) -> Counters:
+        import torch
+        from torch.utils.tensorboard import SummaryWriter  # slow import, only when training
+
+        torch.set_num_threads(self.cfg.learner.threads)
+        budget = self.cfg.run.env_steps
         self.robot.connect()
         if self.observer is not None:
             self.observer.prepare(self.run)
@@ -370,8 +379,6 @@ class Session:
                     self.checkpoint()
             self.checkpoint()
         finally:
-            if self.teleop is not None:
-                self.teleop.close()
             bar.close()
             writer.close()
             self.robot.disconnect()
