@@ -255,7 +255,12 @@ def pretrained_encoder(root: Path, overrides: list[str], episodes: int, steps: i
     run.save_config(cfg)
     session = Session(cfg, run)
     record_demos(session, episodes)
-    session.observer.prepare(run)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)  # the only process running: use every core
+    try:
+        session.observer.prepare(run)
+    finally:
+        torch.set_num_threads(threads)
     return run.root / "encoder.npz"
 
 
