@@ -270,18 +270,20 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
     budget, window = (600, 300) if args.quick else (args.steps or 30000, 1000)
     overrides = ["task=pick_cube_pixels", "task.reward=dense", "algo=rlpd_frozen",
                  "robot.image_size=64"]
-    start = time.perf_counter()
-    encoder = pretrained_encoder(args.work / "pixels-pretrain", overrides,
-                                 *((5, 50) if args.quick else (100, 3000)))
-    pretrain_s = time.perf_counter() - start
+    start, encoder, pretrain_s = time.perf_counter(), args.encoder, None
+    if encoder is None:
+        encoder = pretrained_encoder(args.work / "pixels-pretrain", overrides,
+                                     *((5, 50) if args.quick else (100, 3000)))
+        pretrain_s = time.perf_counter() - start
     runs = run_sessions([(args.work / f"pixels-rlpd-{s}",
                           [*overrides, f"algo.features.weights={encoder}",
                            *scripted_teleop(budget), f"run.env_steps={budget}", f"seed={s}"], 20)
                          for s in range(args.seeds)], args.workers)
     result = curves("pick_cube pixels rlpd_frozen+20 demos+interventions", runs, budget, window)
-    result["encoder_pretrain_s"] = pretrain_s
+    result.update(encoder_pretrain_s=pretrain_s, encoder=str(args.encoder or "pretrained here"))
+    origin = encoder if pretrain_s is None else f"pretrained in {pretrain_s:.0f} s"
     print_curves(f"pick_cube from pixels (frozen encoder), {args.seeds} seeds, {budget} env steps"
-                 f", encoder pretrained in {pretrain_s:.0f} s", [result])
+                 f", encoder {origin}", [result])
     return {"pick_cube_pixels_rlpd_frozen": result}, [
         target(f"pick-cube from pixels (frozen encoder) RLPD success in {budget} steps",
                result["final"], 0.7, ">=")]
@@ -400,6 +402,9 @@ def main() -> int:
                         help="torch threads (2 threads on a busy 2-core machine thrash)")
     parser.add_argument("--task-reward", default="dense", choices=["dense", "sparse"],
                         help="task.reward of the pick_cube runs")
+    parser.add_argument("--encoder", type=Path, default=None,
+                        help="pick_cube_pixels: a camera encoder pretrained earlier (skips the BC "
+                             "pretraining, which takes ~19 min on one core here)")
     parser.add_argument("--workers", type=int, default=1,
                         help="sessions of a part run in parallel, one process each")
     args = parser.parse_args()
