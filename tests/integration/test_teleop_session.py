@@ -8,7 +8,6 @@ import os
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from buffer import ReplayBuffer
@@ -70,7 +69,7 @@ def test_keyboard_labels_end_episodes_and_its_e_stop_holds_and_keeps_the_data(tm
     with ReplayBuffer(session.run.buffer, session.obs_spec, session.robot.action_spec) as buffer:
         stamps = buffer.storage.read_step_info()["timestamp"]
     second = stamps[table["start"][1]:table["start"][1] + 20]
-    assert np.diff(second).min() > 0.08  # a person drives: steps keep robot.control_hz (10)
+    assert second[-1] - second[0] >= 19 * 0.1 - 0.05  # a person drives: 10 Hz, robot.control_hz
     assert load_latest(session.run.checkpoints)["counters"]["env_steps"] == table["length"].sum()
     os.close(write_fd)
     os.close(read_fd)
