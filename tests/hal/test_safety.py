@@ -74,8 +74,8 @@ def test_reset_waits_for_a_person_when_the_scene_needs_one(robot):
     inner, safe = robot
     safe.reset_poll_s = 0.05
     inner.scene_problem = "the cube fell off the table"
+    started = time.monotonic()  # before the timer: it counts its 0.3 s from its own start
     threading.Timer(0.3, lambda: setattr(inner, "scene_problem", None)).start()
-    started = time.monotonic()
     obs = safe.reset()
     assert time.monotonic() - started >= 0.3
     assert safe.events["reset_needed"] == 1
