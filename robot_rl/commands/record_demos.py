@@ -26,7 +26,7 @@ from robot_rl.core import (
     Transition,
 )
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_robot, build_teleop, default_run_dir
+from robot_rl.runtime.session import build_robot, build_teleop, default_run_dir, pace
 from sim import MujocoArm
 from sim.experts import EXPERTS, Expert
 
@@ -171,6 +171,6 @@ def record_driven(
             obs = next_obs
             if terminated or truncated:
                 break
-        time.sleep(max(0.0, started + period - time.monotonic()))
+        pace(started, period)
     episode.success = bool(steps) and steps[-1].terminated
     return episode

@@ -25,7 +25,7 @@ from comms.messages import Control, spec_digest
 from comms.spool import Spool
 from robot_rl.core import Observation, Registry, Source, Transition
 from robot_rl.core.durable import write_file_atomic
-from robot_rl.runtime.session import build_algorithm, build_robot
+from robot_rl.runtime.session import build_algorithm, build_robot, pace
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +175,7 @@ class EdgeAgent:
             time.sleep(0.05)
 
     def _step_pause(self, started: float) -> None:
-        if self.options.pace:
-            period = 1.0 / float(self.cfg.robot.control_hz)
-            time.sleep(max(0.0, started + period - time.monotonic()))
+        pace(started, 1.0 / float(self.cfg.robot.control_hz) if self.options.pace else 0.0)
 
     def _episode(self) -> None:
         cfg, episode_id = self.cfg, self._next_episode_id()

@@ -55,6 +55,12 @@ class Counters:
     policy_version: int = 0
 
 
+def pace(started: float, period: float) -> None:
+    """Keep a control loop at one step per `period` seconds from `started` (0: run flat out)."""
+    if period > 0:
+        time.sleep(max(0.0, started + period - time.monotonic()))
+
+
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg.task.name}-{cfg.algo.name}-{stamp}"
@@ -292,7 +298,7 @@ class Session:
             obs = next_obs
             if terminated or truncated:
                 break
-            time.sleep(max(0.0, started + period - time.monotonic()))  # a person keeps up
+            pace(started, period)  # a person keeps up
         episode.success = scored.success
         self.buffer.add_episode(episode)
         demo_side = [t for t in episode.transitions if is_demo_side(t)]
