@@ -269,7 +269,7 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
     of an encoder pretrained offline by behaviour cloning and frozen (dense task-rule reward)."""
     budget, window = (600, 300) if args.quick else (args.steps or 30000, 1000)
     overrides = ["task=pick_cube_pixels", "task.reward=dense", "algo=rlpd_frozen",
-                 "robot.image_size=64"]
+                 "robot.image_size=64", f"robot.randomize.enabled={args.randomize_scene}"]
     start, encoder, pretrain_s = time.perf_counter(), args.encoder, None
     if encoder is None:
         encoder = pretrained_encoder(args.work / "pixels-pretrain", overrides,
@@ -280,10 +280,12 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
                            *scripted_teleop(budget), f"run.env_steps={budget}", f"seed={s}"], 20)
                          for s in range(args.seeds)], args.workers)
     result = curves("pick_cube pixels rlpd_frozen+20 demos+interventions", runs, budget, window)
-    result.update(encoder_pretrain_s=pretrain_s, encoder=str(args.encoder or "pretrained here"))
+    result.update(encoder_pretrain_s=pretrain_s, encoder=str(args.encoder or "pretrained here"),
+                  randomized_scene=args.randomize_scene)
     origin = encoder if pretrain_s is None else f"pretrained in {pretrain_s:.0f} s"
-    print_curves(f"pick_cube from pixels (frozen encoder), {args.seeds} seeds, {budget} env steps"
-                 f", encoder {origin}", [result])
+    scene = "randomized" if args.randomize_scene else "fixed"
+    print_curves(f"pick_cube from pixels (frozen encoder, {scene} scene), {args.seeds} seeds, "
+                 f"{budget} env steps, encoder {origin}", [result])
     return {"pick_cube_pixels_rlpd_frozen": result}, [
         target(f"pick-cube from pixels (frozen encoder) RLPD success in {budget} steps",
                result["final"], 0.7, ">=")]
@@ -405,6 +407,9 @@ def main() -> int:
     parser.add_argument("--encoder", type=Path, default=None,
                         help="pick_cube_pixels: a camera encoder pretrained earlier (skips the BC "
                              "pretraining, which takes ~19 min on one core here)")
+    parser.add_argument("--randomize-scene", action="store_true",
+                        help="pick_cube_pixels: randomize colours, lights and camera poses per "
+                             "episode (the encoder must have been pretrained the same way)")
     parser.add_argument("--workers", type=int, default=1,
                         help="sessions of a part run in parallel, one process each")
     args = parser.parse_args()
