@@ -291,42 +291,57 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
                result["final"], 0.7, ">=")]
 
 
-def pick_cube_frames(episodes: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Side-camera frames of pick_cube episodes by the expert at full, middling and no skill,
-    each labelled by the task rule: (frames, success labels, episode ids)."""
+CLASSIFIER_CAMERAS = ("side_cam", "wrist_cam")  # the wrist sees whether the cube sits in the goal
+EXPERT_MODES = ("skill 1", "skill 0.7", "skill 0", "near miss")
+
+
+def pick_cube_frames(episodes: int, size: int
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Frames of pick_cube episodes by the expert in turn at full, middling and no skill, and
+    near misses (full skill, aiming 4-8 cm off the goal), each labelled by the task rule:
+    (frames per camera, success labels, episode ids)."""
     cfg = compose_session(["task=pick_cube"])
     arm, robot = build_robot(cfg)
     robot.connect()
-    frames, labels, ids = [], [], []
+    frames: dict[str, list[np.ndarray]] = {cam: [] for cam in CLASSIFIER_CAMERAS}
+    labels, ids = [], []
     try:
         for e in range(episodes):
-            expert = EXPERTS.get("pick_cube")(arm, skill=[1.0, 0.7, 0.0][e % 3], seed=e)
+            mode = e % len(EXPERT_MODES)
+            skill = [1.0, 0.7, 0.0, 1.0][mode]
+            miss = 0.04 + 0.04 * (e % 7) / 6 if EXPERT_MODES[mode] == "near miss" else 0.0
+            expert = EXPERTS.get("pick_cube")(arm, skill=skill, seed=e, miss=miss)
             robot.reset()
             expert.reset()
             for _ in range(cfg.task.max_steps):  # on past success: the cube held at the goal
                 robot.send_action(expert.act())
-                frames.append(arm.render("side_cam", size, size))
+                for cam in CLASSIFIER_CAMERAS:
+                    frames[cam].append(arm.render(cam, size, size))
                 labels.append(arm.outcome().success)
                 ids.append(e)
     finally:
         robot.disconnect()
-    return np.stack(frames), np.array(labels), np.array(ids)
+    return {cam: np.stack(f) for cam, f in frames.items()}, np.array(labels), np.array(ids)
 
 
 def part_classifier(args: argparse.Namespace) -> Results:
-    """A success classifier on pick_cube side-camera frames, then RLPD rewarded by it vs by the
-    task rule (both sparse), the final policies judged by the task rule."""
-    episodes, size, steps = (6, 48, 50) if args.quick else (60, 64, 1500)
+    """A success classifier on pick_cube frames (side and wrist camera), then RLPD rewarded by it
+    vs by the task rule (both sparse), the final policies judged by the task rule."""
+    episodes, size, steps = (20, 48, 50) if args.quick else (80, 64, 1500)
     frames, labels, ids = pick_cube_frames(episodes, size)
-    test = ids % 5 == 4  # every fifth episode is held out
+    test = ids % 5 == 4  # every fifth episode is held out (every expert mode among them)
+    near_miss = test & (ids % len(EXPERT_MODES) == EXPERT_MODES.index("near miss"))
     start = time.perf_counter()
-    model, _ = train_success_classifier({"side_cam": frames[~test]}, labels[~test],
-                                        EncoderConfig(cameras=("side_cam",)),
+    model, _ = train_success_classifier({c: f[~test] for c, f in frames.items()}, labels[~test],
+                                        EncoderConfig(cameras=CLASSIFIER_CAMERAS),
                                         ClassifierConfig(steps=steps))
-    result = scores(model, {"side_cam": frames[test]}, labels[test])
+    result = scores(model, {c: f[test] for c, f in frames.items()}, labels[test])
     result.update(train_s=time.perf_counter() - start, frames=len(labels),
-                  successes=int(labels.sum()), held_out_frames=int(test.sum()))
-    titled_table("reward classifier on held-out episodes (pick_cube, side camera)",
+                  successes=int(labels.sum()), held_out_frames=int(test.sum()),
+                  near_miss_failure_recall=scores(
+                      model, {c: f[near_miss] for c, f in frames.items()},
+                      labels[near_miss])["failure_recall"])
+    titled_table("reward classifier on held-out episodes (pick_cube, side + wrist camera)",
                  list(result), [list(result.values())])
     classifier = args.work / "pick_cube_reward.npz"
     model.save(classifier)
@@ -336,7 +351,7 @@ def part_classifier(args: argparse.Namespace) -> Results:
               "algo.params.critic_updates=2", f"run.env_steps={budget}",  # sparse: more updates
               *scripted_teleop(budget)]
     by_classifier = ["reward=classifier", f"reward.params.path={classifier}",
-                     "robot.cameras=[side_cam]", f"robot.image_size={size}"]
+                     f"robot.cameras=[{','.join(CLASSIFIER_CAMERAS)}]", f"robot.image_size={size}"]
     evals = 10 if args.quick else 50
     jobs = [(args.work / f"reward-{name}-{s}", [*common, *extra, f"seed={s}"], 20, evals)
             for name, extra in (("rule", []), ("classifier", by_classifier))

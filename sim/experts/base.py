@@ -17,19 +17,34 @@ class Expert(ABC):
 
     `skill` in [0, 1]: at 1 the expert acts exactly as planned; below 1 it adds Gaussian noise
     of std `0.6 * (1 - skill)` and, with probability `0.2 * (1 - skill)`, a random action.
+    `miss` > 0 makes a near-miss on purpose: the expert aims at a point `miss` metres from the
+    goal, in a direction drawn anew each episode, and fails close to success; such failures are
+    the negatives a success classifier must see to learn where success ends.
     """
 
-    def __init__(self, arm: MujocoArm, skill: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, arm: MujocoArm, skill: float = 1.0, seed: int = 0,
+                 miss: float = 0.0) -> None:
         if not 0.0 <= skill <= 1.0:
             raise ValueError(f"expert skill must be in [0, 1], got {skill}")
+        if miss < 0.0:
+            raise ValueError(f"expert miss must be a distance >= 0 in metres, got {miss}")
         self.arm = arm
         self.skill = skill
+        self.miss = miss
         self.rng = np.random.default_rng(seed)
-        self.phase = "start"
+        self.reset()
 
     def reset(self) -> None:
         """Forget the previous episode (call after the arm's reset)."""
         self.phase = "start"
+        self.offset = np.zeros(3)
+        if self.miss > 0.0:
+            direction = self.rng.normal(size=3)
+            self.offset = self.miss * direction / np.linalg.norm(direction)
+
+    def aim(self, goal: np.ndarray) -> np.ndarray:
+        """Where the expert steers for `goal`: the goal itself, or the near-miss point."""
+        return np.asarray(goal) + self.offset[:len(goal)]
 
     def act(self) -> np.ndarray:
         """The next action in [-1, 1], planned from the current state, then degraded by skill."""

@@ -16,7 +16,7 @@ class ReachExpert(Expert):
     """Straight to the target."""
 
     def plan(self) -> np.ndarray:
-        target = self.arm.task_state()["target_pos"]
+        target = self.aim(self.arm.task_state()["target_pos"])
         return self.command(self.toward(target), 0.0, OPEN)
 
 
@@ -28,7 +28,7 @@ class PushExpert(Expert):
 
     def plan(self) -> np.ndarray:
         s, ee = self.arm.task_state(), self.arm.ee_pos()
-        obj, goal = s["object_pos"][:2], s["goal_pos"][:2]
+        obj, goal = s["object_pos"][:2], self.aim(s["goal_pos"][:2])
         line = goal - obj
         direction = line / max(np.linalg.norm(line), 1e-6)
         behind = obj - direction * 0.055
@@ -57,7 +57,7 @@ class PickCubeExpert(Expert):
 
     def plan(self) -> np.ndarray:
         s, ee = self.arm.task_state(), self.arm.ee_pos()
-        obj, goal = s["object_pos"], s["goal_pos"]
+        obj, goal = s["object_pos"], self.aim(s["goal_pos"])
         yaw_err = wrap_quarter(yaw_of(s["object_quat"]) - self.arm.ee_yaw())
         xy_err = np.linalg.norm(ee[:2] - obj[:2])
         if self.phase in ("close", "carry") and np.linalg.norm(ee - obj) > 0.04:
@@ -95,7 +95,7 @@ class PegInsertionExpert(Expert):
         task, s = self.arm.task, self.arm.task_state()
         tip = task.tip(self.arm.data)
         yaw_err = wrap_quarter(-yaw_of(s["object_quat"]))
-        xy = s["goal_pos"][:2] - tip[:2]
+        xy = self.aim(s["goal_pos"][:2]) - tip[:2]
         off = float(np.linalg.norm(xy))
         if tip[2] < HOLE_DEPTH + 0.002 and off > task.clearance + 0.0005:
             dz = self.clear - tip[2]  # caught on the rim: back out

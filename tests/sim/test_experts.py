@@ -31,6 +31,26 @@ def test_skill_outside_0_1_is_refused(make_arm):
         EXPERTS.get("push")(make_arm("push"), skill=1.5)
 
 
+@pytest.mark.parametrize("task", ["reach", "pick_cube"])
+def test_near_miss_expert_ends_close_to_the_goal_but_off_it(make_arm, task):
+    arm = make_arm(task, seed=3)
+    expert = EXPERTS.get(task)(arm, miss=0.06, seed=4)
+    goal_key = "target_pos" if task == "reach" else "goal_pos"
+    for _ in range(3):
+        arm.reset()
+        expert.reset()
+        for _ in range(arm.task.max_steps):  # (it may pass through the goal on its way)
+            arm.send_action(expert.act())
+        moved = arm.ee_pos() if task == "reach" else arm.task_state()["object_pos"]
+        assert not arm.outcome().success
+        assert np.linalg.norm(moved - arm.task_state()[goal_key]) < 2 * 0.06  # near, not lost
+
+
+def test_negative_miss_is_refused(make_arm):
+    with pytest.raises(ValueError, match="miss must be a distance"):
+        EXPERTS.get("reach")(make_arm("reach"), miss=-0.01)
+
+
 def geometric_success(arm: MujocoArm) -> bool:
     """The task's goal, checked from body and geom poses rather than the task's detector."""
     m, d = arm.model, arm.data
