@@ -58,7 +58,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 class LinkTimer:
-    """Round trips through an EdgeLink to the gateway, the way an edge control loop calls it."""
+    """Round trips through an EdgeLink to the gateway, the way the edge's control loop makes
+    them: on the link's event loop."""
 
     def __init__(self, port: int, tmp: Path) -> None:
         self.spool = Spool(tmp / f"edge-{port}.spool")
@@ -70,14 +71,17 @@ class LinkTimer:
             time.sleep(0.01)
         self.obs = observation(np.random.default_rng(0))
 
-    def time(self, rounds: int) -> list[float]:
+    async def _block(self, rounds: int) -> list[float]:
         samples = []
         for i in range(rounds):
             t0 = time.perf_counter()
-            if self.link.request_action("bench", self.obs, 2.0) is None:
+            if await self.link.act("bench", self.obs, 2.0) is None:
                 raise RuntimeError(f"round trip {i} missed a 2 s deadline: {self.link.stats}")
             samples.append(time.perf_counter() - t0)
         return samples
+
+    def time(self, rounds: int) -> list[float]:
+        return self.link.run(self._block(rounds))
 
     def close(self) -> None:
         self.link.close()

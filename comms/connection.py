@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from websockets.asyncio.connection import Connection
 
-from comms.messages import Message, decode_message
+from comms.messages import Heartbeat, Message, decode_message
 from robot_rl.core import CommsError
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ class LinkTimings:
     heartbeat: float = 0.5  # send a heartbeat this often
     dead_after: float = 2.5  # no frame for this long: the link is dead
     handshake: float = 5.0  # open + hello ... welcome
-    send: float = 5.0  # one frame onto the socket
+    send: float = 5.0  # one handshake frame or heartbeat onto the socket
     commit: float = 60.0  # one durable commit on the gateway
     inline_act: float = 0.005  # a CPU-light policy slower than this leaves the event loop
 
@@ -59,20 +60,49 @@ def clip_reason(reason: str) -> str:
 
 
 async def send(ws: Connection, frame: bytes | Message, timeout: float) -> None:
-    """Send one frame or raise CommsError when the socket does not take it within `timeout`."""
+    """Send one frame or raise CommsError when the socket does not take it within `timeout`.
+
+    For the handshake and heartbeats; the other frames of an established connection go out with
+    a plain `ws.send`, bounded by `heartbeat` instead of a timer per frame."""
     data = frame.encode() if isinstance(frame, Message) else frame
     try:
-        async with asyncio.timeout(timeout):  # no extra task, unlike wait_for: this is hot
+        async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
             await ws.send(data)
     except TimeoutError:
         raise CommsError(f"sending a frame took over {timeout}s: the peer is not reading") from None
 
 
-async def receive(ws: Connection, timeout: float) -> Message:
-    """The next message, decoded; TimeoutError when nothing arrives within `timeout`."""
-    async with asyncio.timeout(timeout):
+class Liveness:
+    """When a connection last heard from its peer, stamped by its reader for every frame."""
+
+    def __init__(self) -> None:
+        self.last_frame = time.monotonic()
+
+    async def receive(self, ws: Connection) -> Message:
+        """The next message, decoded (no timer: `heartbeat` notices a silent peer)."""
         frame = await ws.recv()
-    return decode_message(frame)
+        self.last_frame = time.monotonic()
+        return decode_message(frame)
+
+
+async def heartbeat(ws: Connection, liveness: Liveness, timings: LinkTimings, peer: str) -> None:
+    """Beat every `timings.heartbeat` seconds and raise CommsError once the peer has been silent
+    for `timings.dead_after` seconds, or a beat does not leave within `timings.send`.
+
+    This one task bounds every other await of the connection: the connection's tasks end with
+    it, which cancels a send stuck behind a peer that stopped reading and a read of a dead peer.
+    """
+    next_beat = 0.0
+    while True:
+        now = time.monotonic()
+        silent = now - liveness.last_frame
+        if silent >= timings.dead_after:
+            raise CommsError(f"no frame from the {peer} for {silent:.1f}s: link presumed dead")
+        if now >= next_beat:
+            await send(ws, Heartbeat(time.time()), timings.send)
+            next_beat = now + timings.heartbeat
+        await asyncio.sleep(min(next_beat, liveness.last_frame + timings.dead_after)
+                            - time.monotonic())
 
 
 class LoopThread:
@@ -83,13 +113,24 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run `coro` on the loop and wait at most `timeout` seconds for its result."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        """Run `coro` on the loop and wait for its result, at most `timeout` seconds (None: as
+        long as it takes). A wait that ends early (timeout, Ctrl-C) cancels `coro` and gives it
+        up to 5 s to finish its clean-up before the exception propagates."""
+        ended = threading.Event()
+
+        async def guarded() -> T:
+            try:
+                return await coro
+            finally:
+                ended.set()
+
+        future = asyncio.run_coroutine_threadsafe(guarded(), self.loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except BaseException:
             future.cancel()
+            ended.wait(5.0)
             raise
 
     def stop(self, timeout: float = 5.0) -> None:

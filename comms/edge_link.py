@@ -1,23 +1,23 @@
 """The edge end of the link: dials out, spools every transition, replays what is unacked.
 
-A synchronous facade over an asyncio loop in its own thread, so a control loop can call
-`publish` and `request_action` directly. The link reconnects with exponential backoff; while it
-is down, `on_hold` has been called and remote actions are refused (counted as missed deadlines).
+An asyncio loop in its own thread. A control loop runs on it (`run`) and awaits remote actions
+(`act`) with no thread hand-off; `publish` and `request_action` serve code on other threads.
+The link reconnects with exponential backoff; while it is down, `on_hold` has been called and
+remote actions are refused (counted as missed deadlines).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import logging
 import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -31,8 +31,9 @@ from comms.connection import (
     DEFAULT_TIMINGS,
     LinkLimits,
     LinkTimings,
+    Liveness,
     LoopThread,
-    receive,
+    heartbeat,
     send,
 )
 from comms.messages import (
@@ -58,6 +59,7 @@ from comms.spool import Spool
 from robot_rl.core import AuthError, CommsError, Observation, Transition
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class EdgeLink:
         self.fatal_error: CommsError | None = None
         self._connected = False
         self._ids = itertools.count()
-        self._waiting: dict[int, concurrent.futures.Future[ActionResponse]] = {}
+        self._waiting: dict[int, asyncio.Future[ActionResponse]] = {}
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             Ack: self._on_ack, ActionResponse: self._on_response, Heartbeat: self._on_heartbeat,
             Control: self._on_control, Error: self._on_error,
@@ -161,21 +163,32 @@ class EdgeLink:
             self._thread.loop.call_soon_threadsafe(self._wake.set)
         return first
 
-    def request_action(self, robot_id: str, obs: Observation, deadline_s: float
-                       ) -> ActionResponse | None:
-        """The served policy's action for `obs`, or None (counted) if it misses `deadline_s`."""
-        if not self._connected or self._thread is None:
+    def run(self, control_loop: Coroutine[Any, Any, T]) -> T:
+        """Run `control_loop` on the link's event loop until it ends, and return its result.
+
+        A control loop that runs here gets remote actions from `act` with no thread hand-off, and
+        the link's callbacks (`on_hold`, `on_control`) run only between its awaits. Interrupting
+        the calling thread (Ctrl-C) cancels the loop and lets it clean up before re-raising.
+        """
+        if self._thread is None:
+            raise CommsError("the edge link is not started: call start() first")
+        return self._thread.run(control_loop, timeout=None)
+
+    async def act(self, robot_id: str, obs: Observation, deadline_s: float
+                  ) -> ActionResponse | None:
+        """On the link's loop: the served policy's action for `obs`, or None (counted) when it
+        misses `deadline_s` or the link is down."""
+        if not self._connected or self._ws is None:
             self.stats["deadline_missed"] += 1
             return None
-        start = time.monotonic()
         rid = next(self._ids)
-        frame = ActionRequest(rid, robot_id, dict(obs), deadline_s).encode()
-        reply: concurrent.futures.Future[ActionResponse] = concurrent.futures.Future()
-        self._waiting[rid] = reply  # the loop thread completes it: one thread hop each way
+        reply: asyncio.Future[ActionResponse] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = reply
         try:
-            self._thread.loop.call_soon_threadsafe(self._send_request, frame, reply, deadline_s)
-            response = reply.result(max(0.0, deadline_s - (time.monotonic() - start)))
-        except (concurrent.futures.TimeoutError, CommsError):
+            async with asyncio.timeout(deadline_s):
+                await self._ws.send(ActionRequest(rid, robot_id, dict(obs), deadline_s).encode())
+                response = await reply
+        except (TimeoutError, ConnectionClosed):
             self.stats["deadline_missed"] += 1
             return None
         finally:
@@ -183,19 +196,13 @@ class EdgeLink:
         self.stats["actions_received"] += 1
         return response
 
-    def _send_request(self, frame: bytes, reply: concurrent.futures.Future[ActionResponse],
-                      deadline_s: float) -> None:
-        """On the loop: send a request; a failure to send fails its reply at once."""
-        if self._ws is None:
-            reply.set_exception(CommsError("not connected"))
-            return
-        task = asyncio.get_running_loop().create_task(send(self._ws, frame, deadline_s))
-
-        def failed(done: asyncio.Task[None]) -> None:
-            if not done.cancelled() and done.exception() is not None and not reply.done():
-                reply.set_exception(CommsError(f"sending the request failed: {done.exception()}"))
-
-        task.add_done_callback(failed)
+    def request_action(self, robot_id: str, obs: Observation, deadline_s: float
+                       ) -> ActionResponse | None:
+        """`act` for code on another thread (one thread hand-off each way)."""
+        if self._thread is None:
+            self.stats["deadline_missed"] += 1
+            return None
+        return self._thread.run(self.act(robot_id, obs, deadline_s), timeout=deadline_s + 1.0)
 
     # -- connection manager ------------------------------------------------------------------------
     _ws: ClientConnection | None = None
@@ -277,7 +284,10 @@ class EdgeLink:
         self._ws, self._connected = ws, True
         self.stats["connects"] += 1
         log.info("edge link %s: connected to %s", self.edge_id, self.url)
-        tasks = [asyncio.create_task(t) for t in (self._read(ws), self._send(ws), self._beat(ws))]
+        liveness = Liveness()
+        tasks = [asyncio.create_task(t) for t in (
+            self._read(ws, liveness), self._send(ws),
+            heartbeat(ws, liveness, self.timings, "gateway"))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -290,14 +300,10 @@ class EdgeLink:
                 raise exc
         raise CommsError("link task ended")
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: ClientConnection, liveness: Liveness) -> None:
         while True:
             try:
-                msg = await receive(ws, self.timings.dead_after)
-            except TimeoutError:
-                raise CommsError(
-                    f"no frame from the gateway for {self.timings.dead_after}s: link presumed dead"
-                ) from None
+                msg = await liveness.receive(ws)
             except CodecError as exc:
                 await ws.close(1002, "malformed frame")
                 raise CommsError(f"gateway sent a bad frame: {exc}") from None
@@ -305,11 +311,6 @@ class EdgeLink:
             if handler is None:
                 raise CommsError(f"gateway sent an unexpected {msg.kind} message")
             handler(msg)
-
-    async def _beat(self, ws: ClientConnection) -> None:
-        while True:
-            await send(ws, Heartbeat(time.time()), self.timings.send)
-            await asyncio.sleep(self.timings.heartbeat)
 
     async def _send(self, ws: ClientConnection) -> None:
         """Stream unacked spool entries in batches, at most `window_items` in flight per stream."""
@@ -333,7 +334,7 @@ class EdgeLink:
                         "episode_ends": [[e.seq - 1, e.previous_end] for e in entries
                                          if e.previous_end is not None]
                         + [[e.seq, e.episode_end] for e in entries if e.episode_end is not None]}
-                await send(ws, encode_envelope(TransitionBatch.kind, body), self.timings.send)
+                await ws.send(encode_envelope(TransitionBatch.kind, body))
                 sent[stream] = entries[-1].seq
                 self.stats["sent"] += len(entries)
                 progressed = True
@@ -363,12 +364,10 @@ class EdgeLink:
 
     def _on_response(self, response: ActionResponse) -> None:
         waiter = self._waiting.get(response.request_id)
-        try:
-            if waiter is None:
-                raise concurrent.futures.InvalidStateError
-            waiter.set_result(response)
-        except concurrent.futures.InvalidStateError:
+        if waiter is None or waiter.done():
             self.stats["late_responses"] += 1
+            return
+        waiter.set_result(response)
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1

@@ -32,9 +32,10 @@ from comms.connection import (
     DEFAULT_TIMINGS,
     LinkLimits,
     LinkTimings,
+    Liveness,
     LoopThread,
     clip_reason,
-    receive,
+    heartbeat,
     send,
 )
 from comms.messages import (
@@ -80,6 +81,7 @@ class _Edge:
     ws: ServerConnection
     batches: asyncio.Queue[TransitionBatch]
     requests: asyncio.Queue[tuple[float, ActionRequest]]
+    liveness: Liveness = field(default_factory=Liveness)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -218,7 +220,8 @@ class Gateway:
 
     async def _serve(self, edge: _Edge) -> None:
         edge.tasks = [asyncio.create_task(t) for t in (
-            self._read(edge), self._commit_loop(edge), self._infer_loop(edge), self._beat(edge))]
+            self._read(edge), self._commit_loop(edge), self._infer_loop(edge),
+            heartbeat(edge.ws, edge.liveness, self.timings, f"edge {edge.edge_id}"))]
         done, pending = await asyncio.wait(edge.tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -239,16 +242,11 @@ class Gateway:
 
     async def _read(self, edge: _Edge) -> None:
         while True:
-            msg = await receive(edge.ws, self.timings.dead_after)
+            msg = await edge.liveness.receive(edge.ws)
             handler = self._handlers.get(type(msg))
             if handler is None:
                 raise ProtocolError(f"an edge may not send {msg.kind} messages")
             await handler(edge, msg)
-
-    async def _beat(self, edge: _Edge) -> None:
-        while True:
-            await send(edge.ws, Heartbeat(time.time()), self.timings.send)
-            await asyncio.sleep(self.timings.heartbeat)
 
     # -- handlers ----------------------------------------------------------------------------------
     async def _on_batch(self, edge: _Edge, batch: TransitionBatch) -> None:
@@ -256,13 +254,16 @@ class Gateway:
 
     async def _on_request(self, edge: _Edge, request: ActionRequest) -> None:
         if self.inference is None:
-            refusal = Error("no_policy", "this gateway serves no policy")
-            await send(edge.ws, refusal, self.timings.send)
+            await edge.ws.send(Error("no_policy", "this gateway serves no policy").encode())
+            return
+        deadline = time.monotonic() + request.budget_s
+        if self.inline_inference and edge.requests.empty():
+            await self._answer(edge, deadline, request)  # a CPU-light policy: no queue hop
             return
         if edge.requests.full():
             self.stats["requests_dropped"] += 1  # stale work is worse than none: drop the oldest
             edge.requests.get_nowait()
-        edge.requests.put_nowait((time.monotonic() + request.budget_s, request))
+        edge.requests.put_nowait((deadline, request))
 
     async def _on_heartbeat(self, edge: _Edge, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1
@@ -284,7 +285,7 @@ class Gateway:
                 waiting.append(edge.batches.get_nowait())
             for batch in merge_contiguous(waiting):
                 last = await self._in_sink(lambda b=batch: self._commit_new(b))
-                await send(edge.ws, Ack(batch.stream_id, last), self.timings.send)
+                await edge.ws.send(Ack(batch.stream_id, last).encode())
 
     def _commit_new(self, batch: TransitionBatch) -> int:
         """Commit the part of `batch` the sink has not seen; return the stream's high-water mark."""
@@ -307,25 +308,27 @@ class Gateway:
 
     async def _infer_loop(self, edge: _Edge) -> None:
         while True:
-            deadline, request = await edge.requests.get()
-            budget = deadline - time.monotonic()
-            if budget <= 0 or self.inference is None:
-                self.stats["requests_expired"] += 1
-                continue
-            try:
-                action, version = await self._act(self.inference, request, budget)
-            except TimeoutError:
-                self.stats["requests_expired"] += 1
-                continue
-            except Exception as exc:  # a bad observation must not kill the connection
-                self.stats["inference_errors"] += 1
-                log.warning("gateway: inference for %s failed: %s", request.robot_id, exc)
-                await send(edge.ws, Error("inference", f"request {request.request_id}: {exc}"),
-                           self.timings.send)
-                continue
-            self.stats["actions_served"] += 1
-            response = ActionResponse(request.request_id, np.asarray(action), int(version))
-            await send(edge.ws, response, self.timings.send)
+            await self._answer(edge, *await edge.requests.get())
+
+    async def _answer(self, edge: _Edge, deadline: float, request: ActionRequest) -> None:
+        """Send the policy's action for `request`, or an error; drop it once `deadline` passed."""
+        budget = deadline - time.monotonic()
+        if budget <= 0 or self.inference is None:
+            self.stats["requests_expired"] += 1
+            return
+        try:
+            action, version = await self._act(self.inference, request, budget)
+        except TimeoutError:
+            self.stats["requests_expired"] += 1
+            return
+        except Exception as exc:  # a bad observation must not kill the connection
+            self.stats["inference_errors"] += 1
+            log.warning("gateway: inference for %s failed: %s", request.robot_id, exc)
+            await edge.ws.send(Error("inference", f"request {request.request_id}: {exc}").encode())
+            return
+        self.stats["actions_served"] += 1
+        await edge.ws.send(
+            ActionResponse(request.request_id, np.asarray(action), int(version)).encode())
 
     async def _act(self, inference: InferenceServer, request: ActionRequest, budget: float
                    ) -> tuple[np.ndarray, int]:

@@ -1,14 +1,16 @@
 """The edge loop: a hal robot behind SafeRobot, a local or remote policy, every step streamed.
 
-The link's callbacks (hold on a dead link, control from the gateway) run on the link's thread;
-a lock serialises them with the control loop, so the robot only ever sees one caller at a time.
+The control loop is a coroutine on the link's event loop, the loop that also receives the
+gateway's actions and control: a remote action reaches it with no thread hand-off, and the
+link's callbacks (hold on a dead link, control from the gateway) run only between two of its
+awaits, never during a robot call, so the robot only ever sees one caller at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -25,7 +27,7 @@ from comms.messages import Control, spec_digest
 from comms.spool import Spool
 from robot_rl.core import Observation, Registry, Source, Transition
 from robot_rl.core.durable import write_file_atomic
-from robot_rl.runtime.session import build_algorithm, build_robot, pace
+from robot_rl.runtime.session import build_algorithm, build_robot, time_left
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class ActionSource(ABC):
     version: int = 0
 
     @abstractmethod
-    def act(self, obs: Observation) -> np.ndarray | None: ...
+    async def act(self, obs: Observation) -> np.ndarray | None: ...
 
 
 ACTION_SOURCES: Registry[type[ActionSource]] = Registry("edge policy")
@@ -49,7 +51,7 @@ class LocalPolicy(ActionSource):
     def __init__(self, agent: EdgeAgent) -> None:
         self.policy = build_algorithm(agent.cfg, agent.arm).policy
 
-    def act(self, obs: Observation) -> np.ndarray | None:
+    async def act(self, obs: Observation) -> np.ndarray | None:
         self.version = self.policy.version
         return self.policy.act(obs)
 
@@ -61,8 +63,8 @@ class RemotePolicy(ActionSource):
     def __init__(self, agent: EdgeAgent) -> None:
         self.link, self.robot_id, self.deadline = agent.link, agent.stream, agent.options.deadline
 
-    def act(self, obs: Observation) -> np.ndarray | None:
-        response = self.link.request_action(self.robot_id, obs, self.deadline)
+    async def act(self, obs: Observation) -> np.ndarray | None:
+        response = await self.link.act(self.robot_id, obs, self.deadline)
         if response is None:
             return None
         self.version = response.policy_version
@@ -93,10 +95,9 @@ class EdgeAgent:
         self.arm, self.robot = build_robot(cfg)
         self.stream = str(cfg.robot.id)
         self.stats: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._running = threading.Event()
+        self._running = asyncio.Event()  # cleared while the gateway has paused this robot
         self._running.set()
-        self._reset_requested = threading.Event()
+        self._reset_requested = False
         self._counter_file = options.spool_dir / "episodes.json"
         self.spool = Spool(options.spool_dir / "transitions.spool")
         digest = spec_digest(self.arm.observation_spec, self.arm.action_spec)
@@ -112,24 +113,25 @@ class EdgeAgent:
             "release": lambda reason: self.robot.release(),
             "pause": self._pause,
             "resume": lambda reason: self._running.set(),
-            "reset": lambda reason: self._reset_requested.set(),
+            "reset": self._request_reset,
         }
 
-    # -- link callbacks (link thread) --------------------------------------------------------------
+    # -- link callbacks (on the loop, between two awaits of the control loop) ----------------------
     def _hold(self, why: str) -> None:
-        with self._lock:
-            log.warning("edge %s: holding the robot: %s", self.stream, why)
-            self.stats["held_link_down"] += 1
-            self.robot.hold()
+        log.warning("edge %s: holding the robot: %s", self.stream, why)
+        self.stats["held_link_down"] += 1
+        self.robot.hold()
 
     def _control(self, control: Control) -> None:
-        with self._lock:
-            log.warning("edge %s: control %s (%s)", self.stream, control.command, control.reason)
-            self._controls[control.command](control.reason)
+        log.warning("edge %s: control %s (%s)", self.stream, control.command, control.reason)
+        self._controls[control.command](control.reason)
 
     def _pause(self, reason: str) -> None:
         self._running.clear()
         self.robot.hold()
+
+    def _request_reset(self, reason: str) -> None:
+        self._reset_requested = True
 
     # -- episode counter --------------------------------------------------------------------------
     def _next_episode_id(self) -> int:
@@ -142,67 +144,70 @@ class EdgeAgent:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> Counter[str]:
-        self.robot.connect()
         self.link.start()
         try:
-            self._wait_connected(self.options.connect_wait)
-            done = 0
-            while self.options.episodes is None or done < self.options.episodes:
-                self._episode()
-                done += 1
+            self.link.run(self._drive())
             if not self.link.wait_acked(self.options.drain):
                 log.warning("edge %s: %d transitions still unacked; they stay in the spool for "
                             "the next start", self.stream, self.spool.pending_count())
         finally:
             self.link.close()
             self.spool.close()
-            self.robot.disconnect()
         return self.stats
 
-    def _wait_connected(self, timeout: float) -> None:
+    async def _drive(self) -> None:
+        """The robot's whole life on the link's loop: connect, run the episodes, disconnect."""
+        self.robot.connect()
+        try:
+            await self._wait_connected(self.options.connect_wait)
+            done = 0
+            while self.options.episodes is None or done < self.options.episodes:
+                await self._episode()
+                done += 1
+        finally:
+            self.robot.disconnect()
+
+    def _check_link(self) -> None:
+        if self.link.fatal_error is not None:
+            raise self.link.fatal_error
+
+    async def _wait_connected(self, timeout: float) -> None:
         """Give the link a moment to come up before the first step, so a remote policy can act."""
         deadline = time.monotonic() + timeout
         while not self.link.connected and time.monotonic() < deadline:
-            if self.link.fatal_error is not None:
-                raise self.link.fatal_error
-            time.sleep(0.02)
+            self._check_link()
+            await asyncio.sleep(0.02)
 
-    def _wait_released(self) -> None:
-        """An engaged e-stop blocks the next reset until the operator releases it."""
+    async def _wait_released(self) -> None:
+        """An engaged e-stop or a pause blocks the next reset until the operator lifts it."""
         while self.robot.estopped or not self._running.is_set():
-            if self.link.fatal_error is not None:
-                raise self.link.fatal_error
-            time.sleep(0.05)
+            self._check_link()
+            await asyncio.sleep(0.05)
 
-    def _step_pause(self, started: float) -> None:
-        pace(started, 1.0 / float(self.cfg.robot.control_hz) if self.options.pace else 0.0)
-
-    def _episode(self) -> None:
+    async def _episode(self) -> None:
         cfg, episode_id = self.cfg, self._next_episode_id()
         left_open = self.spool.episode_open(self.stream)  # a crash interrupted the last episode
-        self._wait_released()
-        with self._lock:
-            obs = self.robot.reset()
-        self._reset_requested.clear()
+        period = 1.0 / float(cfg.robot.control_hz) if self.options.pace else 0.0
+        await self._wait_released()
+        obs = self.robot.reset()
+        self._reset_requested = False
         for step in range(int(cfg.task.max_steps)):
             started = time.monotonic()
-            if self.link.fatal_error is not None:
-                raise self.link.fatal_error
-            while not self._running.is_set():
-                self._running.wait(0.1)
-            action = self.source.act(obs)
-            with self._lock:
-                if action is None:  # no action in time: the safety layer's hold is the step
-                    self.stats["held_deadline"] += 1
-                    applied, source = self.robot.hold(), Source.SCRIPTED
-                else:
-                    applied, source = self.robot.send_action(action), Source.POLICY
-                next_obs = self.robot.get_observation()
-                healthy = self.robot.health().ok
+            self._check_link()
+            await self._running.wait()
+            action = await self.source.act(obs)
+            # no await from here to the publish: the link's callbacks cannot interleave
+            if action is None:  # no action in time: the safety layer's hold is the step
+                self.stats["held_deadline"] += 1
+                applied, source = self.robot.hold(), Source.SCRIPTED
+            else:
+                applied, source = self.robot.send_action(action), Source.POLICY
+            next_obs = self.robot.get_observation()
+            healthy = self.robot.health().ok
             outcome = self.arm.outcome()
             terminated = outcome.success
             truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy
-                                            or self._reset_requested.is_set())
+                                            or self._reset_requested)
             transition = Transition(
                 obs=obs, action=applied, reward=outcome.reward(cfg.task.reward),
                 next_obs=next_obs, terminated=terminated, truncated=truncated,
@@ -211,11 +216,13 @@ class EdgeAgent:
                 mono_time=time.monotonic(),
             )
             ends = {0: terminated} if terminated or truncated else None
-            self.link.publish(self.stream, [transition], ends, False if left_open else None)
+            # durable on return; the disk write runs off the loop so heartbeats keep flowing
+            await asyncio.to_thread(self.link.publish, self.stream, [transition], ends,
+                                    False if left_open else None)
             left_open = False
             self.stats["steps"] += 1
             obs = next_obs
             if terminated or truncated:
                 break
-            self._step_pause(started)
+            await asyncio.sleep(time_left(started, period))
         self.stats["episodes"] += 1

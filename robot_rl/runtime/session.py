@@ -55,10 +55,15 @@ class Counters:
     policy_version: int = 0
 
 
+def time_left(started: float, period: float) -> float:
+    """Seconds a control loop must still wait to keep one step per `period` from `started`."""
+    return max(0.0, started + period - time.monotonic())
+
+
 def pace(started: float, period: float) -> None:
     """Keep a control loop at one step per `period` seconds from `started` (0: run flat out)."""
     if period > 0:
-        time.sleep(max(0.0, started + period - time.monotonic()))
+        time.sleep(time_left(started, period))
 
 
 def default_run_dir(cfg: DictConfig) -> Path:

@@ -19,7 +19,14 @@ from comms.edge_link import EdgeLink
 from comms.gateway import GatewayThread
 from comms.messages import PROTOCOL_VERSION, Authenticate, Hello, decode_message
 from comms.netem import NetemProfile, NetemProxy
-from tests.integration.comms_helpers import FAST, TOKEN, assert_exactly_once, numbered, open_buffer
+from tests.integration.comms_helpers import (
+    DIGEST,
+    FAST,
+    TOKEN,
+    assert_exactly_once,
+    numbered,
+    open_buffer,
+)
 
 
 def produce(link: EdgeLink, count: int, rate_hz: float, stop: threading.Event) -> None:
@@ -135,3 +142,33 @@ def test_hostile_clients_are_refused_with_reasons_while_an_edge_is_served(
     gw.stop()
     assert_exactly_once(tmp_path / "buffer", 200)
     assert TOKEN not in (tmp_path / "edge.spool").read_bytes()
+
+
+async def authenticated_then_silent(port: int) -> tuple[int, str, float]:
+    """An edge that authenticates, then reads but never sends: (close code, reason, seconds
+    from its last frame to the gateway's close)."""
+    async with connect(f"ws://127.0.0.1:{port}", compression=None, proxy=None) as ws:
+        nonce = b"s" * 32
+        frame = Hello(PROTOCOL_VERSION, "mute", DIGEST, nonce, ["r1"]).encode()
+        await ws.send(frame)
+        challenge = decode_message(await ws.recv())
+        await ws.send(Authenticate(auth.edge_proof(
+            TOKEN, challenge.server_nonce, nonce, frame)).encode())  # type: ignore[attr-defined]
+        assert decode_message(await ws.recv()).kind == "welcome"
+        last_sent = time.monotonic()
+        try:
+            while True:  # the gateway's heartbeats arrive; we answer none of them
+                await asyncio.wait_for(ws.recv(), 10)
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None
+            return exc.rcvd.code, exc.rcvd.reason, time.monotonic() - last_sent
+    raise AssertionError("unreachable")
+
+
+def test_a_silent_edge_is_dropped_once_dead_after_has_passed(
+        start_gateway: Callable[..., GatewayThread]) -> None:
+    gw = start_gateway()
+    code, reason, after = asyncio.run(authenticated_then_silent(gw.port))
+    assert code == 1011 and "no frame from the edge mute" in reason and "presumed dead" in reason
+    assert FAST.dead_after <= after < FAST.dead_after + 1.0
+    assert gw.gateway.stats["connections"] == 1
