@@ -40,13 +40,22 @@ def _wire_dtype(dtype: np.dtype) -> np.dtype:
     return wire
 
 
+# the 3-byte wire code of each allowed dtype and back, computed once: the codec is on the hot path
+_CODES = {np.dtype(s): s[1:].encode("ascii").ljust(3) for s in ALLOWED_DTYPES}
+_DTYPES = {code: dtype for dtype, code in _CODES.items()}
+_SHAPES = [struct.Struct(f"<{n}Q") for n in range(MAX_NDIM + 1)]
+
+
 def _pack_array(arr: np.ndarray) -> msgpack.ExtType:
-    wire = _wire_dtype(arr.dtype)
+    code = _CODES.get(arr.dtype)
+    if code is None:  # big-endian twin of an allowed dtype, or refused
+        wire = _wire_dtype(arr.dtype)
+        arr, code = arr.astype(wire), _CODES[wire]
     if arr.ndim > MAX_NDIM:
         raise CodecError(f"array has {arr.ndim} dimensions; at most {MAX_NDIM} may be sent")
-    arr = arr.astype(wire, order="C", copy=False)  # keeps 0-d arrays 0-d
-    code = wire.str.encode("ascii")
-    header = _HEADER.pack(code[1:].ljust(3), arr.ndim) + struct.pack(f"<{arr.ndim}Q", *arr.shape)
+    if not arr.flags.c_contiguous:  # (a 0-d array always is)
+        arr = np.ascontiguousarray(arr)
+    header = _HEADER.pack(code, arr.ndim) + _SHAPES[arr.ndim].pack(*arr.shape)
     return msgpack.ExtType(NDARRAY_EXT, header + arr.data)  # one copy of the array's bytes
 
 
@@ -57,15 +66,13 @@ def _unpack_array(data: bytes) -> np.ndarray:
     code, ndim = _HEADER.unpack_from(view)
     if ndim > MAX_NDIM:
         raise CodecError(f"array frame claims {ndim} dimensions; at most {MAX_NDIM}")
-    name = code.rstrip(b" ").decode("ascii", "replace")
-    dtype_str = ("|" if name in ("b1", "i1", "u1") else "<") + name
-    if dtype_str not in ALLOWED_DTYPES:
-        raise CodecError(f"array frame has dtype {dtype_str!r}, which is not allowed")
+    dtype = _DTYPES.get(code)
+    if dtype is None:
+        raise CodecError(f"array frame has dtype code {code!r}, which is not allowed")
     offset = _HEADER.size + 8 * ndim
     if len(view) < offset:
         raise CodecError("array frame is shorter than its shape")
-    shape = struct.unpack_from(f"<{ndim}Q", view, _HEADER.size)
-    dtype = np.dtype(dtype_str)
+    shape = _SHAPES[ndim].unpack_from(view, _HEADER.size)
     count = math.prod(shape)  # exact for any shape (np.prod is slower and may overflow)
     if len(view) - offset != count * dtype.itemsize:
         raise CodecError(

@@ -45,10 +45,18 @@ def message(name: str) -> Callable[[type[M]], type[M]]:
     return wrap
 
 
+_ENVELOPE_KEYS = frozenset({"v", "type", "body"})
+
+
 @functools.cache
 def field_names(cls: type) -> tuple[str, ...]:
     """The field names of a message class in order, looked up once (dataclasses.fields is slow)."""
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _field_set(cls: type) -> frozenset[str]:
+    return frozenset(field_names(cls))
 
 
 class Message:
@@ -77,7 +85,7 @@ def decode_message(frame: bytes | str) -> Message:
     if isinstance(frame, str):
         raise ProtocolError("text frames are not part of the protocol; send binary msgpack frames")
     envelope = decode(frame)
-    if not isinstance(envelope, dict) or set(envelope) != {"v", "type", "body"}:
+    if not isinstance(envelope, dict) or envelope.keys() != _ENVELOPE_KEYS:
         raise ProtocolError("a frame must be a map with exactly the keys v, type and body")
     if envelope["v"] != PROTOCOL_VERSION:
         raise ProtocolError(
@@ -91,11 +99,11 @@ def decode_message(frame: bytes | str) -> Message:
         raise ProtocolError(str(exc)) from None
     if not isinstance(body, dict):
         raise ProtocolError(f"the body of a {kind} message must be a map")
-    names = set(field_names(cls))
-    if set(body) != names:
+    names = _field_set(cls)
+    if body.keys() != names:
         raise ProtocolError(
-            f"{kind} message: missing fields {sorted(names - set(body))}, "
-            f"unexpected fields {sorted(set(body) - names)}"
+            f"{kind} message: missing fields {sorted(names - body.keys())}, "
+            f"unexpected fields {sorted(body.keys() - names)}"
         )
     try:
         return cls.from_body(body)
