@@ -30,13 +30,14 @@ from robot_rl.runtime.session import build_robot, build_teleop, default_run_dir,
 from sim import MujocoArm
 from sim.experts import EXPERTS, Expert
 
-OWN_KEYS = {"episodes": int, "skill": float, "into": str}  # this command's own key=value args
+# this command's own key=value args
+OWN_KEYS = {"episodes": int, "skill": float, "miss": float, "into": str}
 TARGETS = ("buffer", "demos")  # into=buffer: the run's buffer; into=demos: RLPD's demo side
 
 
 def split_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Separate `episodes=N skill=S into=buffer|demos` from the Hydra overrides, clearly."""
-    own: dict[str, Any] = {"episodes": 20, "skill": 1.0, "into": "buffer"}
+    """Separate `episodes=N skill=S miss=M into=buffer|demos` from the Hydra overrides."""
+    own: dict[str, Any] = {"episodes": 20, "skill": 1.0, "miss": 0.0, "into": "buffer"}
     rest = []
     for item in overrides:
         key, _, value = item.partition("=")
@@ -51,6 +52,8 @@ def split_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
         raise ConfigError(f"episodes must be at least 1, got {own['episodes']}")
     if not 0.0 <= own["skill"] <= 1.0:
         raise ConfigError(f"skill must be in [0, 1], got {own['skill']}")
+    if own["miss"] < 0.0:
+        raise ConfigError(f"miss must be a distance >= 0 in metres, got {own['miss']}")
     if own["into"] not in TARGETS:
         raise ConfigError(f"into must be one of {', '.join(TARGETS)}, got {own['into']!r}")
     return own, rest
@@ -64,7 +67,8 @@ class RecordDemos(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("overrides", nargs="*",
-                            help="episodes=N, skill=S in [0, 1], and Hydra overrides key=value")
+                            help="episodes=N, skill=S in [0, 1], miss=M metres (near misses on "
+                                 "purpose: negatives for train-reward), and Hydra overrides")
 
     def run(self, args: argparse.Namespace) -> int:
         own, overrides = split_overrides(args.overrides)
@@ -74,7 +78,7 @@ class RecordDemos(Command):
             raise ConfigError(f"{run.root} holds task {run.load_config().task.name!r}; "
                               f"record {cfg.task.name!r} demos into another run.dir")
         arm, robot = build_robot(cfg)
-        record, who, teleop = self._demonstrator(cfg, arm, robot, own["skill"])
+        record, who, teleop = self._demonstrator(cfg, arm, robot, own["skill"], own["miss"])
         path = run.demos if own["into"] == "demos" else run.buffer
         wins = recorded = 0
         try:
@@ -101,10 +105,10 @@ class RecordDemos(Command):
         return 0
 
     @staticmethod
-    def _demonstrator(cfg: DictConfig, arm: MujocoArm, robot: SafeRobot, skill: float
-                      ) -> tuple[Callable[[int], Episode], str, Teleop | None]:
+    def _demonstrator(cfg: DictConfig, arm: MujocoArm, robot: SafeRobot, skill: float,
+                      miss: float) -> tuple[Callable[[int], Episode], str, Teleop | None]:
         """Who drives: the person at `teleop=` (paced at the control rate), else the task's
-        scripted expert at `skill`."""
+        scripted expert at `skill`, missing the goal by `miss` metres."""
         teleop = build_teleop(cfg, arm)
         if teleop is not None:
             print(f"recording from teleop={cfg.teleop.name}: take control to start a demo; it "
@@ -113,10 +117,11 @@ class RecordDemos(Command):
             return (lambda eid: record_driven(arm, robot, teleop.read, eid, cfg, period),
                     f"teleop={cfg.teleop.name}", teleop)
         try:
-            expert = EXPERTS.get(cfg.task.name)(arm, skill=skill, seed=cfg.seed)
+            expert = EXPERTS.get(cfg.task.name)(arm, skill=skill, seed=cfg.seed, miss=miss)
         except RegistryError as exc:
             raise ConfigError(f"{exc}: record this task's demos with teleop=keyboard") from None
-        return (lambda eid: record_episode(arm, robot, expert, eid, cfg), f"skill {skill}", None)
+        who = f"skill {skill}" + (f", missing by {miss} m" if miss else "")
+        return (lambda eid: record_episode(arm, robot, expert, eid, cfg), who, None)
 
 
 def record_episode(

@@ -41,12 +41,20 @@ def test_record_demos_fills_a_buffer_that_info_reports(cli, tmp_path):
     assert json.loads(cli("info", str(run), "--json")[1])["episodes"] == 5
 
 
+def test_record_demos_near_misses_are_recorded_as_failures(cli, tmp_path):
+    run = tmp_path / "misses"
+    code, out, err = cli("record-demos", "task=reach", "episodes=2", "miss=0.08", f"run.dir={run}")
+    assert code == 0, err
+    assert "recorded 2 reach demos (skill 1.0, missing by 0.08 m): 0 successful" in out
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["task=push", "episodes=0"], "episodes must be at least 1"),
         (["task=push", "episodes=many"], "episodes must be a number"),
         (["task=push", "skill=2"], "skill must be in [0, 1]"),
+        (["task=push", "miss=-0.1"], "miss must be a distance >= 0"),
         (["task=push", "into=elsewhere"], "into must be one of buffer, demos"),
         (["task=push", "robot.arm=ur5"], "unknown arm 'ur5'"),
         (["task=push", "robot.cameras=[top_cam]"], "unknown cameras"),
