@@ -12,6 +12,7 @@ intervention, per window of env steps.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
@@ -394,13 +395,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
                        ("reward_sources", ("rule", "classifier"))):
         found += [results[part][k] for k in keys] if part in results else []
     found += [results[k] for k in ("pick_cube_pixels_rlpd_frozen",) if k in results]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 5.5))
     for c in found:
         mean, std = np.array(c["mean"]), np.array(c["std"])
         ax.plot(c["steps"], mean, label=c["name"])
         ax.fill_between(c["steps"], mean - std, mean + std, alpha=0.2)
     ax.set(xlabel="env steps", ylabel="training-episode success", ylim=(0, 1.02))
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"plot -> {path}")
@@ -425,9 +426,19 @@ def main() -> int:
     parser.add_argument("--randomize-scene", action="store_true",
                         help="pick_cube_pixels: randomize colours, lights and camera poses per "
                              "episode (the encoder must have been pretrained the same way)")
+    parser.add_argument("--replot", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="draw --plot from the JSON of earlier runs instead of running")
     parser.add_argument("--workers", type=int, default=1,
                         help="sessions of a part run in parallel, one process each")
     args = parser.parse_args()
+    if args.replot is not None:
+        if args.plot is None:
+            parser.error("--replot needs --plot PATH")
+        merged: dict[str, Any] = {}
+        for path in args.replot:
+            merged.update(json.loads(path.read_text())["results"])
+        plot(merged, args.plot)
+        return 0
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"seeds": args.seeds, "quick": args.quick}
     targets: list[dict[str, Any]] = []

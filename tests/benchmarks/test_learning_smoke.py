@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +24,17 @@ def test_quick_learning_benchmark_runs_sessions_and_writes_its_json(tmp_path) ->
     assert pick["rlpd"]["steps"] == [500, 1000]
     assert all(v > 0 for v in payload["results"]["updates_per_s"].values())
     assert {t["name"].split(" ")[0] for t in payload["targets"]} == {"pick-cube"}
+
+
+def test_replot_draws_the_curves_of_earlier_runs_from_their_json(tmp_path) -> None:
+    results = Path(__file__).parents[2] / "benchmarks" / "results"
+    plot = tmp_path / "curves.png"
+    command = [sys.executable, "-m", "benchmarks.learning", "--replot",
+               f"{results}/learning_pick_cube.json", f"{results}/learning_classifier.json"]
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    done = subprocess.run([*command, "--plot", str(plot)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2 and "--replot needs --plot PATH" in refused.stderr
