@@ -73,21 +73,28 @@ async def send(ws: Connection, frame: bytes | Message, timeout: float) -> None:
 
 
 class Liveness:
-    """When a connection last heard from its peer, stamped by its reader for every frame."""
+    """How long a connection's reader has been waiting for its peer's next frame.
+
+    Only time spent waiting counts: a reader held up by its own backpressure (a slow commit)
+    is not a silent peer."""
 
     def __init__(self) -> None:
-        self.last_frame = time.monotonic()
+        self._waiting_since: float | None = time.monotonic()
+
+    def silent_for(self, now: float) -> float:
+        return 0.0 if self._waiting_since is None else now - self._waiting_since
 
     async def receive(self, ws: Connection) -> Message:
         """The next message, decoded (no timer: `heartbeat` notices a silent peer)."""
+        self._waiting_since = time.monotonic()
         frame = await ws.recv()
-        self.last_frame = time.monotonic()
+        self._waiting_since = None
         return decode_message(frame)
 
 
 async def heartbeat(ws: Connection, liveness: Liveness, timings: LinkTimings, peer: str) -> None:
-    """Beat every `timings.heartbeat` seconds and raise CommsError once the peer has been silent
-    for `timings.dead_after` seconds, or a beat does not leave within `timings.send`.
+    """Beat every `timings.heartbeat` seconds and raise CommsError once the reader has waited
+    `timings.dead_after` seconds for a frame, or a beat does not leave within `timings.send`.
 
     This one task bounds every other await of the connection: the connection's tasks end with
     it, which cancels a send stuck behind a peer that stopped reading and a read of a dead peer.
@@ -95,14 +102,13 @@ async def heartbeat(ws: Connection, liveness: Liveness, timings: LinkTimings, pe
     next_beat = 0.0
     while True:
         now = time.monotonic()
-        silent = now - liveness.last_frame
+        silent = liveness.silent_for(now)
         if silent >= timings.dead_after:
             raise CommsError(f"no frame from the {peer} for {silent:.1f}s: link presumed dead")
         if now >= next_beat:
             await send(ws, Heartbeat(time.time()), timings.send)
             next_beat = now + timings.heartbeat
-        await asyncio.sleep(min(next_beat, liveness.last_frame + timings.dead_after)
-                            - time.monotonic())
+        await asyncio.sleep(min(next_beat, now - silent + timings.dead_after) - time.monotonic())
 
 
 class LoopThread:

@@ -16,12 +16,15 @@ from websockets.exceptions import ConnectionClosed
 from comms import auth
 from comms.codec import encode
 from comms.edge_link import EdgeLink
-from comms.gateway import GatewayThread
+from comms.gateway import Gateway, GatewayThread
 from comms.messages import PROTOCOL_VERSION, Authenticate, Hello, decode_message
 from comms.netem import NetemProfile, NetemProxy
+from robot_rl.runtime.buffer_sink import BufferSink
 from tests.integration.comms_helpers import (
+    ACTION_SPEC,
     DIGEST,
     FAST,
+    OBS_SPEC,
     TOKEN,
     assert_exactly_once,
     numbered,
@@ -172,3 +175,35 @@ def test_a_silent_edge_is_dropped_once_dead_after_has_passed(
     assert code == 1011 and "no frame from the edge mute" in reason and "presumed dead" in reason
     assert FAST.dead_after <= after < FAST.dead_after + 1.0
     assert gw.gateway.stats["connections"] == 1
+
+
+class SlowFirstCommit:
+    """A buffer sink whose first commit stalls for twice `dead_after` (a slow disk)."""
+
+    def __init__(self, sink: BufferSink) -> None:
+        self.sink, self.stalled = sink, False
+
+    def last_seq(self, stream: str) -> int:
+        return self.sink.last_seq(stream)
+
+    def commit(self, *args: object) -> None:
+        if not self.stalled:
+            self.stalled = True
+            time.sleep(2 * FAST.dead_after)
+        self.sink.commit(*args)  # type: ignore[arg-type]
+
+
+def test_a_gateway_held_up_by_a_slow_commit_does_not_take_its_edge_for_dead(
+        tmp_path: Path, make_link: Callable[..., EdgeLink]) -> None:
+    sink = SlowFirstCommit(BufferSink(tmp_path / "buffer", OBS_SPEC, ACTION_SPEC))
+    gw = GatewayThread(Gateway(sink, TOKEN, DIGEST, timings=FAST))  # type: ignore[arg-type]
+    try:
+        link = make_link(f"ws://127.0.0.1:{gw.port}")
+        for i in range(300):  # one at a time: many small batches back up behind the commit
+            link.publish("r1", [numbered(i)])
+        assert link.wait_acked(30.0), link.stats
+        assert sink.stalled
+        assert link.stats["disconnects"] == 0  # its reader waited on us, not on the edge
+    finally:
+        gw.stop()
+    assert_exactly_once(tmp_path / "buffer", 300)
