@@ -293,7 +293,8 @@ def part_pick_cube_pixels(args: argparse.Namespace) -> Results:
 
 
 CLASSIFIER_CAMERAS = ("side_cam", "wrist_cam")  # the wrist sees whether the cube sits in the goal
-EXPERT_MODES = ("skill 1", "skill 0.7", "skill 0", "near miss")
+EXPERT_MODES = {"skill 1": 1.0, "skill 0.7": 0.7, "skill 0": 0.0, "near miss": 1.0}  # -> skill
+NEAR_MISS = list(EXPERT_MODES).index("near miss")
 
 
 def pick_cube_frames(episodes: int, size: int
@@ -309,8 +310,8 @@ def pick_cube_frames(episodes: int, size: int
     try:
         for e in range(episodes):
             mode = e % len(EXPERT_MODES)
-            skill = [1.0, 0.7, 0.0, 1.0][mode]
-            miss = 0.04 + 0.04 * (e % 7) / 6 if EXPERT_MODES[mode] == "near miss" else 0.0
+            skill = list(EXPERT_MODES.values())[mode]
+            miss = 0.04 + 0.04 * (e % 7) / 6 if mode == NEAR_MISS else 0.0
             expert = EXPERTS.get("pick_cube")(arm, skill=skill, seed=e, miss=miss)
             robot.reset()
             expert.reset()
@@ -331,7 +332,7 @@ def part_classifier(args: argparse.Namespace) -> Results:
     episodes, size, steps = (20, 48, 50) if args.quick else (80, 64, 1500)
     frames, labels, ids = pick_cube_frames(episodes, size)
     test = ids % 5 == 4  # every fifth episode is held out (every expert mode among them)
-    near_miss = test & (ids % len(EXPERT_MODES) == EXPERT_MODES.index("near miss"))
+    near_miss = test & (ids % len(EXPERT_MODES) == NEAR_MISS)
     start = time.perf_counter()
     model, _ = train_success_classifier({c: f[~test] for c, f in frames.items()}, labels[~test],
                                         EncoderConfig(cameras=CLASSIFIER_CAMERAS),
