@@ -55,6 +55,7 @@ from comms.messages import (
     encode_envelope,
     transition_to_body,
 )
+from comms.pending import PendingRequests
 from comms.spool import Spool
 from robot_rl.core import AuthError, CommsError, Observation, Transition
 
@@ -96,7 +97,7 @@ class EdgeLink:
         self.fatal_error: CommsError | None = None
         self._connected = False
         self._ids = itertools.count()
-        self._waiting: dict[int, asyncio.Future[ActionResponse]] = {}
+        self._requests: PendingRequests[ActionResponse] = PendingRequests()
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             Ack: self._on_ack, ActionResponse: self._on_response, Heartbeat: self._on_heartbeat,
             Control: self._on_control, Error: self._on_error,
@@ -178,21 +179,26 @@ class EdgeLink:
                   ) -> ActionResponse | None:
         """On the link's loop: the served policy's action for `obs`, or None (counted) when it
         misses `deadline_s` or the link is down."""
-        if not self._connected or self._ws is None:
+        ws = self._ws
+        if not self._connected or ws is None:
             self.stats["deadline_missed"] += 1
             return None
         rid = next(self._ids)
-        reply: asyncio.Future[ActionResponse] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = reply
+        pending = self._requests.add(rid, deadline_s)
         try:
-            async with asyncio.timeout(deadline_s):
-                await self._ws.send(ActionRequest(rid, robot_id, dict(obs), deadline_s).encode())
-                response = await reply
-        except (TimeoutError, ConnectionClosed):
+            await ws.send(ActionRequest(rid, robot_id, dict(obs), deadline_s).encode())
+            response = await pending.reply
+        except asyncio.CancelledError:
+            if not pending.deadline_cancelled():
+                raise
+            response = None
+        except ConnectionClosed:
+            response = None
+        finally:
+            self._requests.remove(rid)
+        if response is None:
             self.stats["deadline_missed"] += 1
             return None
-        finally:
-            self._waiting.pop(rid, None)
         self.stats["actions_received"] += 1
         return response
 
@@ -239,6 +245,7 @@ class EdgeLink:
 
     def _lost(self, why: str) -> None:
         was_connected, self._connected, self._ws = self._connected, False, None
+        self._requests.abandon()  # no answer will come: waiters need not wait for deadlines
         if was_connected and self.on_hold is not None:
             self._callback(self.on_hold, why)
 
@@ -363,11 +370,8 @@ class EdgeLink:
             self._wake.set()
 
     def _on_response(self, response: ActionResponse) -> None:
-        waiter = self._waiting.get(response.request_id)
-        if waiter is None or waiter.done():
+        if not self._requests.resolve(response.request_id, response):
             self.stats["late_responses"] += 1
-            return
-        waiter.set_result(response)
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1

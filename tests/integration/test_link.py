@@ -81,6 +81,26 @@ def test_a_dead_gateway_is_detected_and_the_robot_held(
     assert link.request_action("r1", OBS_SPEC.zeros(), 0.05) is None
 
 
+def test_a_request_pending_when_the_link_dies_returns_at_once_not_at_its_deadline(
+        start_gateway: Callable[..., GatewayThread], make_link: Callable[..., EdgeLink]) -> None:
+    gw = start_gateway(inference=EchoPolicy(delay=3.0))
+    link = make_link(f"ws://127.0.0.1:{gw.port}")
+    deadline = time.monotonic() + 5
+    while not link.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    answers: list[object] = []
+    asker = threading.Thread(target=lambda: answers.append(
+        link.request_action("r1", OBS_SPEC.zeros(), 30.0)))
+    asker.start()
+    time.sleep(0.3)  # the request is with the (slow) policy
+    t0 = time.monotonic()
+    gw.stop()
+    asker.join(15.0)
+    assert answers == [None]
+    assert time.monotonic() - t0 < 10.0  # the link going down ended the wait, not the 30 s
+    assert link.stats["deadline_missed"] == 1
+
+
 def test_a_wrong_token_is_refused_with_a_reason_and_touches_nothing(
         tmp_path: Path, start_gateway: Callable[..., GatewayThread],
         make_link: Callable[..., EdgeLink], caplog: pytest.LogCaptureFixture) -> None:
