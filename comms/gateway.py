@@ -256,14 +256,13 @@ class Gateway:
         if self.inference is None:
             await edge.ws.send(Error("no_policy", "this gateway serves no policy").encode())
             return
-        deadline = time.monotonic() + request.budget_s
         if self.inline_inference and edge.requests.empty():
-            await self._answer(edge, deadline, request)  # a CPU-light policy: no queue hop
+            await self._answer_inline(edge, request)  # a CPU-light policy: no queue hop
             return
         if edge.requests.full():
             self.stats["requests_dropped"] += 1  # stale work is worse than none: drop the oldest
             edge.requests.get_nowait()
-        edge.requests.put_nowait((deadline, request))
+        edge.requests.put_nowait((time.monotonic() + request.budget_s, request))
 
     async def _on_heartbeat(self, edge: _Edge, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1
@@ -311,48 +310,55 @@ class Gateway:
             await self._answer(edge, *await edge.requests.get())
 
     async def _answer(self, edge: _Edge, deadline: float, request: ActionRequest) -> None:
-        """Send the policy's action for `request`, or an error; drop it once `deadline` passed."""
+        """Answer a queued request from the policy thread; drop it once `deadline` passed."""
         budget = deadline - time.monotonic()
         if budget <= 0 or self.inference is None:
             self.stats["requests_expired"] += 1
             return
         try:
-            action, version = await self._act(self.inference, request, budget)
+            action, version = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                self._policy_thread, self.inference.act, request.robot_id, request.obs), budget)
         except TimeoutError:
             self.stats["requests_expired"] += 1
             return
         except Exception as exc:  # a bad observation must not kill the connection
-            self.stats["inference_errors"] += 1
-            log.warning("gateway: inference for %s failed: %s", request.robot_id, exc)
-            await edge.ws.send(Error("inference", f"request {request.request_id}: {exc}").encode())
+            await self._inference_failed(edge, request, exc)
             return
+        await self._reply(edge, request, action, version)
+
+    async def _answer_inline(self, edge: _Edge, request: ActionRequest) -> None:
+        """Answer with a CPU-light policy called on the loop, and move it to the policy thread
+        for good once a call overruns `inline_act`."""
+        assert self.inference is not None
+        start = time.monotonic()
+        try:
+            action, version = self.inference.act(request.robot_id, request.obs)
+        except Exception as exc:
+            await self._inference_failed(edge, request, exc)
+            return
+        finally:
+            took = time.monotonic() - start
+            if took > self.timings.inline_act:
+                self.inline_inference = False
+                self.stats["inline_demoted"] += 1
+                log.warning("gateway: the CPU-light policy took %.1f ms on the event loop; it "
+                            "runs on the policy thread from now on", took * 1000)
+        if took > request.budget_s:
+            self.stats["requests_expired"] += 1
+            return
+        await self._reply(edge, request, action, version)
+
+    async def _reply(self, edge: _Edge, request: ActionRequest, action: np.ndarray,
+                     version: int) -> None:
         self.stats["actions_served"] += 1
         await edge.ws.send(
             ActionResponse(request.request_id, np.asarray(action), int(version)).encode())
 
-    async def _act(self, inference: InferenceServer, request: ActionRequest, budget: float
-                   ) -> tuple[np.ndarray, int]:
-        """The policy's answer within `budget` seconds (TimeoutError otherwise): inline on the
-        loop for a CPU-light policy, on the policy thread for any other."""
-        if not self.inline_inference:
-            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
-                self._policy_thread, inference.act, request.robot_id, request.obs), budget)
-        start = time.monotonic()
-        try:
-            answer = inference.act(request.robot_id, request.obs)
-        finally:
-            self._check_inline_time(time.monotonic() - start)
-        if time.monotonic() - start > budget:
-            raise TimeoutError
-        return answer
-
-    def _check_inline_time(self, took: float) -> None:
-        """Move a CPU-light policy to the policy thread for good once it overruns inline_act."""
-        if took > self.timings.inline_act:
-            self.inline_inference = False
-            self.stats["inline_demoted"] += 1
-            log.warning("gateway: the CPU-light policy took %.1f ms on the event loop; it runs "
-                        "on the policy thread from now on", took * 1000)
+    async def _inference_failed(self, edge: _Edge, request: ActionRequest,
+                                exc: Exception) -> None:
+        self.stats["inference_errors"] += 1
+        log.warning("gateway: inference for %s failed: %s", request.robot_id, exc)
+        await edge.ws.send(Error("inference", f"request {request.request_id}: {exc}").encode())
 
 
 class GatewayThread:
