@@ -1,15 +1,21 @@
-"""The wire codec: msgpack plus one numpy extension type; no pickle, a whitelist of types.
+"""The wire codec: msgpack plus numpy arrays laid out beside it; no pickle, a whitelist of types.
 
-Arrays travel as raw little-endian bytes behind a small header. Encoding copies an array's bytes
-once into the extension payload (msgpack then lays the frame out); decoding views the payload
-that msgpack hands the extension hook with np.frombuffer, so decoded arrays are read-only views
-and the array data is copied once, by msgpack, never by this module.
+A frame is the msgpack encoding of a value in which every array is an extension record: its
+dtype and shape, then either its raw little-endian bytes (arrays up to INLINE_BYTES: copying a
+few bytes costs less than aligning them) or the offset of its bytes in the frame's "region". The
+region holds the large arrays and comes first, written as a msgpack extension of its own, so a
+frame is a valid msgpack stream of one or two objects:
+
+    [ext 32, type 2: region = array bytes, each 16-byte aligned in the frame] [value]
+
+Encoding copies each large array's bytes once, into the frame; decoding copies none of them:
+they become read-only views of the received frame (and keep it alive).
 """
 
 from __future__ import annotations
 
-import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -17,13 +23,21 @@ import numpy as np
 
 from robot_rl.core import CommsError
 
-NDARRAY_EXT = 1
+ARRAY_EXT = 1  # a large array: dtype, ndim, offset in the region, shape
+REGION_EXT = 2  # the frame's large arrays' bytes
+INLINE_EXT = 3  # a small array: dtype, ndim, shape, its bytes
+INLINE_BYTES = 256
 MAX_NDIM = 32
+ALIGN = 16
 # The dtypes that may cross the wire, by their numpy `.str`; everything else is refused.
 ALLOWED_DTYPES = frozenset({
     "|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8",
 })
-_HEADER = struct.Struct("<3sB")  # dtype str (3 ascii chars after the byte-order char), ndim
+# array records: dtype str (3 ascii chars after the byte-order char), ndim, [offset,] shape
+_RECORDS = [struct.Struct(f"<3sBQ{n}Q") for n in range(MAX_NDIM + 1)]
+_INLINE = [struct.Struct(f"<3sB{n}Q") for n in range(MAX_NDIM + 1)]
+_REGION = struct.Struct(">BIb")  # msgpack ext 32: 0xc9, length, type
+_PADDING = bytes(ALIGN)
 
 
 class CodecError(CommsError):
@@ -43,79 +57,114 @@ def _wire_dtype(dtype: np.dtype) -> np.dtype:
 # the 3-byte wire code of each allowed dtype and back, computed once: the codec is on the hot path
 _CODES = {np.dtype(s): s[1:].encode("ascii").ljust(3) for s in ALLOWED_DTYPES}
 _DTYPES = {code: dtype for dtype, code in _CODES.items()}
-_SHAPES = [struct.Struct(f"<{n}Q") for n in range(MAX_NDIM + 1)]
 
 
-def _pack_array(arr: np.ndarray) -> msgpack.ExtType:
-    code = _CODES.get(arr.dtype)
-    if code is None:  # big-endian twin of an allowed dtype, or refused
-        wire = _wire_dtype(arr.dtype)
-        arr, code = arr.astype(wire), _CODES[wire]
-    if arr.ndim > MAX_NDIM:
-        raise CodecError(f"array has {arr.ndim} dimensions; at most {MAX_NDIM} may be sent")
-    if not arr.flags.c_contiguous:  # (a 0-d array always is)
-        arr = np.ascontiguousarray(arr)
-    header = _HEADER.pack(code, arr.ndim) + _SHAPES[arr.ndim].pack(*arr.shape)
-    return msgpack.ExtType(NDARRAY_EXT, header + arr.data)  # one copy of the array's bytes
+class _Region:
+    """The arrays of one frame being encoded, in order, with the padding that aligns each."""
 
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+        self.size = 0
 
-def _unpack_array(data: bytes) -> np.ndarray:
-    view = memoryview(data)
-    if len(view) < _HEADER.size:
-        raise CodecError("array frame is shorter than its header")
-    code, ndim = _HEADER.unpack_from(view)
-    if ndim > MAX_NDIM:
-        raise CodecError(f"array frame claims {ndim} dimensions; at most {MAX_NDIM}")
-    dtype = _DTYPES.get(code)
-    if dtype is None:
-        raise CodecError(f"array frame has dtype code {code!r}, which is not allowed")
-    offset = _HEADER.size + 8 * ndim
-    if len(view) < offset:
-        raise CodecError("array frame is shorter than its shape")
-    shape = _SHAPES[ndim].unpack_from(view, _HEADER.size)
-    count = math.prod(shape)  # exact for any shape (np.prod is slower and may overflow)
-    if len(view) - offset != count * dtype.itemsize:
+    def default(self, obj: Any) -> Any:
+        """msgpack's hook for every value it cannot pack itself: an array becomes a record."""
+        if isinstance(obj, np.ndarray):
+            code = _CODES.get(obj.dtype)
+            if code is None:  # big-endian twin of an allowed dtype, or refused
+                wire = _wire_dtype(obj.dtype)
+                obj, code = obj.astype(wire), _CODES[wire]
+            if obj.ndim > MAX_NDIM:
+                raise CodecError(f"array has {obj.ndim} dimensions; at most {MAX_NDIM} may be sent")
+            # tuple.__new__ skips ExtType's Python-level checks (both fields are known good)
+            if obj.nbytes <= INLINE_BYTES:
+                return tuple.__new__(msgpack.ExtType, (INLINE_EXT, _INLINE[obj.ndim].pack(
+                    code, obj.ndim, *obj.shape) + obj.tobytes()))
+            if not obj.flags.c_contiguous:  # (a 0-d array always is)
+                obj = np.ascontiguousarray(obj)
+            pad = -(_REGION.size + self.size) % ALIGN
+            if pad:
+                self.parts.append(_PADDING[:pad])
+            offset = self.size + pad
+            self.parts.append(obj)  # its buffer: copied once, by the join in `encode`
+            self.size = offset + obj.nbytes
+            return tuple.__new__(msgpack.ExtType, (
+                ARRAY_EXT, _RECORDS[obj.ndim].pack(code, obj.ndim, offset, *obj.shape)))
+        if isinstance(obj, np.generic):
+            _wire_dtype(obj.dtype)
+            return obj.item()
         raise CodecError(
-            f"array frame of shape {shape} {dtype} needs {count * dtype.itemsize} bytes, "
-            f"has {len(view) - offset}"
+            f"{type(obj).__name__} cannot cross the wire; send None, bool, int, float, str, "
+            "bytes, lists, str-keyed dicts or numeric numpy arrays"
         )
-    return np.frombuffer(view, dtype=dtype, offset=offset, count=count).reshape(shape)
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return _pack_array(obj)
-    if isinstance(obj, np.generic):
-        _wire_dtype(obj.dtype)
-        return obj.item()
-    raise CodecError(
-        f"{type(obj).__name__} cannot cross the wire; send None, bool, int, float, str, bytes, "
-        "lists, str-keyed dicts or numeric numpy arrays"
-    )
-
-
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code != NDARRAY_EXT:
-        raise CodecError(f"unknown msgpack extension type {code}")
-    return _unpack_array(data)
 
 
 def encode(value: Any) -> bytes:
     """Encode a tree of whitelisted values; raise CodecError naming the first refused one."""
+    region = _Region()
     try:
-        return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=False)
+        packed = msgpack.packb(value, default=region.default, use_bin_type=True,
+                               strict_types=False)
     except CodecError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode value: {exc}") from None
+    if not region.parts:
+        return packed
+    return b"".join([_REGION.pack(0xC9, region.size, REGION_EXT), *region.parts, packed])
+
+
+def _array_hook(region: memoryview) -> Callable[[int, bytes], np.ndarray]:
+    """msgpack's extension hook for a frame whose array region is `region`."""
+
+    def hook(code: int, record: bytes) -> np.ndarray:
+        if code == ARRAY_EXT:
+            layouts, buffer, what = _RECORDS, region, "the frame's array region"
+        elif code == INLINE_EXT:
+            layouts, buffer, what = _INLINE, record, "its record"
+        else:
+            raise CodecError(f"unknown msgpack extension type {code}")
+        if len(record) < layouts[0].size:
+            raise CodecError(f"array record of {len(record)} bytes is shorter than its header")
+        ndim = record[3]
+        if ndim > MAX_NDIM:
+            raise CodecError(f"array record claims {ndim} dimensions; at most {MAX_NDIM}")
+        layout = layouts[ndim]
+        if len(record) < layout.size or (code == ARRAY_EXT and len(record) != layout.size):
+            raise CodecError(f"array record of {ndim} dimensions has {len(record)} bytes")
+        fields = layout.unpack_from(record)
+        dtype = _DTYPES.get(fields[0])
+        if dtype is None:
+            raise CodecError(f"array record has dtype code {fields[0]!r}, which is not allowed")
+        offset, shape = (fields[2], fields[3:]) if code == ARRAY_EXT else (layout.size, fields[2:])
+        try:
+            arr = np.ndarray(shape, dtype, buffer, offset)  # a read-only view: no copy
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or (code == INLINE_EXT and offset + arr.nbytes != len(record)):
+            raise CodecError(f"array of shape {shape} {dtype} at offset {offset} does not fit "
+                             f"{what} ({len(buffer)} bytes)")
+        return arr
+
+    return hook
+
+
+_NO_REGION = _array_hook(memoryview(b""))
 
 
 def decode(data: bytes | memoryview) -> Any:
-    """Decode bytes from the wire; anything malformed raises CodecError, never something else."""
+    """Decode bytes from the wire; anything malformed raises CodecError, never something else.
+    Arrays in the result are read-only views of `data`."""
+    hook = _NO_REGION
+    if data[:1] == b"\xc9" and len(data) >= _REGION.size and data[5] == REGION_EXT:
+        view = memoryview(data)
+        size = int.from_bytes(view[1:5], "big")
+        end = _REGION.size + size
+        if len(view) < end:
+            raise CodecError(f"frame announces {size} bytes of array data, has "
+                             f"{len(view) - _REGION.size}")
+        hook, data = _array_hook(view[_REGION.size:end]), view[end:]
     try:
-        return msgpack.unpackb(
-            data, raw=False, ext_hook=_ext_hook, strict_map_key=True, use_list=True,
-        )
+        return msgpack.unpackb(data, ext_hook=hook, raw=False, strict_map_key=True, use_list=True)
     except CodecError:
         raise
     except (msgpack.UnpackException, ValueError, TypeError, UnicodeDecodeError) as exc:

@@ -6,23 +6,21 @@ Every frame is a msgpack map `{"v": PROTOCOL_VERSION, "type": name, "body": {...
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
 from comms.codec import CodecError, decode, encode
-from robot_rl.core import ArraySpec, DictSpec, Registry, RegistryError, Source, Transition
+from robot_rl.core import ArraySpec, DictSpec, Source, Transition
 
 PROTOCOL_VERSION = 1
 CONTROL_COMMANDS = frozenset({"pause", "resume", "reset", "estop", "release"})
 
 M = TypeVar("M", bound="Message")
-MESSAGES: Registry[type[Message]] = Registry("message type")
 
 
 class ProtocolError(CodecError):
@@ -35,28 +33,33 @@ def spec_digest(obs_spec: DictSpec, action_spec: ArraySpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+class MessageType(NamedTuple):
+    """What decoding needs to know of one message class, looked up once per frame."""
+
+    cls: type[Message]
+    fields: frozenset[str]
+    custom_body: bool  # the class overrides from_body
+
+
+MESSAGES: dict[str, MessageType] = {}  # wire name -> its class, filled by @message
+
+
 def message(name: str) -> Callable[[type[M]], type[M]]:
     """Class decorator: a frozen dataclass registered under its wire `name`."""
 
     def wrap(cls: type[M]) -> type[M]:
+        if name in MESSAGES:
+            raise ValueError(f"message type {name!r} is registered twice")
         cls.kind = name
-        return MESSAGES.register(name)(dataclass(frozen=True)(cls))
+        frozen = dataclass(frozen=True)(cls)
+        MESSAGES[name] = MessageType(frozen, frozenset(f.name for f in dataclasses.fields(frozen)),
+                                     "from_body" in frozen.__dict__)
+        return frozen
 
     return wrap
 
 
 _ENVELOPE_KEYS = frozenset({"v", "type", "body"})
-
-
-@functools.cache
-def field_names(cls: type) -> tuple[str, ...]:
-    """The field names of a message class in order, looked up once (dataclasses.fields is slow)."""
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-@functools.cache
-def _field_set(cls: type) -> frozenset[str]:
-    return frozenset(field_names(cls))
 
 
 class Message:
@@ -65,7 +68,7 @@ class Message:
     kind: ClassVar[str]
 
     def to_body(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in field_names(type(self))}
+        return dict(self.__dict__)  # exactly the fields, in order (kind is a class variable)
 
     @classmethod
     def from_body(cls: type[M], body: Mapping[str, Any]) -> M:
@@ -93,20 +96,19 @@ def decode_message(frame: bytes | str) -> Message:
             f"{PROTOCOL_VERSION}: upgrade the older side"
         )
     kind, body = envelope["type"], envelope["body"]
-    try:
-        cls = MESSAGES.get(kind if isinstance(kind, str) else repr(kind))
-    except RegistryError as exc:
-        raise ProtocolError(str(exc)) from None
+    entry = MESSAGES.get(kind) if isinstance(kind, str) else None
+    if entry is None:
+        raise ProtocolError(f"unknown message type {kind!r}; known: {', '.join(sorted(MESSAGES))}")
+    cls, names, custom = entry
     if not isinstance(body, dict):
         raise ProtocolError(f"the body of a {kind} message must be a map")
-    names = _field_set(cls)
     if body.keys() != names:
         raise ProtocolError(
             f"{kind} message: missing fields {sorted(names - body.keys())}, "
             f"unexpected fields {sorted(body.keys() - names)}"
         )
     try:
-        return cls.from_body(body)
+        return cls.from_body(body) if custom else cls(**body)
     except (TypeError, ValueError, KeyError) as exc:
         raise ProtocolError(f"{kind} message has a bad field: {exc}") from None
 
