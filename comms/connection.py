@@ -84,6 +84,10 @@ class Liveness:
     def silent_for(self, now: float) -> float:
         return 0.0 if self._waiting_since is None else now - self._waiting_since
 
+    def heard(self) -> None:
+        """A frame arrived and was handled at once: the wait for the next one starts now."""
+        self._waiting_since = time.monotonic()
+
     async def receive(self, ws: Connection) -> Message:
         """The next message, decoded (no timer: `heartbeat` notices a silent peer)."""
         self._waiting_since = time.monotonic()

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from comms import auth
-from comms.codec import CodecError, encode
+from comms.codec import encode
 from comms.connection import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
@@ -36,6 +36,7 @@ from comms.connection import (
     heartbeat,
     send,
 )
+from comms.inbound import DirectConnection, Inbound
 from comms.messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -51,7 +52,6 @@ from comms.messages import (
     ProtocolError,
     TransitionBatch,
     Welcome,
-    decode_message,
     encode_envelope,
     transition_to_body,
 )
@@ -221,10 +221,14 @@ class EdgeLink:
                     self.url, ssl=self._ssl, compression=None, proxy=None,
                     max_size=self.limits.max_message_bytes, max_queue=self.limits.queue_frames,
                     open_timeout=self.timings.handshake, ping_interval=None, close_timeout=1.0,
+                    create_connection=DirectConnection,
                 ) as ws:
-                    last_seqs = await asyncio.wait_for(self._handshake(ws), self.timings.handshake)
+                    assert isinstance(ws, DirectConnection)
+                    inbound = Inbound(ws, Liveness(), "gateway")
+                    last_seqs = await asyncio.wait_for(self._handshake(ws, inbound),
+                                                       self.timings.handshake)
                     attempt = 0
-                    await self._serve(ws, last_seqs)
+                    await self._serve(ws, inbound, last_seqs)
             except (AuthError, ProtocolError) as exc:
                 self.fatal_error = exc
                 log.error("edge link %s: giving up: %s", self.edge_id, exc)
@@ -257,19 +261,19 @@ class EdgeLink:
             self.stats["callback_errors"] += 1
             log.exception("edge link %s: callback %s failed", self.edge_id, fn)
 
-    async def _handshake(self, ws: ClientConnection) -> dict[str, int]:
+    async def _handshake(self, ws: ClientConnection, inbound: Inbound) -> dict[str, int]:
         client_nonce = auth.new_nonce()
         self._streams.update(self.spool.streams())
         hello = Hello(PROTOCOL_VERSION, self.edge_id, self.spec_digest, client_nonce,
                       sorted(self._streams)).encode()
         try:
             await send(ws, hello, self.timings.send)
-            challenge = decode_message(await ws.recv())
+            challenge = await inbound.next()
             if not isinstance(challenge, Challenge):
                 raise ProtocolError(f"gateway sent {challenge.kind} instead of a challenge")
             proof = auth.edge_proof(self._token, challenge.server_nonce, client_nonce, hello)
             await send(ws, Authenticate(proof), self.timings.send)
-            welcome = decode_message(await ws.recv())
+            welcome = await inbound.next()
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == CLOSE_POLICY:
                 raise AuthError(f"gateway refused authentication: {exc.rcvd.reason}") from None
@@ -282,19 +286,20 @@ class EdgeLink:
                     welcome.proof, "gateway")
         return welcome.last_seqs
 
-    async def _serve(self, ws: ClientConnection, last_seqs: dict[str, int]) -> None:
+    async def _serve(self, ws: ClientConnection, inbound: Inbound,
+                     last_seqs: dict[str, int]) -> None:
         for stream, last in last_seqs.items():
             if last >= self.spool.next_seq(stream):
                 await asyncio.to_thread(self.spool.rebase, stream, last)
             else:
                 await asyncio.to_thread(self.spool.ack, stream, last)
+        inbound.serve(self._on_message)  # from now on each message is handled as it arrives
         self._ws, self._connected = ws, True
         self.stats["connects"] += 1
         log.info("edge link %s: connected to %s", self.edge_id, self.url)
-        liveness = Liveness()
         tasks = [asyncio.create_task(t) for t in (
-            self._read(ws, liveness), self._send(ws),
-            heartbeat(ws, liveness, self.timings, "gateway"))]
+            inbound.closed(), self._send(ws),
+            heartbeat(ws, inbound.liveness, self.timings, "gateway"))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -307,17 +312,11 @@ class EdgeLink:
                 raise exc
         raise CommsError("link task ended")
 
-    async def _read(self, ws: ClientConnection, liveness: Liveness) -> None:
-        while True:
-            try:
-                msg = await liveness.receive(ws)
-            except CodecError as exc:
-                await ws.close(1002, "malformed frame")
-                raise CommsError(f"gateway sent a bad frame: {exc}") from None
-            handler = self._handlers.get(type(msg))
-            if handler is None:
-                raise CommsError(f"gateway sent an unexpected {msg.kind} message")
-            handler(msg)
+    def _on_message(self, msg: Message) -> None:
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            raise CommsError(f"gateway sent an unexpected {msg.kind} message")
+        handler(msg)
 
     async def _send(self, ws: ClientConnection) -> None:
         """Stream unacked spool entries in batches, at most `window_items` in flight per stream."""
