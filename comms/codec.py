@@ -8,6 +8,8 @@ frame is a valid msgpack stream of one or two objects:
 
     [ext 32, type 2: region = array bytes, each 16-byte aligned in the frame] [value]
 
+Frames of protocol 1 (every array inline) still decode: spools written by it replay as they are.
+
 Encoding copies each large array's bytes once, into the frame; decoding copies none of them:
 they become read-only views of the received frame (and keep it alive).
 """
@@ -23,9 +25,9 @@ import numpy as np
 
 from robot_rl.core import CommsError
 
-ARRAY_EXT = 1  # a large array: dtype, ndim, offset in the region, shape
+INLINE_EXT = 1  # an array in its record: dtype, ndim, shape, its bytes (protocol 1's only kind)
 REGION_EXT = 2  # the frame's large arrays' bytes
-INLINE_EXT = 3  # a small array: dtype, ndim, shape, its bytes
+ARRAY_EXT = 3  # a large array: dtype, ndim, offset in the region, shape
 INLINE_BYTES = 256
 MAX_NDIM = 32
 ALIGN = 16

@@ -17,7 +17,7 @@ import numpy as np
 from comms.codec import CodecError, decode, encode
 from robot_rl.core import ArraySpec, DictSpec, Source, Transition
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: large arrays travel in an aligned region (comms.codec)
 CONTROL_COMMANDS = frozenset({"pause", "resume", "reset", "estop", "release"})
 
 M = TypeVar("M", bound="Message")

@@ -42,10 +42,17 @@ def test_a_frame_is_a_plain_msgpack_stream_any_decoder_can_read() -> None:
     big, small = np.arange(1000, dtype=np.int32), np.arange(3, dtype=np.int32)
     region, value = list(msgpack.Unpacker(io.BytesIO(encode({"a": big, "b": small, "n": 1}))))
     assert region.code == 2 and big.tobytes() in region.data
-    assert value["n"] == 1 and value["a"].code == 1
-    assert value["b"].code == 3 and value["b"].data.endswith(small.tobytes())  # small: inline
+    assert value["n"] == 1 and value["a"].code == 3
+    assert value["b"].code == 1 and value["b"].data.endswith(small.tobytes())  # small: inline
     assert encode({"n": 1}) == msgpack.packb({"n": 1})  # no arrays: nothing but msgpack
-    assert msgpack.Unpacker(io.BytesIO(encode(small))).unpack().code == 3  # no region
+    assert msgpack.Unpacker(io.BytesIO(encode(small))).unpack().code == 1  # no region
+
+
+def test_frames_of_protocol_1_with_every_array_inline_still_decode() -> None:
+    image = np.arange(128 * 128 * 3, dtype=np.uint8).reshape(128, 128, 3)
+    record = b"u1 \x03" + b"".join(n.to_bytes(8, "little") for n in image.shape) + image.tobytes()
+    out = decode(msgpack.packb({"obs": msgpack.ExtType(1, record), "k": 2}))
+    np.testing.assert_array_equal(out["obs"], image)  # e.g. a spool written before the region
 
 
 def test_non_contiguous_and_big_endian_arrays_are_sent_as_little_endian() -> None:
@@ -86,7 +93,7 @@ def _frame(record: bytes, region: bytes = bytes(64), announced: int | None = Non
     """A frame holding one array record over `region` (whose length it may misstate)."""
     size = len(region) if announced is None else announced
     return (b"\xc9" + size.to_bytes(4, "big") + b"\x02" + region
-            + msgpack.packb(msgpack.ExtType(1, record)))
+            + msgpack.packb(msgpack.ExtType(3, record)))
 
 
 def _record(code: bytes, ndim: int, offset: int, *shape: int) -> bytes:
@@ -97,10 +104,10 @@ def _record(code: bytes, ndim: int, offset: int, *shape: int) -> bytes:
 @pytest.mark.parametrize("frame, why", [
     (b"", "malformed"), (b"\xc1", "malformed"), (pickle.dumps({"a": 1}), "malformed"),
     (b"\xd4\x07\x00", "extension type 7"),
-    (msgpack.packb(msgpack.ExtType(1, _record(b"u1 ", 1, 0, 8))), "does not fit"),  # no region
-    (msgpack.packb(msgpack.ExtType(3, b"u1 \x01" + (4).to_bytes(8, "little") + b"abc")),
+    (msgpack.packb(msgpack.ExtType(3, _record(b"u1 ", 1, 0, 8))), "does not fit"),  # no region
+    (msgpack.packb(msgpack.ExtType(1, b"u1 \x01" + (4).to_bytes(8, "little") + b"abc")),
      "does not fit"),  # an inline array missing a byte
-    (msgpack.packb(msgpack.ExtType(3, b"u1 \x01" + (2).to_bytes(8, "little") + b"abc")),
+    (msgpack.packb(msgpack.ExtType(1, b"u1 \x01" + (2).to_bytes(8, "little") + b"abc")),
      "does not fit"),  # ... or with one too many
     (_frame(b"f4 "), "shorter than its header"),
     (_frame(_record(b"f4 ", 1, 0, 10)[:-8]), "has 12 bytes"),  # shape cut off
