@@ -10,6 +10,7 @@ less per round trip on a 2-core VM, benchmarks/obs_roundtrip.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from comms.codec import CodecError
 from comms.connection import CLOSE_PROTOCOL, Liveness, clip_reason
 from comms.messages import Message, ProtocolError, decode_message
 from robot_rl.core import CommsError
+
+log = logging.getLogger(__name__)
 
 
 class DirectConnection(ClientConnection):
@@ -73,6 +76,10 @@ class Inbound:
             self._fail(f"the {self._peer} sent a bad frame: {exc}", "malformed frame")
         except CommsError as exc:
             self._fail(str(exc), str(exc))
+        except Exception as exc:  # a bug in a handler: end this connection, not the parser
+            log.exception("handling a message from the %s failed", self._peer)
+            self._fail(f"handling a message from the {self._peer} failed: {exc!r}",
+                       "internal error")
 
     def _fail(self, why: str, reason: str) -> None:
         self.failure = CommsError(why)

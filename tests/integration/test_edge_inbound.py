@@ -19,6 +19,7 @@ from comms.messages import (
     PROTOCOL_VERSION,
     Challenge,
     Control,
+    Heartbeat,
     Hello,
     Welcome,
     decode_message,
@@ -111,3 +112,30 @@ def test_a_gateway_breaking_the_protocol_is_dropped_with_the_reason(
         time.sleep(0.02)
     assert any(why in r.getMessage() for r in caplog.records), [r.message for r in caplog.records]
     assert link.stats["disconnects"] >= 1 and link.fatal_error is None  # it will dial again
+
+
+def test_a_failing_handler_ends_the_connection_not_the_parser(
+        scripted_gateway: Callable[[Script], int], make_link: Callable[..., EdgeLink],
+        caplog: pytest.LogCaptureFixture) -> None:
+    broken_in = threading.Event()
+
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(ws.welcome.encode())  # type: ignore[attr-defined]
+        assert await asyncio.to_thread(broken_in.wait, 10.0)
+        await ws.send(Heartbeat(time.time()).encode())
+
+    def broken(beat: Heartbeat) -> None:
+        raise RuntimeError("a bug")
+
+    held = threading.Event()
+    link = make_link(f"ws://127.0.0.1:{scripted_gateway(script)}",
+                     on_hold=lambda why: held.set())
+    link._handlers[Heartbeat] = broken  # a stand-in for a bug in one of the link's handlers
+    broken_in.set()
+    assert held.wait(10.0)
+    deadline = time.monotonic() + 5
+    while link.stats["disconnects"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert any("handling a message from the gateway failed" in r.getMessage()
+               for r in caplog.records)
+    assert link.stats["disconnects"] >= 1 and link.fatal_error is None
