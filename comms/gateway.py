@@ -257,7 +257,9 @@ class Gateway:
             await edge.ws.send(Error("no_policy", "this gateway serves no policy").encode())
             return
         if self.inline_inference and edge.requests.empty():
-            await self._answer_inline(edge, request)  # a CPU-light policy: no queue hop
+            answer = self._answer_inline(request)  # a CPU-light policy: no queue hop
+            if answer is not None:
+                await edge.ws.send(answer)
             return
         if edge.requests.full():
             self.stats["requests_dropped"] += 1  # stale work is worse than none: drop the oldest
@@ -322,20 +324,20 @@ class Gateway:
             self.stats["requests_expired"] += 1
             return
         except Exception as exc:  # a bad observation must not kill the connection
-            await self._inference_failed(edge, request, exc)
+            await edge.ws.send(self._failed(request, exc))
             return
-        await self._reply(edge, request, action, version)
+        await edge.ws.send(self._response(request, action, version))
 
-    async def _answer_inline(self, edge: _Edge, request: ActionRequest) -> None:
-        """Answer with a CPU-light policy called on the loop, and move it to the policy thread
-        for good once a call overruns `inline_act`."""
+    def _answer_inline(self, request: ActionRequest) -> bytes | None:
+        """The frame answering `request` from a CPU-light policy called right here (None: too
+        late to send); the policy moves to the policy thread for good once a call overruns
+        `inline_act`."""
         assert self.inference is not None
         start = time.monotonic()
         try:
             action, version = self.inference.act(request.robot_id, request.obs)
         except Exception as exc:
-            await self._inference_failed(edge, request, exc)
-            return
+            return self._failed(request, exc)
         finally:
             took = time.monotonic() - start
             if took > self.timings.inline_act:
@@ -345,20 +347,18 @@ class Gateway:
                             "runs on the policy thread from now on", took * 1000)
         if took > request.budget_s:
             self.stats["requests_expired"] += 1
-            return
-        await self._reply(edge, request, action, version)
+            return None
+        return self._response(request, action, version)
 
-    async def _reply(self, edge: _Edge, request: ActionRequest, action: np.ndarray,
-                     version: int) -> None:
+    def _response(self, request: ActionRequest, action: np.ndarray, version: int) -> bytes:
         self.stats["actions_served"] += 1
-        await edge.ws.send(
-            ActionResponse(request.request_id, np.asarray(action), int(version)).encode())
+        return ActionResponse(request.request_id, np.asarray(action), int(version)).encode()
 
-    async def _inference_failed(self, edge: _Edge, request: ActionRequest,
-                                exc: Exception) -> None:
+    def _failed(self, request: ActionRequest, exc: Exception) -> bytes:
+        """The error frame for a policy that failed on `request` (a bad observation, say)."""
         self.stats["inference_errors"] += 1
         log.warning("gateway: inference for %s failed: %s", request.robot_id, exc)
-        await edge.ws.send(Error("inference", f"request {request.request_id}: {exc}").encode())
+        return Error("inference", f"request {request.request_id}: {exc}").encode()
 
 
 class GatewayThread:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
+import pytest
 
 from comms.edge_link import EdgeLink
 from comms.gateway import GatewayThread
@@ -85,3 +86,42 @@ def test_an_inline_answer_after_the_deadline_is_dropped_and_counted(
     time.sleep(0.4)
     assert gw.gateway.stats["requests_expired"] == 1 and gw.gateway.stats["actions_served"] == 0
     assert link.stats["late_responses"] == 0  # expired work is not answered at all
+
+
+class PickyPolicy:
+    """Refuses observations whose state starts with a negative number."""
+
+    def act(self, robot_id: str, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        if obs["state"][0] < 0:
+            raise ValueError("state[0] must not be negative")
+        return np.zeros(2, np.float32), 1
+
+
+class LightPickyPolicy(PickyPolicy):
+    cpu_light = True
+
+
+@pytest.mark.parametrize("policy", [PickyPolicy(), LightPickyPolicy()],
+                         ids=["policy thread", "inline"])
+def test_a_policy_that_fails_on_one_observation_answers_the_next(
+        policy: PickyPolicy, start_gateway: Callable[..., GatewayThread],
+        make_link: Callable[..., EdgeLink], caplog: pytest.LogCaptureFixture) -> None:
+    gw = start_gateway(inference=policy)
+    link = connected_link(gw, make_link)
+    bad = OBS_SPEC.zeros()
+    bad["state"][0] = -1.0
+    assert link.request_action("r1", bad, 0.3) is None  # the edge holds; the link stays up
+    assert gw.gateway.stats["inference_errors"] == 1
+    assert any("state[0] must not be negative" in r.getMessage() for r in caplog.records)
+    assert link.request_action("r1", OBS_SPEC.zeros(), 2.0) is not None
+    assert link.stats["disconnects"] == 0
+
+
+def test_a_gateway_without_a_policy_says_so_and_keeps_the_link(
+        start_gateway: Callable[..., GatewayThread], make_link: Callable[..., EdgeLink],
+        caplog: pytest.LogCaptureFixture) -> None:
+    gw = start_gateway()
+    link = connected_link(gw, make_link)
+    assert link.request_action("r1", OBS_SPEC.zeros(), 0.3) is None
+    assert any("this gateway serves no policy" in r.getMessage() for r in caplog.records)
+    assert link.connected and link.stats["disconnects"] == 0
