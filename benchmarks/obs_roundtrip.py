@@ -155,7 +155,11 @@ def compare(link_port: int, echo_port: int, frame: bytes, rounds: int, warmup: i
                         spec_digest(OBS_SPEC, ACTION_SPEC), spool, streams=["bench"]).start()
 
         async def measure() -> tuple[list[float], list[float]]:
+            connect_by = time.monotonic() + 10
             while not link.connected:
+                if time.monotonic() > connect_by or link.fatal_error is not None:
+                    raise RuntimeError(f"the edge link did not connect to port {link_port}: "
+                                       f"{link.fatal_error or dict(link.stats)}")
                 await asyncio.sleep(0.01)
             async with connect(f"ws://127.0.0.1:{echo_port}", compression=None, max_size=None,
                                proxy=None, ping_interval=None) as echo:
