@@ -112,6 +112,8 @@ def encode(value: Any) -> bytes:
         raise CodecError(f"cannot encode value: {exc}") from None
     if not region.parts:
         return packed
+    if region.size > 0xFFFFFFFF:
+        raise CodecError(f"{region.size} bytes of arrays in one frame; at most 4 GiB fit")
     return b"".join([_REGION.pack(0xC9, region.size, REGION_EXT), *region.parts, packed])
 
 
