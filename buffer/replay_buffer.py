@@ -40,6 +40,15 @@ class ReplayBuffer:
                  chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
         self.storage = ZarrStorage(path, obs_spec, action_spec, readonly=readonly, fsync=fsync,
                                    chunk_bytes=chunk_bytes)
+        try:
+            self._open(sampler, cache, filter, readonly, task, n_step, gamma)
+        except BaseException:
+            self.storage.close()
+            raise
+
+    def _open(self, sampler: Sampler | None, cache: CacheConfig | None,
+              filter: Provenance | None, readonly: bool, task: str, n_step: int,
+              gamma: float) -> None:
         self.obs_keys = list(self.storage.obs_spec)
         self.sampler = sampler or UniformSampler()
         self.filter = filter
@@ -70,8 +79,10 @@ class ReplayBuffer:
         return cls(path, readonly=True, **kwargs)
 
     def close(self) -> None:
-        """Stop the background loader (committed data needs no flushing)."""
+        """Stop the background loader and release the writer lock (committed data needs no
+        flushing)."""
         self.cache.close()
+        self.storage.close()
 
     def __enter__(self) -> ReplayBuffer:
         return self

@@ -19,6 +19,7 @@ from buffer.schema import (
     CHECKSUM_FILE,
     CHUNK_TARGET_BYTES,
     COMMIT_FILE,
+    LOCK_FILE,
     QUARANTINE_FILE,
     SCHEMA_VERSION,
     STEP_META,
@@ -32,6 +33,7 @@ from buffer.schema import (
 from buffer.table import ChecksumLog, ChunkedTable
 from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
 from robot_rl.core.durable import fsync_path, write_file_atomic
+from robot_rl.core.locks import WriterLock
 
 log = logging.getLogger(__name__)
 INFO_CHUNK = 16384
@@ -52,11 +54,28 @@ class ZarrStorage:
         self.path = Path(path)
         self.readonly, self.fsync = readonly, fsync
         self.checksums = ChecksumLog(self.path / CHECKSUM_FILE, fsync)
-        if not (self.path / COMMIT_FILE).exists():
-            if readonly or obs_spec is None or action_spec is None:
-                raise StorageError(f"{self.path}: no robot_rl buffer here (missing {COMMIT_FILE})")
-            self._create(obs_spec, action_spec, chunk_bytes)
-        self.group = zarr.open_group(str(self.path), mode="r" if readonly else "a")
+        exists = (self.path / COMMIT_FILE).exists()
+        if not exists and (readonly or obs_spec is None or action_spec is None):
+            raise StorageError(f"{self.path}: no robot_rl buffer here (missing {COMMIT_FILE})")
+        # one writer: taken before anything on disk is created, recovered or cut back
+        self.lock = None if readonly else WriterLock(self.path / LOCK_FILE, f"buffer {self.path}")
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            if not exists:
+                self._create(obs_spec, action_spec, chunk_bytes)
+            self._open_store(obs_spec, action_spec)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the writer lock (committed data needs no flushing); idempotent."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _open_store(self, obs_spec: DictSpec | None, action_spec: ArraySpec | None) -> None:
+        self.group = zarr.open_group(str(self.path), mode="r" if self.readonly else "a")
         self.header = Header.from_attrs(str(self.path), dict(self.group.attrs))
         if obs_spec is not None and obs_spec != self.header.obs_spec:
             raise StorageError(f"{self.path}: stored observation spec differs from the robot's; "

@@ -143,6 +143,7 @@ class Gateway:
             await asyncio.wait_for(self._server.wait_closed(), self.timings.handshake)
         self._sink_thread.shutdown(wait=True)
         self._policy_thread.shutdown(wait=False, cancel_futures=True)
+        self.sink.close()
 
     async def control(self, edge_id: str, command: str, reason: str = "") -> None:
         """Send pause/resume/reset/estop/release to a connected edge."""

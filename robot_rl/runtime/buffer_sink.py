@@ -24,6 +24,9 @@ class BufferSink(TransitionSink):
         self._broken: Exception | None = None
         self._robots: dict[str, str] = {}  # stream id -> robot id of its transitions
 
+    def close(self) -> None:
+        self.buffer.close()
+
     def last_seq(self, stream_id: str) -> int:
         return self._last.get(stream_id, -1)
 

@@ -192,6 +192,9 @@ class SlowFirstCommit:
             time.sleep(2 * FAST.dead_after)
         self.sink.commit(*args)  # type: ignore[arg-type]
 
+    def close(self) -> None:
+        self.sink.close()
+
 
 def test_a_gateway_held_up_by_a_slow_commit_does_not_take_its_edge_for_dead(
         tmp_path: Path, make_link: Callable[..., EdgeLink]) -> None:
