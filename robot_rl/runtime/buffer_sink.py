@@ -16,8 +16,9 @@ class BufferSink(TransitionSink):
     """Commits stream batches to `buffer`; each commit stores {"streams": {id: last_seq}} in the
     same atomic record as the rows, so a crash can never separate data from its sequence number."""
 
-    def __init__(self, path: Path, obs_spec: DictSpec, action_spec: ArraySpec) -> None:
-        self.buffer = ReplayBuffer(path, obs_spec, action_spec)
+    def __init__(self, path: Path, obs_spec: DictSpec, action_spec: ArraySpec,
+                 task: str = "default") -> None:
+        self.buffer = ReplayBuffer(path, obs_spec, action_spec, task=task)
         self.obs_spec, self.action_spec = obs_spec, action_spec
         marks = self.buffer.commit_meta.get(STREAMS_KEY, {})
         self._last = {str(k): int(v) for k, v in marks.items()}

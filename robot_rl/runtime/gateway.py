@@ -40,7 +40,7 @@ def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port
     """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
     arm, _ = build_robot(cfg)
     obs_spec, action_spec = arm.observation_spec, arm.action_spec
-    sink = BufferSink(run.buffer, obs_spec, action_spec)
+    sink = BufferSink(run.buffer, obs_spec, action_spec, task=str(cfg.task.name))
     inference = None
     if serve_policy:
         algo = build_algorithm(cfg, arm)

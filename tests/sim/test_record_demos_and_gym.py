@@ -72,7 +72,7 @@ def test_record_demos_refuses_a_run_of_another_task(cli, tmp_path):
     run = tmp_path / "run"
     assert cli("record-demos", "task=push", "episodes=1", f"run.dir={run}")[0] == 0
     code, _, err = cli("record-demos", "task=pick_cube", "episodes=1", f"run.dir={run}")
-    assert code == 2 and "holds task 'push'" in err
+    assert code == 2 and "was run with task=push; it cannot resume as task=pick_cube" in err
     assert json.loads(cli("info", str(run), "--json")[1])["episodes"] == 1  # nothing lost
 
 
