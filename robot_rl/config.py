@@ -244,6 +244,11 @@ def _group_pair(item: str) -> tuple[str | None, str | None]:
 
 
 GROUPS = ("task", "algo", "reward", "teleop")  # the config groups of launch/ (defaults list)
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files in its folder of the config tree."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 FIXED_ON_RESUME = ("task", "algo")  # the buffer's layout and the checkpoint depend on these
 
 

@@ -32,7 +32,7 @@ def print_summary(summary: Mapping[str, Any], as_json: bool) -> None:
         return
     width = max(map(len, summary))
     for key, value in summary.items():
-        print(f"{key:<{width}}  {value}")
+        print(f"{key:<{width}}  {f'{value:.3f}' if isinstance(value, float) else value}")
 
 
 COMMANDS: Registry[type[Command]] = Registry("command", entry_point_group="robot_rl.commands")
@@ -40,5 +40,5 @@ COMMANDS: Registry[type[Command]] = Registry("command", entry_point_group="robot
 # The built-in commands; importing them registers them.
 BUILTIN = (
     "train", "info", "replay", "buffer", "gateway", "edge", "sim_server", "train_reward",
-    "record_demos",
+    "record_demos", "config",
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands.config import groups_help
 from robot_rl.config import GROUPS, compose_session, resume_config
 from robot_rl.core import ConfigError, DictSpec, StorageError
 from robot_rl.runtime.run_dir import RunDir, summarize
@@ -71,6 +72,7 @@ class Train(Command):
                             help=f"Hydra overrides: config groups ({', '.join(GROUPS)}) and keys, "
                                  "e.g. task=pick_cube algo=rlpd run.env_steps=30000; "
                                  "`robot-rl config show` prints every key")
+        parser.epilog = f"{parser.epilog}\n\nconfig groups and their options:\n{groups_help()}"
 
     def run(self, args: argparse.Namespace) -> int:
         run, cfg = resolve_config(args.overrides)
