@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
-from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
+from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer, Sampler
 from hal import ESTOP, TELEOPS, SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS, is_demo_side
 from policies.rewards import REWARDS, Reward, RewardContext
@@ -152,13 +152,18 @@ def build_buffer(
     """The run's own buffer, with the configured cache and sampler; n-step returns use the
     learner's discount `gamma`."""
     b = cfg.buffer
+    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
+    return ReplayBuffer(path, obs_spec, action_spec, sampler=build_sampler(cfg),
+                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
+
+
+def build_sampler(cfg: DictConfig) -> Sampler:
+    """The sampler `buffer.sampler` with `buffer.sampler_params`."""
+    b = cfg.buffer
     try:
-        sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
+        return SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
     except (RegistryError, TypeError) as exc:
         raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
-    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
-    return ReplayBuffer(path, obs_spec, action_spec, sampler=sampler,
-                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
 
 
 def build_replay(
@@ -185,6 +190,7 @@ class Session:
         self.obs_spec = self.observer.spec if self.observer else raw_spec
         self.algo = build_algorithm(cfg, self.arm, self.obs_spec)
         self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
+        build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
         self.recent: list[tuple[float, bool]] = []
