@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class SafeRobot(Robot):
     """Wraps a Robot: rejects malformed actions, clips to limits, and holds on e-stop or fault.
 
     Every intervention is counted in `events` and logged, so nothing is corrected silently.
+    Safe to call from a second thread (a health monitor): commands to the robot are serialised.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class SafeRobot(Robot):
         self.events: Counter[str] = Counter()
         self._estop_reason: str | None = None
         self._last_obs: Observation | None = None
+        self._io = threading.RLock()  # one command at a time reaches the robot
 
     # -- pass-through ------------------------------------------------------------------------
     def connect(self) -> None:
@@ -66,7 +69,8 @@ class SafeRobot(Robot):
         return self.inner.action_spec
 
     def get_observation(self) -> Observation:
-        self._last_obs = self.inner.get_observation()
+        with self._io:
+            self._last_obs = self.inner.get_observation()
         return self._last_obs
 
     def reset(self) -> Observation:
@@ -105,7 +109,8 @@ class SafeRobot(Robot):
             log.warning("e-stop engaged on %s: %s", self.robot_id, reason)
             self.events["estop"] += 1
         self._estop_reason = reason
-        self.inner.send_action(self.inner.hold_action())
+        with self._io:
+            self.inner.send_action(self.inner.hold_action())
 
     def release(self) -> None:
         self._estop_reason = None
@@ -113,6 +118,10 @@ class SafeRobot(Robot):
     @property
     def estopped(self) -> bool:
         return self._estop_reason is not None
+
+    @property
+    def estop_reason(self) -> str | None:
+        return self._estop_reason
 
     # -- the filter ------------------------------------------------------------------------------
     def _event(self, kind: str, detail: str) -> None:
@@ -157,13 +166,16 @@ class SafeRobot(Robot):
         return action
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
-        health = self.inner.health()
-        if self._estop_reason is not None or not health.ok:
-            if not health.ok and self._estop_reason is None:
-                self._event("hold", f"robot unhealthy: {health.status.value} {health.message}")
-            return self.inner.send_action(self.inner.hold_action())
-        return self.inner.send_action(self.filter(action))
+        with self._io:
+            health = self.inner.health()
+            if self._estop_reason is not None or not health.ok:
+                if not health.ok and self._estop_reason is None:
+                    self._event("hold", f"robot unhealthy: {health.status.value} "
+                                f"{health.message}")
+                return self.inner.send_action(self.inner.hold_action())
+            return self.inner.send_action(self.filter(action))
 
     def hold(self) -> np.ndarray:
         """Send a hold action now (the link to the policy is gone, a deadline was missed, ...)."""
-        return self.inner.send_action(self.inner.hold_action())
+        with self._io:
+            return self.inner.send_action(self.inner.hold_action())
