@@ -1,6 +1,9 @@
-"""In-package hardware fakes for tests: a point-mass 'arm' with the Δ-EE action layout."""
+"""In-package hardware fakes for tests: a point-mass 'arm', a gamepad and a SpaceMouse's HID."""
 
 from __future__ import annotations
+
+import struct
+from collections import deque
 
 import numpy as np
 
@@ -59,3 +62,57 @@ class PointRobot(Robot):
         if self.scene_problem:
             return Health(HealthStatus.RESET_NEEDED, self.scene_problem)
         return Health(HealthStatus.OK)
+
+
+class FakeJoystick:
+    """A gamepad with the methods of `pygame.joystick.JoystickType` that teleop reads."""
+
+    def __init__(self, axes: int = 6, buttons: int = 8) -> None:
+        self.axes = [0.0] * axes
+        self.pressed: set[int] = set()
+        self.buttons = buttons
+
+    def get_numaxes(self) -> int:
+        return len(self.axes)
+
+    def get_axis(self, axis: int) -> float:
+        return self.axes[axis]
+
+    def get_numbuttons(self) -> int:
+        return self.buttons
+
+    def get_button(self, button: int) -> bool:
+        return button in self.pressed
+
+
+def spacemouse_reports(translation: tuple[int, int, int] = (0, 0, 0),
+                       rotation: tuple[int, int, int] = (0, 0, 0),
+                       buttons: int | None = None, combined: bool = False) -> list[bytes]:
+    """The HID reports a SpaceMouse sends for a cap position (raw ±350) and a button mask.
+
+    `combined` is the newer models' single report 1 with all six axes.
+    """
+    if combined:
+        reports = [struct.pack("<B6h", 1, *translation, *rotation)]
+    else:
+        reports = [struct.pack("<B3h", 1, *translation), struct.pack("<B3h", 2, *rotation)]
+    if buttons is not None:
+        reports.append(struct.pack("<BH", 3, buttons))
+    return reports
+
+
+class FakeHidDevice:
+    """A HID device with the methods of `hid.device` that teleop reads: queued reports, bytes in."""
+
+    def __init__(self) -> None:
+        self.reports: deque[bytes] = deque()
+        self.closed = False
+
+    def send(self, reports: list[bytes]) -> None:
+        self.reports.extend(reports)
+
+    def read(self, max_length: int) -> list[int]:
+        return list(self.reports.popleft()[:max_length]) if self.reports else []
+
+    def close(self) -> None:
+        self.closed = True
