@@ -12,11 +12,16 @@ from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation
 
 
 class PointRobot(Robot):
-    """An end effector that moves by `action[:3] * scale` metres per step; can be made to fault."""
+    """An end effector that moves by `action[:3] * scale` metres per step; can be made to fault.
 
-    def __init__(self, robot_id: str = "fake0", scale: float = 0.05) -> None:
+    With `joints > 0` it also reports `joint_pos` and `joint_vel`, which tests set directly.
+    """
+
+    def __init__(self, robot_id: str = "fake0", scale: float = 0.05, joints: int = 0) -> None:
         self.robot_id = robot_id
         self.scale = scale
+        self.joint_pos = np.zeros(joints)
+        self.joint_vel = np.zeros(joints)
         self.connected = False
         self.position = np.zeros(3)
         self.applied: list[np.ndarray] = []
@@ -31,7 +36,11 @@ class PointRobot(Robot):
 
     @property
     def observation_spec(self) -> DictSpec:
-        return DictSpec({"ee_pos": ArraySpec((3,), "float32")})
+        fields = {"ee_pos": ArraySpec((3,), "float32")}
+        if self.joint_pos.size:
+            joints = ArraySpec(self.joint_pos.shape, "float32")
+            fields.update({"joint_pos": joints, "joint_vel": joints})
+        return DictSpec(fields)
 
     @property
     def action_spec(self) -> ArraySpec:
@@ -40,7 +49,11 @@ class PointRobot(Robot):
     def get_observation(self) -> Observation:
         if not self.connected:
             raise HardwareError(f"{self.robot_id} is unplugged: connect it first")
-        return {"ee_pos": self.position.astype(np.float32)}
+        obs = {"ee_pos": self.position.astype(np.float32)}
+        if self.joint_pos.size:
+            obs.update(joint_pos=self.joint_pos.astype(np.float32),
+                       joint_vel=self.joint_vel.astype(np.float32))
+        return obs
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
         if not self.connected:
