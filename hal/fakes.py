@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
@@ -15,10 +16,14 @@ class PointRobot(Robot):
     """An end effector that moves by `action[:3] * scale` metres per step; can be made to fault.
 
     With `joints > 0` it also reports `joint_pos` and `joint_vel`, which tests set directly.
+    With a `journal` file it appends a line per command (`action ...`, `disconnect`), so a test
+    can read what a process did to its robot before it stopped.
     """
 
-    def __init__(self, robot_id: str = "fake0", scale: float = 0.05, joints: int = 0) -> None:
+    def __init__(self, robot_id: str = "fake0", scale: float = 0.05, joints: int = 0,
+                 journal: Path | None = None) -> None:
         self.robot_id = robot_id
+        self.journal = journal
         self.scale = scale
         self.joint_pos = np.zeros(joints)
         self.joint_vel = np.zeros(joints)
@@ -33,6 +38,12 @@ class PointRobot(Robot):
 
     def disconnect(self) -> None:
         self.connected = False
+        self._note("disconnect")
+
+    def _note(self, line: str) -> None:
+        if self.journal is not None:
+            with open(self.journal, "a") as f:
+                f.write(line + "\n")
 
     @property
     def observation_spec(self) -> DictSpec:
@@ -61,6 +72,7 @@ class PointRobot(Robot):
         applied = np.asarray(action, dtype=np.float32)
         self.position = self.position + applied[:3] * self.scale
         self.applied.append(applied)
+        self._note("action " + " ".join(f"{v:g}" for v in applied))
         return applied
 
     def reset(self) -> Observation:
