@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -22,6 +23,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from robot_rl.core import HardwareError
+
+
+def default_lease_dir() -> Path:
+    """Where this node keeps its leases: $ROBOT_RL_LEASE_DIR, else one folder per user in /tmp."""
+    env = os.environ.get("ROBOT_RL_LEASE_DIR")
+    return Path(env) if env else Path(tempfile.gettempdir()) / f"robot_rl-leases-{os.getuid()}"
 
 
 class LeaseConflict(HardwareError):

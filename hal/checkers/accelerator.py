@@ -53,7 +53,7 @@ class AcceleratorChecker(Checker):
 
     def validate(self, unit: Unit) -> Health:
         if unit.name == "cpu":
-            return Health(HealthStatus.OK)
+            return Health(HealthStatus.OK, f"load average {os.getloadavg()[0]:.2f}")
         import torch
 
         try:

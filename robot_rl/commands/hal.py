@@ -8,9 +8,11 @@ from pathlib import Path
 
 from hal.hardware_file import load_hardware
 from hal.inventory import Inventory, take_inventory
+from hal.leases import FileLeaseStore, LeaseRecord, default_lease_dir
 from hal.units import Node
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.config import config_dir
+from robot_rl.core import HardwareError
 
 
 def hardware_files(given: list[Path] | None) -> list[Path]:
@@ -20,22 +22,31 @@ def hardware_files(given: list[Path] | None) -> list[Path]:
     return sorted((config_dir() / "hardware").glob("*.yaml"))
 
 
-def print_table(inventory: Inventory) -> None:
-    rows = [("NAME", "TYPE", "MODEL", "HEALTH", "DETAILS")]
+def lease_text(record: LeaseRecord | None) -> str:
+    if record is None:
+        return "free"
+    text = f"{record.holder.session} (pid {record.holder.pid} on {record.holder.host})"
+    return f"{text}, faulted" if record.faulted else text
+
+
+def print_table(inventory: Inventory, leases: dict[str, LeaseRecord | None]) -> None:
+    rows = [("NAME", "TYPE", "MODEL", "HEALTH", "LEASE", "DETAILS")]
     for e in inventory.entries:
         details = " ".join(f"{k}={v}" for k, v in e.unit.meta.items())
         message = f"{e.health.message}  [{details}]" if details else e.health.message
         rows.append((e.unit.name, e.unit.type, e.unit.model[:32], e.health.status.value,
-                     message))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+                     lease_text(leases[e.unit.name]), message))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     print(f"node {inventory.node}")
     for row in rows:
-        print("  ".join(f"{c:<{w}}" for c, w in zip(row[:4], widths, strict=True)), row[4])
+        print("  ".join(f"{c:<{w}}" for c, w in zip(row[:5], widths, strict=True)), row[5],
+              sep="  ")
 
 
 @COMMANDS.register("hal")
 class HalCommand(Command):
-    help = "List this node's hardware with its health, or check that a session's units are usable."
+    help = ("List this node's hardware with its health and leases, or check that a session's "
+            "units are here, healthy and free.")
     example = ("robot-rl hal list\n  robot-rl hal list --json --hardware lab.yaml\n"
                "  robot-rl hal check cpu sim:small_arm arm0")
 
@@ -53,13 +64,21 @@ class HalCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         inventory = take_inventory(Node.local(load_hardware(hardware_files(args.hardware))))
+        store = FileLeaseStore(default_lease_dir())
         if args.action == "list":
+            leases = {e.unit.name: store.current(e.unit.name) for e in inventory.entries}
             if args.json:
-                print(json.dumps({"node": inventory.node,
-                                  "units": [e.as_dict() for e in inventory.entries]}))
+                units = [{**e.as_dict(), "lease": None if (r := leases[e.unit.name]) is None
+                          else {"holder": r.holder.describe(), "faulted": r.faulted}}
+                         for e in inventory.entries]
+                print(json.dumps({"node": inventory.node, "units": units}))
             else:
-                print_table(inventory)
+                print_table(inventory, leases)
             return 0
         entries = inventory.require(args.units)
-        print(f"ok: {', '.join(e.unit.name for e in entries)} on {inventory.node}")
+        leased = [f"{e.unit.name} to {r.holder.describe()}" for e in entries
+                  if (r := store.current(e.unit.name)) is not None]
+        if leased:
+            raise HardwareError(f"leased: {'; '.join(leased)}")
+        print(f"ok: {', '.join(e.unit.name for e in entries)} on {inventory.node}, all free")
         return 0

@@ -10,6 +10,7 @@ from hal.checker import CHECKERS, Checker
 from hal.checkers import AcceleratorChecker, CameraChecker, NetworkRobotChecker
 from hal.hardware_file import load_hardware
 from hal.inventory import take_inventory
+from hal.leases import FileLeaseStore, Holder, Lease
 from hal.robot import Health, HealthStatus
 from hal.units import DeclaredUnit, Node, Unit
 from robot_rl.cli import main
@@ -183,6 +184,12 @@ def test_hal_list_shows_the_cpu_the_sim_arms_and_the_declared_robot(tmp_path, ca
     assert "sim:small_arm" in table and "refused the connection" in table
 
 
+@pytest.fixture(autouse=True)
+def lease_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBOT_RL_LEASE_DIR", str(tmp_path / "leases"))
+    return tmp_path / "leases"
+
+
 def test_hal_check_fails_fast_naming_the_missing_unit(tmp_path, capsys):
     lab = str(write_lab(tmp_path, closed_port()))
     assert main(["hal", "check", "cpu", "sim:small_arm", "--hardware", lab]) == 0
@@ -190,3 +197,37 @@ def test_hal_check_fails_fast_naming_the_missing_unit(tmp_path, capsys):
     assert main(["hal", "check", "cpu", "arm0", "arm1", "--hardware", lab]) == 2
     err = capsys.readouterr().err
     assert "missing: arm1" in err and "unhealthy: arm0" in err and "found: cpu" in err
+
+
+def test_hal_list_shows_who_holds_a_lease_and_hal_check_refuses_a_leased_unit(
+        tmp_path, capsys, lease_dir):
+    lab = str(write_lab(tmp_path, closed_port()))
+    with Lease(FileLeaseStore(lease_dir), "sim:small_arm", Holder.this_process("reach-7")):
+        assert main(["hal", "list", "--json", "--hardware", lab]) == 0
+        units = {u["name"]: u for u in json.loads(capsys.readouterr().out)["units"]}
+        assert units["sim:small_arm"]["lease"]["holder"].startswith("session reach-7 (pid ")
+        assert units["cpu"]["lease"] is None
+        assert main(["hal", "list", "--hardware", lab]) == 0
+        assert "reach-7 (pid" in capsys.readouterr().out
+        assert main(["hal", "check", "sim:small_arm", "--hardware", lab]) == 2
+        assert "leased: sim:small_arm to session reach-7" in capsys.readouterr().err
+    assert main(["hal", "check", "sim:small_arm", "--hardware", lab]) == 0
+
+
+def test_input_devices_are_units_while_plugged_in(monkeypatch):
+    from hal import gamepad, spacemouse
+    from hal.checkers import InputDeviceChecker
+
+    pads = [{"index": 0, "name": "Xbox Wireless Controller", "guid": "0300abcd", "axes": 6,
+             "buttons": 11}]
+    mice = [{"path": "/dev/hidraw3", "product": "SpaceMouse Compact", "serial": "",
+             "vendor_id": 0x256F, "product_id": 0xC635}]
+    monkeypatch.setattr(gamepad, "list_gamepads", lambda: pads)
+    monkeypatch.setattr(spacemouse, "list_spacemice", lambda: mice)
+    inventory = take_inventory(Node("n1"), [InputDeviceChecker()])
+    assert [(e.unit.name, e.unit.model, e.health.ok) for e in inventory.entries] == [
+        ("gamepad:0", "Xbox Wireless Controller", True),
+        ("spacemouse:0", "SpaceMouse Compact", True)]
+    pads.clear()  # unplugged
+    health = InputDeviceChecker().validate(inventory.get("gamepad:0").unit)
+    assert health.status is HealthStatus.DISCONNECTED and "no longer plugged in" in health.message
