@@ -63,34 +63,26 @@ def take_inventory(node: Node, checkers: Sequence[Checker] | None = None) -> Inv
     checkers = [CHECKERS.get(t)() for t in CHECKERS.names()] if checkers is None else checkers
     found = probe_all([(f"discovering {c.type}", lambda c=c: c.discover(node), c.timeout_s)
                        for c in checkers])
-    entries: list[Entry | None] = []
-    calls = []
+    rows: list[tuple[Unit, Checker | Health]] = []  # a unit, and who checks it or its verdict
     for checker, units in zip(checkers, found, strict=True):
         if isinstance(units, HardwareError):
-            entries.append(Entry(Unit(checker.type, checker.type, node.name),
-                                 Health(HealthStatus.FAULT, f"discovery failed: {units}")))
+            rows.append((Unit(checker.type, checker.type, node.name),
+                         Health(HealthStatus.FAULT, f"discovery failed: {units}")))
             continue
-        for unit in units:
-            if unit.problem:
-                entries.append(Entry(unit, Health(HealthStatus.FAULT, unit.problem)))
-            else:
-                entries.append(None)
-                calls.append((unit, checker))
+        rows += [(u, Health(HealthStatus.FAULT, u.problem) if u.problem else checker)
+                 for u in units]
     known = {c.type for c in checkers}
     for declared in node.declared if every else ():
         if declared.type not in known and declared.node in (None, node.name):
-            entries.append(Entry(Unit(declared.name, declared.type, node.name),
-                                 Health(HealthStatus.FAULT, f"no checker for type "
-                                        f"{declared.type!r}; known: {', '.join(sorted(known))}")))
-    healths = probe_all([(f"checking {u.name}", lambda u=u, c=c: c.validate(u), c.timeout_s)
-                         for u, c in calls])
-    validated = iter(zip(calls, healths, strict=True))
-    out = []
-    for entry in entries:
-        if entry is None:
-            (unit, _), health = next(validated)
-            if isinstance(health, HardwareError):
-                health = Health(HealthStatus.FAULT, str(health))
-            entry = Entry(unit, health)
-        out.append(entry)
-    return Inventory(node.name, tuple(out))
+            rows.append((Unit(declared.name, declared.type, node.name),
+                         Health(HealthStatus.FAULT, f"no checker for type {declared.type!r}; "
+                                f"known: {', '.join(sorted(known))}")))
+    checked = iter(probe_all([(f"checking {u.name}", lambda u=u, c=c: c.validate(u), c.timeout_s)
+                              for u, c in rows if isinstance(c, Checker)]))
+    entries = []
+    for unit, verdict in rows:
+        health = verdict if isinstance(verdict, Health) else next(checked)
+        if isinstance(health, HardwareError):
+            health = Health(HealthStatus.FAULT, str(health))
+        entries.append(Entry(unit, health))
+    return Inventory(node.name, tuple(entries))

@@ -27,8 +27,13 @@ class NetworkRobotChecker(Checker):
         for key in ("host", "port"):
             if key not in unit.meta:
                 raise HardwareError(f"{unit.name}: a network_robot needs `{key}` (or `{key}_env`)")
-        host, port = str(unit.meta["host"]), int(unit.meta["port"])
-        timeout = float(unit.meta.get("connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S))
+        try:
+            host, port = str(unit.meta["host"]), int(unit.meta["port"])
+            timeout = float(unit.meta.get("connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S))
+        except (TypeError, ValueError):
+            raise HardwareError(f"{unit.name}: `port` must be a number and `connect_timeout_s` "
+                                f"seconds, got {unit.meta['port']!r}, "
+                                f"{unit.meta.get('connect_timeout_s')!r}") from None
         started = time.monotonic()
         try:
             with socket.create_connection((host, port), timeout=timeout):

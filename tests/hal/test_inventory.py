@@ -231,3 +231,10 @@ def test_input_devices_are_units_while_plugged_in(monkeypatch):
     pads.clear()  # unplugged
     health = InputDeviceChecker().validate(inventory.get("gamepad:0").unit)
     assert health.status is HealthStatus.DISCONNECTED and "no longer plugged in" in health.message
+
+
+def test_a_network_robot_with_a_port_that_is_not_a_number_says_so():
+    node = Node("n1", (network_robot("arm0", host="127.0.0.1", port="http"),))
+    entry = take_inventory(node, [NetworkRobotChecker()]).get("arm0")
+    assert entry.health.status is HealthStatus.FAULT
+    assert "`port` must be a number" in entry.health.message and "'http'" in entry.health.message
