@@ -71,6 +71,10 @@ class GamepadTeleop(DeviceTeleop):
         self.joystick, self.pump = joystick, pump
 
     @classmethod
+    def unit_name(cls, index: int = 0, **params: Any) -> str:
+        return f"gamepad:{index}"
+
+    @classmethod
     def for_robot(cls, robot: Robot, seed: int, *, index: int = 0,
                   axes: Mapping[Any, str] | None = None, buttons: Mapping[Any, str] | None = None,
                   dead_zone: float = 0.1, scale: float = 1.0,

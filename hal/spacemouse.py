@@ -119,6 +119,10 @@ class SpaceMouseTeleop(DeviceTeleop):
         self.state = SpaceMouseState()
 
     @classmethod
+    def unit_name(cls, index: int = 0, **params: Any) -> str:
+        return f"spacemouse:{index}"
+
+    @classmethod
     def for_robot(cls, robot: Robot, seed: int, *, index: int = 0,
                   axes: Mapping[Any, str] | None = None, buttons: Mapping[Any, str] | None = None,
                   dead_zone: float = 0.1, scale: float = 1.0,

@@ -6,13 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
+from hal import TELEOPS
 from hal.hardware_file import load_hardware
 from hal.inventory import Inventory, take_inventory
 from hal.leases import FileLeaseStore, LeaseRecord, default_lease_dir
 from hal.units import Node
 from robot_rl.commands import COMMANDS, Command
-from robot_rl.config import config_dir
+from robot_rl.config import compose_session, config_dir
 from robot_rl.core import HardwareError
+
+
+def session_units(overrides: list[str]) -> list[str]:
+    """The units the session these overrides compose needs: its sim arm and its teleop device."""
+    cfg = compose_session(overrides)
+    units = [f"sim:{cfg.robot.arm}"] if cfg.robot.get("arm") else []
+    if cfg.get("teleop") is not None:
+        unit = TELEOPS.get(cfg.teleop.name).unit_name(**cfg.teleop.params)
+        units += [unit] if unit else []
+    return units
 
 
 def hardware_files(given: list[Path] | None) -> list[Path]:
@@ -48,15 +59,18 @@ class HalCommand(Command):
     help = ("List this node's hardware with its health and leases, or check that a session's "
             "units are here, healthy and free.")
     example = ("robot-rl hal list\n  robot-rl hal list --json --hardware lab.yaml\n"
-               "  robot-rl hal check cpu sim:small_arm arm0")
+               "  robot-rl hal check cpu sim:small_arm arm0\n  robot-rl hal check teleop=gamepad")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         listing = sub.add_parser("list", help="every unit found: type, model, metadata, health")
         listing.add_argument("--json", action="store_true", help="print one JSON object")
-        check = sub.add_parser("check", help="exit 0 if every named unit is here and healthy, "
-                               "else name what is missing or unhealthy and what was found")
-        check.add_argument("units", nargs="+", help="unit names as `hal list` shows them")
+        check = sub.add_parser("check", help="exit 0 if every unit named, or needed by the "
+                               "session the overrides compose, is here, healthy and free; else "
+                               "name what is not and list what was found")
+        check.add_argument("units", nargs="*", metavar="UNIT|key=value",
+                           help="unit names as `hal list` shows them, and/or session overrides "
+                           "(`teleop=gamepad`); none: the default session's units")
         for p in (listing, check):
             p.add_argument("--hardware", type=Path, action="append", metavar="FILE",
                            help="hardware file declaring units (repeatable; default: "
@@ -75,7 +89,11 @@ class HalCommand(Command):
             else:
                 print_table(inventory, leases)
             return 0
-        entries = inventory.require(args.units)
+        overrides = [a for a in args.units if "=" in a]
+        names = [a for a in args.units if "=" not in a]
+        if overrides or not names:
+            names += [u for u in session_units(overrides) if u not in names]
+        entries = inventory.require(names)
         leased = [f"{e.unit.name} to {r.holder.describe()}" for e in entries
                   if (r := store.current(e.unit.name)) is not None]
         if leased:

@@ -238,3 +238,13 @@ def test_a_network_robot_with_a_port_that_is_not_a_number_says_so():
     entry = take_inventory(node, [NetworkRobotChecker()]).get("arm0")
     assert entry.health.status is HealthStatus.FAULT
     assert "`port` must be a number" in entry.health.message and "'http'" in entry.health.message
+
+
+def test_hal_check_with_session_overrides_checks_the_units_that_session_needs(tmp_path, capsys):
+    lab = str(write_lab(tmp_path, closed_port()))
+    assert main(["hal", "check", "--hardware", lab]) == 0
+    assert "ok: sim:small_arm" in capsys.readouterr().out
+    assert main(["hal", "check", "robot.arm=so101", "teleop=gamepad", "teleop.params.index=3",
+                 "--hardware", lab]) == 2
+    err = capsys.readouterr().err
+    assert "missing: gamepad:3 on" in err and "unhealthy" not in err  # the so101 arm is fine
