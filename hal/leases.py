@@ -175,8 +175,7 @@ class FileLeaseStore(LeaseStore):
                 path.unlink()
 
     def current(self, unit: str) -> LeaseRecord | None:
-        with self._locked(unit) as path:
-            return self._read(path)
+        return self._read(self._path(unit))  # no lock: writers replace the file atomically
 
 
 class Lease:

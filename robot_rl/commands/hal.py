@@ -77,7 +77,14 @@ class HalCommand(Command):
                            "launch/hardware/*.yaml)")
 
     def run(self, args: argparse.Namespace) -> int:
-        inventory = take_inventory(Node.local(load_hardware(hardware_files(args.hardware))))
+        declared = load_hardware(hardware_files(args.hardware))
+        names = []
+        if args.action == "check":
+            overrides = [a for a in args.units if "=" in a]
+            names = [a for a in args.units if "=" not in a]
+            if overrides or not names:
+                names += [u for u in session_units(overrides) if u not in names]
+        inventory = take_inventory(Node.local(declared))
         store = FileLeaseStore(default_lease_dir())
         if args.action == "list":
             leases = {e.unit.name: store.current(e.unit.name) for e in inventory.entries}
@@ -89,10 +96,6 @@ class HalCommand(Command):
             else:
                 print_table(inventory, leases)
             return 0
-        overrides = [a for a in args.units if "=" in a]
-        names = [a for a in args.units if "=" not in a]
-        if overrides or not names:
-            names += [u for u in session_units(overrides) if u not in names]
         entries = inventory.require(names)
         leased = [f"{e.unit.name} to {r.holder.describe()}" for e in entries
                   if (r := store.current(e.unit.name)) is not None]
