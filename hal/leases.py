@@ -63,16 +63,21 @@ class Holder:
 
 @dataclass(frozen=True)
 class LeaseRecord:
-    """A lease as stored: its unit, holder, last heartbeat, and why it is faulted ('' if not)."""
+    """A lease as stored: its unit, holder, last heartbeat, the holder's promise to beat again
+    within `ttl_s`, and why the unit is faulted ('' if it is not)."""
 
     unit: str
     holder: Holder
     heartbeat: float
+    ttl_s: float
     faulted: str = ""
 
 
 class LeaseStore(ABC):
-    """Grants each unit to one holder; a lease whose heartbeats stop for `ttl_s` expires."""
+    """Grants each unit to one holder; a lease whose heartbeats stop for its ttl expires.
+
+    `ttl_s` is what this store grants: holders heart-beat every `ttl_s / 3`.
+    """
 
     ttl_s: float
 
@@ -108,7 +113,7 @@ def _process_gone(holder: Holder) -> bool:
 
 class FileLeaseStore(LeaseStore):
     """Leases as JSON files in `root`, one per unit; a holder that died on this host frees its
-    lease at once, one that stopped heart-beating elsewhere after `ttl_s`."""
+    lease at once, one that stopped heart-beating after the `ttl_s` it was granted with."""
 
     def __init__(self, root: Path, ttl_s: float = 10.0) -> None:
         self.root = Path(root)
@@ -131,14 +136,14 @@ class FileLeaseStore(LeaseStore):
     def _read(self, path: Path) -> LeaseRecord | None:
         try:
             raw = json.loads(path.read_text())
+            record = LeaseRecord(raw["unit"], Holder(**raw["holder"]), float(raw["heartbeat"]),
+                                 float(raw["ttl_s"]), str(raw.get("faulted", "")))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            raise HardwareError(f"{path}: unreadable lease file ({exc}); delete it if no "
-                                "session holds this unit") from None
-        record = LeaseRecord(raw["unit"], Holder(**raw["holder"]), raw["heartbeat"],
-                             raw.get("faulted", ""))
-        expired = time.time() - record.heartbeat > self.ttl_s or _process_gone(record.holder)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise HardwareError(f"{path}: unreadable lease file ({type(exc).__name__}: {exc}); "
+                                "delete it if no session holds this unit") from None
+        expired = time.time() - record.heartbeat > record.ttl_s or _process_gone(record.holder)
         return None if expired else record
 
     def _write(self, path: Path, record: LeaseRecord) -> None:
@@ -151,9 +156,9 @@ class FileLeaseStore(LeaseStore):
             record = self._read(path)
             if record is not None and record.holder != holder:
                 raise LeaseConflict(f"{unit} is leased to {record.holder.describe()}; stop that "
-                                    f"session or wait for its lease to expire ({self.ttl_s:g} s "
-                                    "after its last heartbeat)")
-            record = LeaseRecord(unit, holder, time.time())
+                                    f"session or wait for its lease to expire ({record.ttl_s:g} "
+                                    "s after its last heartbeat)")
+            record = LeaseRecord(unit, holder, time.time(), self.ttl_s)
             self._write(path, record)
             return record
 

@@ -90,7 +90,7 @@ def test_a_holder_that_stops_heartbeating_loses_its_lease_after_the_ttl_and_is_t
     holder = session("hold", ttl=0.6)
     assert holder.stdout.readline().strip() == "held"
     os.kill(holder.pid, signal.SIGSTOP)  # alive but silent, like a hung or partitioned host
-    store = FileLeaseStore(tmp_path / "leases", ttl_s=0.6)
+    store = FileLeaseStore(tmp_path / "leases", ttl_s=30.0)  # the taker's own ttl: long
     wait_until_free(store)
     taker = Lease(store, "arm0")
     os.kill(holder.pid, signal.SIGCONT)
@@ -113,11 +113,14 @@ def test_renewing_a_lease_taken_by_another_holder_raises_lease_lost(tmp_path):
         store.acquire("arm0", mine)
 
 
-def test_a_corrupt_lease_file_names_itself(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", '{"unit": "arm0"}', "[1, 2]"])
+def test_a_corrupt_lease_file_names_itself(tmp_path, text):
     store = FileLeaseStore(tmp_path)
-    (tmp_path / "arm0.lease").write_text("{not json")
+    (tmp_path / "arm0.lease").write_text(text)
     with pytest.raises(HardwareError, match="arm0.lease: unreadable lease file"):
         store.current("arm0")
+    with pytest.raises(HardwareError, match="delete it if no session holds this unit"):
+        store.acquire("arm0", Holder.this_process())
 
 
 def robots(tmp_path):
