@@ -116,8 +116,8 @@ def test_a_file_that_is_not_a_camera_is_an_unhealthy_camera(tmp_path):
 
 
 def test_a_declared_unit_of_a_type_no_checker_knows_is_reported_not_dropped():
-    entry = take_inventory(Node("n1", (DeclaredUnit("lidar0", "lidar"),))).get("lidar0")
-    assert entry.health.status is HealthStatus.FAULT and "no checker for type 'lidar'" in (
+    entry = take_inventory(Node("n1", (DeclaredUnit("sonar0", "sonar"),))).get("sonar0")
+    assert entry.health.status is HealthStatus.FAULT and "no checker for type 'sonar'" in (
         entry.health.message)
 
 
