@@ -1,4 +1,4 @@
-"""Hardware: the Robot / Teleop / Camera interfaces, the safety layer and drivers."""
+"""Hardware: Robot / Teleop / Camera interfaces, safety, teleop devices, discovery and leases."""
 
 from hal.gamepad import GamepadTeleop
 from hal.keyboard import KeyboardTeleop
