@@ -1,11 +1,13 @@
-"""Hardware: the Robot / Teleop / Camera interfaces, the safety layer and drivers."""
+"""Hardware: Robot / Teleop / Camera interfaces, safety, teleop devices, discovery and leases."""
 
+from hal.gamepad import GamepadTeleop
 from hal.keyboard import KeyboardTeleop
 from hal.robot import Health, HealthStatus, Robot
 from hal.safety import SafeRobot, SafetyLimits
+from hal.spacemouse import SpaceMouseTeleop
 from hal.teleop import ESTOP, TELEOPS, Camera, Teleop, TeleopCommand
 
 __all__ = [
-    "ESTOP", "TELEOPS", "Camera", "Health", "HealthStatus", "KeyboardTeleop", "Robot", "SafeRobot",
-    "SafetyLimits", "Teleop", "TeleopCommand",
+    "ESTOP", "TELEOPS", "Camera", "GamepadTeleop", "Health", "HealthStatus", "KeyboardTeleop",
+    "Robot", "SafeRobot", "SafetyLimits", "SpaceMouseTeleop", "Teleop", "TeleopCommand",
 ]
