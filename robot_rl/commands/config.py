@@ -6,7 +6,7 @@ import argparse
 
 from omegaconf import OmegaConf
 
-from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands import COMMANDS, Command, add_action
 from robot_rl.config import GROUPS, group_options
 
 
@@ -23,13 +23,10 @@ class ConfigCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        show = sub.add_parser(
-            "show", help="print the config that `robot-rl train` would run with these overrides",
-            description="Compose launch/ with the overrides exactly as `robot-rl train` does (an "
-                        "existing run.dir: its own config plus the overrides) and print it.",
-            epilog=f"example:\n  {ConfigCommand.example}\n\nconfig groups and their options:\n"
-                   f"{groups_help()}",
-            formatter_class=argparse.RawDescriptionHelpFormatter)
+        show = add_action(
+            sub, "show", "print the config `robot-rl train` would run with these overrides (an "
+            "existing run.dir: its own config plus the overrides, as a resume composes it)",
+            self.example, f"config groups and their options:\n{groups_help()}")
         show.add_argument("overrides", nargs="*", metavar="key=value",
                           help="config groups (task=..., algo=...) and keys (run.env_steps=...)")
 

@@ -11,7 +11,7 @@ from hal.hardware_file import load_hardware
 from hal.inventory import Inventory, take_inventory
 from hal.leases import FileLeaseStore, LeaseRecord, default_lease_dir
 from hal.units import Node
-from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands import COMMANDS, Command, add_action
 from robot_rl.config import compose_session, config_dir
 from robot_rl.core import HardwareError
 
@@ -63,11 +63,14 @@ class HalCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        listing = sub.add_parser("list", help="every unit found: type, model, metadata, health")
+        listing = add_action(sub, "list", "every unit found: type, model, metadata, health",
+                             "robot-rl hal list --json --hardware lab.yaml")
         listing.add_argument("--json", action="store_true", help="print one JSON object")
-        check = sub.add_parser("check", help="exit 0 if every unit named, or needed by the "
-                               "session the overrides compose, is here, healthy and free; else "
-                               "name what is not and list what was found")
+        check = add_action(sub, "check", "exit 0 if every unit named, or needed by the session "
+                           "the overrides compose, is here, healthy and free; else name what is "
+                           "not and list what was found",
+                           "robot-rl hal check cpu sim:small_arm arm0\n  robot-rl hal check "
+                           "teleop=gamepad")
         check.add_argument("units", nargs="*", metavar="UNIT|key=value",
                            help="unit names as `hal list` shows them, and/or session overrides "
                            "(`teleop=gamepad`); none: the default session's units")
