@@ -42,6 +42,8 @@ class LinkLimits:
     """Sizes that bound memory on both ends instead of unbounded queues."""
 
     max_message_bytes: int = 64 << 20  # frames above this close the connection (1009)
+    preauth_message_bytes: int = 16 << 10  # the same, until the edge has authenticated
+    max_unauthenticated: int = 64  # connections mid-handshake; more are refused with HTTP 503
     batch_items: int = 64  # transitions per TransitionBatch
     batch_bytes: int = 8 << 20  # bytes of transitions per TransitionBatch
     window_items: int = 256  # transitions sent but not yet acked, per stream

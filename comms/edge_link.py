@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from comms import auth
-from comms.codec import encode
+from comms.codec import decode, encode
 from comms.connection import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
@@ -57,6 +57,7 @@ from comms.messages import (
 )
 from comms.pending import PendingRequests
 from comms.spool import Spool
+from comms.validation import transition_from_body
 from robot_rl.core import AuthError, CommsError, Observation, Transition
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,12 @@ class EdgeLink:
         items = [(encode(transition_to_body(t)), ends.get(i)) for i, t in enumerate(transitions)]
         if stream_id not in self._streams:
             raise CommsError(f"stream {stream_id!r} was not declared: pass it in streams=")
+        for data, _ in items:  # what the gateway would refuse never enters the spool
+            try:
+                transition_from_body(decode(data))
+            except ValueError as exc:
+                raise CommsError(f"stream {stream_id}: not publishing a bad transition: {exc}"
+                                 ) from None
         first = self.spool.append(stream_id, items, previous_end)
         self.stats["published"] += len(items)
         if self._thread is not None and self._wake is not None:
