@@ -8,6 +8,7 @@ import ssl
 from pathlib import Path
 
 from comms.auth import TOKEN_ENV, load_token
+from comms.edge_keys import EdgeKeys
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.commands.train import resolve_config
 from robot_rl.core import ConfigError
@@ -40,6 +41,9 @@ class GatewayCommand(Command):
         parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
         parser.add_argument("--token-file", type=Path, default=None,
                             help=f"file holding the shared token (else ${TOKEN_ENV})")
+        parser.add_argument("--edges-file", type=Path, default=None,
+                            help="per-edge keys file (robot-rl token issue): each edge proves its "
+                            "own key and writes only its streams; without it, the shared token")
         parser.add_argument("--run-dir", type=Path, required=True)
         parser.add_argument("--certfile", type=Path, default=None, help="serve wss with this cert")
         parser.add_argument("--keyfile", type=Path, default=None)
@@ -52,8 +56,10 @@ class GatewayCommand(Command):
         context = server_tls(args.certfile, args.keyfile)
         run, cfg = resolve_config([*args.overrides, f"run.dir={args.run_dir}"])
         run.save_config(cfg)
+        edge_keys = None if args.edges_file is None else EdgeKeys(args.edges_file, token)
         gateway = build_gateway(cfg, run, token, host=args.host, port=args.port,
-                                ssl_context=context, serve_policy=args.serve_policy)
+                                ssl_context=context, serve_policy=args.serve_policy,
+                                edge_keys=edge_keys)
         scheme = "wss" if context else "ws"
         asyncio.run(serve_until_signalled(
             gateway, f"gateway listening on {scheme}://{args.host}:{{port}} -> {run.root}"))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 from omegaconf import DictConfig
 
+from comms.edge_keys import EdgeKeys
 from comms.gateway import Gateway
 from comms.messages import spec_digest
 from policies import Policy
@@ -36,7 +37,8 @@ class ServedPolicy:
 
 
 def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port: int,
-                  ssl_context: ssl.SSLContext | None, serve_policy: bool) -> Gateway:
+                  ssl_context: ssl.SSLContext | None, serve_policy: bool,
+                  edge_keys: EdgeKeys | None = None) -> Gateway:
     """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
     arm, _ = build_robot(cfg)
     obs_spec, action_spec = arm.observation_spec, arm.action_spec
@@ -50,7 +52,7 @@ def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port
             algo.policy.version = int(state["counters"]["policy_version"])
         inference = ServedPolicy(algo.policy, obs_spec, action_spec)
     return Gateway(sink, token, spec_digest(obs_spec, action_spec), inference=inference,
-                   host=host, port=port, ssl_context=ssl_context)
+                   host=host, port=port, ssl_context=ssl_context, edge_keys=edge_keys)
 
 
 async def serve_until_signalled(gateway: Gateway, announce: str) -> None:
