@@ -21,7 +21,7 @@ MAX_BATCH_ITEMS = 4096  # transitions in one batch (edges send 64)
 INT64_MAX = (1 << 63) - 1
 INT32_MAX = (1 << 31) - 1
 TRANSITION_FIELDS = frozenset(Transition.__dataclass_fields__)
-_SOURCES = frozenset(int(s) for s in Source)
+_MAX_SOURCE = max(int(s) for s in Source)
 
 
 def check_id(value: object, what: str) -> str:
@@ -74,24 +74,27 @@ def transition_from_body(body: object, where: str = "transition") -> Transition:
         keys = sorted(map(str, body)) if isinstance(body, dict) else type(body).__name__
         raise ValueError(f"{where} must be a map of exactly the fields of a Transition, "
                          f"got {_short(keys)}")
-    action = body["action"]
-    if not isinstance(action, np.ndarray):
-        raise ValueError(f"{where} action must be an array, got {_short(action)}")
-    return Transition(
-        obs=check_arrays(body["obs"], f"{where} obs"), action=action,
-        reward=check_float(body["reward"], f"{where} reward"),
-        next_obs=check_arrays(body["next_obs"], f"{where} next_obs"),
-        terminated=check_bool(body["terminated"], f"{where} terminated"),
-        truncated=check_bool(body["truncated"], f"{where} truncated"),
-        intervened=check_bool(body["intervened"], f"{where} intervened"),
-        source=Source(check_int(body["source"], f"{where} source", 0, max(_SOURCES))),
-        policy_version=check_int(body["policy_version"], f"{where} policy_version"),
-        robot_id=check_id(body["robot_id"], f"{where} robot_id"),
-        episode_id=check_int(body["episode_id"], f"{where} episode_id"),
-        step=check_int(body["step"], f"{where} step", 0, INT32_MAX),
-        wall_time=check_float(body["wall_time"], f"{where} wall_time"),
-        mono_time=check_float(body["mono_time"], f"{where} mono_time"),
-    )
+    try:  # field names are constants: `where` is formatted only for a refusal
+        action = body["action"]
+        if not isinstance(action, np.ndarray):
+            raise ValueError(f"action must be an array, got {_short(action)}")
+        return Transition(
+            obs=check_arrays(body["obs"], "obs"), action=action,
+            reward=check_float(body["reward"], "reward"),
+            next_obs=check_arrays(body["next_obs"], "next_obs"),
+            terminated=check_bool(body["terminated"], "terminated"),
+            truncated=check_bool(body["truncated"], "truncated"),
+            intervened=check_bool(body["intervened"], "intervened"),
+            source=Source(check_int(body["source"], "source", 0, _MAX_SOURCE)),
+            policy_version=check_int(body["policy_version"], "policy_version"),
+            robot_id=check_id(body["robot_id"], "robot_id"),
+            episode_id=check_int(body["episode_id"], "episode_id"),
+            step=check_int(body["step"], "step", 0, INT32_MAX),
+            wall_time=check_float(body["wall_time"], "wall_time"),
+            mono_time=check_float(body["mono_time"], "mono_time"),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{where} {exc}") from None
 
 
 def check_episode_ends(value: object, first_seq: int, count: int) -> tuple[tuple[int, bool], ...]:
