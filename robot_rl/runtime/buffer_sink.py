@@ -8,9 +8,10 @@ from pathlib import Path
 
 from buffer import ReplayBuffer
 from comms.sink import TransitionSink
-from robot_rl.core import ArraySpec, DictSpec, Transition
+from robot_rl.core import ArraySpec, DictSpec, SpecError, Transition
 
 STREAMS_KEY = "streams"
+MAX_STREAMS = 4096  # marks in the commit record, which every commit rewrites: bounded
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +61,9 @@ class BufferSink(TransitionSink):
         episode_ends: Sequence[tuple[int, bool]] = (),
     ) -> None:
         buffer = self.buffer
+        if stream_id not in self._last and len(self._last) >= MAX_STREAMS:
+            raise SpecError(f"stream {stream_id}: the buffer already tracks {MAX_STREAMS} "
+                            "streams; start a new run directory for more")
         for i, t in enumerate(transitions):  # bad data is refused before anything is staged
             where = f"stream {stream_id} seq {first_seq + i}"
             self.obs_spec.validate(t.obs, f"{where} obs")

@@ -90,3 +90,17 @@ def test_transitions_off_the_spec_are_refused_before_anything_is_staged(tmp_path
         sink.commit("a", 0, [numbered(0), bad])
     sink.commit("a", 0, [numbered(0)])  # the sink is not broken by bad input
     assert len(sink.buffer) == 1 and sink.last_seq("a") == 0
+
+
+def test_the_commit_record_tracks_a_bounded_number_of_streams(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robot_rl.runtime import buffer_sink
+
+    monkeypatch.setattr(buffer_sink, "MAX_STREAMS", 2)
+    sink = sink_at(tmp_path / "b")
+    sink.commit("a", 0, [numbered(0)])
+    sink.commit("b", 0, [robot_b(1)])
+    with pytest.raises(SpecError, match="already tracks 2 streams"):
+        sink.commit("c", 0, [dataclasses.replace(numbered(2), robot_id="c")])
+    sink.commit("a", 1, [numbered(3)])  # known streams go on
+    assert sink.buffer.commit_meta["streams"] == {"a": 1, "b": 0}
