@@ -22,6 +22,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL = 1002
 CLOSE_POLICY = 1008  # authentication failed
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013  # the gateway cannot serve now (its buffer, a slow handshake): retry
 MAX_REASON_BYTES = 123
 
 

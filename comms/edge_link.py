@@ -27,6 +27,7 @@ from comms.codec import decode, encode
 from comms.connection import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
     DEFAULT_LIMITS,
     DEFAULT_TIMINGS,
     LinkLimits,
@@ -284,7 +285,7 @@ class EdgeLink:
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == CLOSE_POLICY:
                 raise AuthError(f"gateway refused authentication: {exc.rcvd.reason}") from None
-            if exc.rcvd is not None and exc.rcvd.code != CLOSE_NORMAL:
+            if exc.rcvd is not None and exc.rcvd.code not in (CLOSE_NORMAL, CLOSE_TRY_AGAIN):
                 raise ProtocolError(f"gateway refused the handshake: {exc.rcvd.reason}") from None
             raise
         if not isinstance(welcome, Welcome):

@@ -30,6 +30,7 @@ from comms.connection import (
     CLOSE_INTERNAL,
     CLOSE_POLICY,
     CLOSE_PROTOCOL,
+    CLOSE_TRY_AGAIN,
     DEFAULT_LIMITS,
     DEFAULT_TIMINGS,
     LinkLimits,
@@ -177,12 +178,15 @@ class Gateway:
         self._unauthenticated += 1
         try:
             edge_id, grant = await asyncio.wait_for(self._handshake(ws), self.timings.handshake)
-        except (AuthError, ProtocolError, CodecError, SpecError, TimeoutError) as exc:
+        except (AuthError, ProtocolError, CodecError, SpecError, StorageError,
+                TimeoutError) as exc:
             kind = {AuthError: "auth"}.get(type(exc), "protocol")
             reason = str(exc) or "handshake timed out"
             self.stats[f"rejected_{kind}"] += 1
             log.warning("gateway: refused %s: %s", peer, reason)
-            code = CLOSE_POLICY if isinstance(exc, AuthError) else CLOSE_PROTOCOL
+            code = (CLOSE_POLICY if isinstance(exc, AuthError) else
+                    CLOSE_TRY_AGAIN if isinstance(exc, StorageError | TimeoutError) else
+                    CLOSE_PROTOCOL)
             await self._close(ws, code, reason)
             return
         except ConnectionClosed as exc:

@@ -21,7 +21,7 @@ from comms import auth
 from comms.codec import encode
 from comms.edge_keys import EdgeKeys, edge_key
 from comms.edge_link import EdgeLink
-from comms.gateway import GatewayThread
+from comms.gateway import Gateway, GatewayThread
 from comms.messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -31,9 +31,13 @@ from comms.messages import (
     encode_envelope,
     transition_to_body,
 )
-from robot_rl.core import Transition
+from robot_rl.core import StorageError, Transition
+from robot_rl.runtime.buffer_sink import BufferSink
 from tests.integration.comms_helpers import (
+    ACTION_SPEC,
     DIGEST,
+    FAST,
+    OBS_SPEC,
     TOKEN,
     assert_exactly_once,
     numbered,
@@ -384,3 +388,34 @@ def test_an_edge_cannot_publish_what_the_gateway_would_refuse(
     with pytest.raises(CommsError, match="policy_version must be"):
         link.publish("r1", [dataclasses.replace(numbered(0), policy_version=seq)])
     assert link.spool.pending_count() == 0
+
+
+class SinkDownAtFirst:
+    """A buffer sink that cannot read its marks for the first `failures` handshakes."""
+
+    def __init__(self, sink: BufferSink, failures: int) -> None:
+        self.sink, self.failures = sink, failures
+
+    def last_seq(self, stream: str) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageError("buffer/commit.json: unreadable commit record (disk error)")
+        return self.sink.last_seq(stream)
+
+    def commit(self, *args: Any) -> None:
+        self.sink.commit(*args)
+
+
+def test_an_edge_retries_while_the_gateway_cannot_read_its_buffer(
+        tmp_path: Path, make_link: Callable[..., EdgeLink]) -> None:
+    sink = SinkDownAtFirst(BufferSink(tmp_path / "buffer", OBS_SPEC, ACTION_SPEC), failures=3)
+    gw = GatewayThread(Gateway(sink, TOKEN, DIGEST, timings=FAST))  # type: ignore[arg-type]
+    try:
+        link = make_link(f"ws://127.0.0.1:{gw.port}")
+        link.publish("r1", [numbered(0), numbered(1)])
+        assert link.wait_acked(20.0), (link.stats, link.fatal_error)
+        assert link.fatal_error is None and sink.failures == 0
+        assert gw.gateway.stats["rejected_protocol"] == 3
+    finally:
+        gw.stop()
+    assert_exactly_once(tmp_path / "buffer", 2)
