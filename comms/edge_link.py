@@ -297,7 +297,7 @@ class EdgeLink:
     async def _serve(self, ws: ClientConnection, inbound: Inbound,
                      last_seqs: dict[str, int]) -> None:
         for stream, last in last_seqs.items():
-            if last >= self.spool.next_seq(stream):
+            if not self.spool.acked(stream) <= last < self.spool.next_seq(stream):
                 await asyncio.to_thread(self.spool.rebase, stream, last)
             else:
                 await asyncio.to_thread(self.spool.ack, stream, last)

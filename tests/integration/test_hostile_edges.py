@@ -419,3 +419,28 @@ def test_an_edge_retries_while_the_gateway_cannot_read_its_buffer(
     finally:
         gw.stop()
     assert_exactly_once(tmp_path / "buffer", 2)
+
+
+def test_a_gateway_whose_last_commit_record_is_damaged_resumes_with_its_edge(
+        tmp_path: Path, start_gateway: Callable[..., GatewayThread],
+        make_link: Callable[..., EdgeLink]) -> None:
+    gw = start_gateway()
+    port = gw.port
+    link = make_link(f"ws://127.0.0.1:{port}")
+    for i in range(10):  # one commit each
+        link.publish("r1", [numbered(i)])
+        assert link.wait_acked(10.0)
+    gw.stop()
+    record = tmp_path / "buffer" / "commit.json"
+    data = bytearray(record.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    record.write_bytes(bytes(data))
+    start_gateway(port=port)  # falls back to the previous record: seq 9 is lost
+    for i in range(10, 15):
+        link.publish("r1", [numbered(i)])
+    assert link.wait_acked(20.0), link.stats
+    assert link.fatal_error is None
+    buffer = open_buffer(tmp_path / "buffer")
+    np.testing.assert_array_equal(buffer.storage.read_steps()["timestamp"],
+                                  [*range(9), *range(10, 15)])
+    assert buffer.commit_meta["streams"] == {"r1": 13}
