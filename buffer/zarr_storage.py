@@ -59,7 +59,7 @@ class ZarrStorage:
         self.path = Path(path)
         self.readonly, self.fsync = readonly, fsync
         self.checksums = ChecksumLog(self.path / CHECKSUM_FILE, fsync)
-        if not (self.path / COMMIT_FILE).exists():
+        if not any((self.path / f).exists() for f in (COMMIT_FILE, PREV_COMMIT_FILE)):
             if readonly or obs_spec is None or action_spec is None:
                 raise StorageError(f"{self.path}: no robot_rl buffer here (missing {COMMIT_FILE})")
             self._create(obs_spec, action_spec, chunk_bytes)

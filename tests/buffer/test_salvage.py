@@ -172,3 +172,13 @@ def test_verify_checks_values_and_names_the_rows(source: Path, tmp_path: Path) -
         buf.commit()
     problems = ZarrStorage.open_existing(path).verify()
     assert problems == [f"step_info rows {ROWS}-{ROWS + 1}: reward is NaN or infinite"]
+
+
+def test_a_crash_between_the_two_renames_of_a_commit_loses_nothing(
+        source: Path, tmp_path: Path) -> None:
+    path = tmp_path / "b"
+    shutil.copytree(source, path)
+    (path / COMMIT_FILE).replace(path / PREV_COMMIT_FILE)  # the new record was not renamed yet
+    with ReplayBuffer(path, OBS_SPEC, ACTION_SPEC, fsync=False) as buf:  # not a new buffer
+        assert len(buf) == ROWS and buf.storage.fallback is None
+    assert assert_intact_rows_are_right(ZarrStorage.open_existing(path), ROWS) == 0
