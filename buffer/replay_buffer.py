@@ -165,8 +165,9 @@ class ReplayBuffer:
     def _has_next_resident(self, rows: np.ndarray) -> np.ndarray:
         """Sampleable rows whose next observation is a tail or a resident row."""
         has_tail = self.index.tail_of.data[rows] >= 0
-        return self.index.sampleable(rows) & (
-            has_tail | self.cache.is_resident(self.index.next_row.data[rows]))
+        nxt = self.index.next_row.data[rows]
+        good_next = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
+        return self.index.sampleable(rows) & (has_tail | good_next)
 
     def _resident_candidates(self) -> np.ndarray:
         """Under the cache lock: sampleable committed rows whose data (and next obs) is in RAM."""
@@ -211,7 +212,7 @@ class ReplayBuffer:
 
     def _next_obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         nxt = self.index.next_row.data[rows]
-        from_pool = self.cache.is_resident(nxt)
+        from_pool = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
         pos = self.cache.positions(np.where(from_pool, nxt, 0))
         out = {}
         for k in self.obs_keys:

@@ -11,6 +11,7 @@ from robot_rl.core import ArraySpec, DictSpec, StorageError
 SCHEMA_VERSION = 2
 FORMAT_NAME = "robot_rl.buffer"
 COMMIT_FILE = "commit.json"
+PREV_COMMIT_FILE = "commit.prev.json"  # the record commit.json replaced: the fallback
 CHECKSUM_FILE = "checksums.log"
 QUARANTINE_FILE = "quarantine.json"
 WAL_DIR = "wal"

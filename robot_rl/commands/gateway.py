@@ -11,6 +11,7 @@ import ssl
 from pathlib import Path
 
 from comms.auth import TOKEN_ENV, load_token
+from comms.edge_keys import EdgeKeys
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.commands.train import resolve_config
 from robot_rl.core import ConfigError
@@ -56,6 +57,9 @@ class GatewayCommand(Command):
         parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
         parser.add_argument("--token-file", type=Path, default=None,
                             help=f"file holding the shared token (else ${TOKEN_ENV})")
+        parser.add_argument("--edges-file", type=Path, default=None,
+                            help="per-edge keys file (robot-rl token issue): each edge proves its "
+                            "own key and writes only its streams; without it, the shared token")
         parser.add_argument("--run-dir", type=Path, required=True,
                             help="run directory whose buffer the edges' transitions go to "
                                  "(created, or resumed with its own config)")
@@ -78,8 +82,10 @@ class GatewayCommand(Command):
         lock.acquire()
         run.save_config(cfg)
         logging.getLogger("comms.gateway").setLevel(logging.INFO)  # connects and drops, by robot
+        edge_keys = None if args.edges_file is None else EdgeKeys(args.edges_file, token)
         gateway = build_gateway(cfg, run, token, host=args.host, port=args.port,
-                                ssl_context=context, serve_policy=args.serve_policy)
+                                ssl_context=context, serve_policy=args.serve_policy,
+                                edge_keys=edge_keys)
         scheme = "wss" if context else "ws"
         asyncio.run(serve_until_signalled(
             gateway, f"gateway listening on {scheme}://{args.host}:{{port}} -> {run.root}"))
