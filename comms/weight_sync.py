@@ -35,9 +35,8 @@ class WeightSyncError(CommsError):
 
 
 def tensor_digest(arr: np.ndarray, budget: ByteBudget | None = None) -> bytes:
-    """SHA-1 of a tensor's dtype, shape and bytes: integrity, not authenticity (the link
-    authenticates its peer); SHA-1 is the fastest hashlib digest on SHA-NI CPUs."""
-    h = hashlib.sha1(f"{arr.dtype.str}{arr.shape}".encode(), usedforsecurity=False)
+    """SHA-256 of a tensor's dtype, shape and bytes (~1 GB/s on SHA-NI CPUs, 2-3x blake2b)."""
+    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
     data = memoryview(np.ascontiguousarray(arr)).cast("B")
     for start in range(0, len(data), HASH_SLICE):
         part = data[start:start + HASH_SLICE]
@@ -49,7 +48,7 @@ def tensor_digest(arr: np.ndarray, budget: ByteBudget | None = None) -> bytes:
 
 def version_digest(digests: Mapping[str, bytes]) -> bytes:
     """The digest of a whole version's content: its tensors' names and digests."""
-    h = hashlib.sha1(usedforsecurity=False)
+    h = hashlib.sha256()
     for name in sorted(digests):
         h.update(name.encode() + b"\0" + digests[name])
     return h.digest()
@@ -204,10 +203,24 @@ def encode_transfer(new: WeightSet, mode: str, transfer_id: int, base: WeightSet
     return Transfer(offer, parts)
 
 
+def raw_tensor(t: TensorLayout, stream: bytearray) -> np.ndarray:
+    """A raw tensor of the offer as a read-only view of the stream (no copy)."""
+    size = int(np.prod(t.shape, dtype=np.int64))
+    try:
+        arr = np.frombuffer(memoryview(stream)[t.offset:t.offset + t.length], t.dtype, size)
+    except ValueError as exc:
+        raise WeightSyncError(f"tensor {t.name!r} does not fit its bytes: {exc}") from None
+    arr = arr.reshape(t.shape)
+    arr.setflags(write=False)
+    return arr
+
+
 def rebuild(offer: WeightOffer, stream: bytearray, base: WeightSet | None,
-            budget: ByteBudget | None = None) -> WeightSet:
+            budget: ByteBudget | None = None, hashed: Mapping[str, bytes] | None = None
+            ) -> WeightSet:
     """The version an offer describes, from its reassembled stream and the base it names;
-    WeightSyncError naming the first tensor that does not hash to its digest."""
+    WeightSyncError naming the first tensor that does not hash to its digest. `hashed`: digests
+    of raw tensors already taken (while later chunks were still arriving)."""
     if offer.base_version >= 0 and (
             base is None or (base.version, base.digest) != (offer.base_version, offer.base_digest)):
         raise WeightSyncError(f"transfer {offer.transfer_id} patches version "
@@ -226,7 +239,7 @@ def rebuild(offer: WeightOffer, stream: bytearray, base: WeightSet | None,
             continue
         try:
             if t.encoding == "raw":
-                arr = np.frombuffer(payload, dtype, size).reshape(t.shape)
+                arr = raw_tensor(t, stream)
             elif t.encoding == "fp16":
                 if budget is not None:
                     budget.acquire(size * dtype.itemsize)
@@ -248,7 +261,8 @@ def rebuild(offer: WeightOffer, stream: bytearray, base: WeightSet | None,
         except (ValueError, IndexError) as exc:
             raise WeightSyncError(f"tensor {t.name!r} does not fit its bytes: {exc}") from None
         arr.setflags(write=False)
-        if tensor_digest(arr, budget) != t.digest:
+        got = (hashed or {}).get(t.name) if t.encoding == "raw" else None
+        if (got or tensor_digest(arr, budget)) != t.digest:
             raise WeightSyncError(f"tensor {t.name!r} of version {offer.version} does not match "
                                   "its digest")
         tensors[t.name], digests[t.name] = arr, t.digest

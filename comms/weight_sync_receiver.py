@@ -14,20 +14,50 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from comms.messages import Message, WeightApplied, WeightChunk, WeightOffer, WeightRequest
-from comms.weight_sync import WeightSet, WeightSyncError, rebuild
+from comms.messages import (
+    Message,
+    TensorLayout,
+    WeightApplied,
+    WeightChunk,
+    WeightOffer,
+    WeightRequest,
+)
+from comms.weight_sync import WeightSet, WeightSyncError, raw_tensor, rebuild, tensor_digest
 from comms.weight_sync_budget import ByteBudget
 
 
 @dataclass
 class _Assembly:
-    """The chunks of one transfer arrived so far."""
+    """The chunks of one transfer arrived so far, and the raw tensors they complete."""
 
     offer: WeightOffer
     stream: bytearray
     missing: set[int]
     last_heard: float
     requested: set[int] = field(default_factory=set)
+    by_seq: dict[int, list[TensorLayout]] = field(default_factory=dict)  # raw tensors per chunk
+    left: dict[str, int] = field(default_factory=dict)  # chunks each raw tensor still needs
+    hashed: dict[str, bytes] = field(default_factory=dict)  # digests taken on the apply thread
+    superseded: bool = False
+
+    def __post_init__(self) -> None:
+        size = self.offer.chunk_bytes
+        for t in self.offer.tensors:
+            if t.encoding == "raw" and t.length:
+                seqs = range(t.offset // size, (t.offset + t.length - 1) // size + 1)
+                self.left[t.name] = len(seqs)
+                for seq in seqs:
+                    self.by_seq.setdefault(seq, []).append(t)
+
+    def arrived(self, seq: int) -> list[TensorLayout]:
+        """Note chunk `seq` in; the raw tensors it completes."""
+        self.missing.discard(seq)
+        done = []
+        for t in self.by_seq.get(seq, ()):
+            self.left[t.name] -= 1
+            if self.left[t.name] == 0:
+                done.append(t)
+        return done
 
 
 class WeightReceiver:
@@ -45,7 +75,8 @@ class WeightReceiver:
         self._current: WeightSet | None = None
         self._ready: WeightSet | None = None
         self._assembly: _Assembly | None = None
-        self._builds: queue.Queue[_Assembly | None] = queue.Queue()
+        # the apply thread's work, in order: hash a completed raw tensor, or rebuild a version
+        self._builds: queue.Queue[tuple[_Assembly, TensorLayout | None] | None] = queue.Queue()
         self.stats = {"offers": 0, "chunks": 0, "corrupt": 0, "stale": 0, "re_requested": 0,
                       "refused": 0, "applied": 0, "bytes": 0}
         self._worker = threading.Thread(target=self._build_loop, name="weight-apply", daemon=True)
@@ -92,6 +123,8 @@ class WeightReceiver:
             return
         assembly = _Assembly(offer, bytearray(offer.total_bytes), set(range(offer.n_chunks)),
                              self._clock())
+        if self._assembly is not None:
+            self._assembly.superseded = True
         self._assembly = assembly
         if not assembly.missing:
             self._complete(assembly)
@@ -114,7 +147,8 @@ class WeightReceiver:
                              "is corrupt")
             return
         memoryview(assembly.stream)[start:start + size] = chunk.payload.data
-        assembly.missing.discard(seq)
+        for tensor in assembly.arrived(seq):  # hashed while the next chunks arrive
+            self._builds.put((assembly, tensor))
         self.stats["chunks"] += 1
         self.stats["bytes"] += size
         if not assembly.missing:
@@ -141,13 +175,23 @@ class WeightReceiver:
 
     def _complete(self, assembly: _Assembly) -> None:
         self._assembly = None
-        self._builds.put(assembly)
+        self._builds.put((assembly, None))
 
     def _build_loop(self) -> None:
-        while (assembly := self._builds.get()) is not None:
-            offer = assembly.offer
+        while (job := self._builds.get()) is not None:
+            assembly, tensor = job
+            if assembly.superseded:
+                continue
+            if tensor is not None:
+                try:
+                    arr = raw_tensor(tensor, assembly.stream)
+                except WeightSyncError:
+                    continue  # the rebuild names it
+                assembly.hashed[tensor.name] = tensor_digest(arr, self._budget)
+                continue
             try:
-                built = rebuild(offer, assembly.stream, self.held(), self._budget)
+                built = rebuild(assembly.offer, assembly.stream, self.held(), self._budget,
+                                assembly.hashed)
             except WeightSyncError as exc:
                 self.stats["refused"] += 1
                 self._request(-1, [], f"{exc}; send the full weights", whole=True)
