@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
-from comms.codec import CodecError, decode, encode
+from comms.codec import ALLOWED_DTYPES, CodecError, decode, encode
 from robot_rl.core import ArraySpec, DictSpec, Source, Transition
 
 PROTOCOL_VERSION = 2  # 2: large arrays travel in an aligned region (comms.codec)
@@ -288,7 +289,19 @@ class TensorLayout:
 
     def __post_init__(self) -> None:
         _require(self.encoding in WEIGHT_ENCODINGS, f"tensor encoding {self.encoding!r}")
-        _require(self.offset >= 0 and self.length >= 0, "tensor offset and length must be >= 0")
+        _require(self.dtype in ALLOWED_DTYPES, f"tensor dtype {self.dtype!r} is not allowed")
+        _require(all(isinstance(n, int) and n >= 0 for n in self.shape),
+                 "a tensor shape is a list of non-negative integers")
+        _require(self.offset >= 0 and self.count >= 0, "tensor offset and count must be >= 0")
+        size = math.prod(self.shape)
+        index = 4 if size < 2**32 else 8
+        expected = {"raw": size * np.dtype(self.dtype).itemsize, "fp16": size * 2, "same": 0,
+                    "sparse": self.count * (index + np.dtype(self.dtype).itemsize)}
+        _require(self.length == expected[self.encoding],
+                 f"tensor {self.name!r}: {self.length} bytes do not fit its {self.encoding} "
+                 f"encoding of shape {self.shape} {self.dtype}")
+        _require(self.encoding != "fp16" or self.dtype in ("<f4", "<f8"),
+                 "only float32/64 tensors travel as fp16")
 
 
 @message("weight_offer")

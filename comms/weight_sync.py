@@ -100,6 +100,10 @@ class Transfer:
     offer: WeightOffer
     parts: list[tuple[int, memoryview]]  # (offset in the stream, bytes), by offset
     _crcs: dict[int, int] = field(default_factory=dict)
+    _starts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._starts = [at for at, _ in self.parts]
 
     @property
     def n_chunks(self) -> int:
@@ -109,7 +113,7 @@ class Transfer:
         """Chunk `seq`: a view of one tensor's bytes where it lies in one, else assembled."""
         size = self.offer.chunk_bytes
         start, end = seq * size, min((seq + 1) * size, self.offer.total_bytes)
-        i = max(bisect.bisect_right([p[0] for p in self.parts], start) - 1, 0)
+        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
         first_at, first = self.parts[i]
         if first_at <= start and end <= first_at + len(first):
             payload = np.frombuffer(first[start - first_at:end - first_at], np.uint8)

@@ -68,8 +68,10 @@ class WeightReceiver:
 
     def __init__(self, send: Callable[[Message], None], budget: ByteBudget | None = None,
                  stall_s: float = 2.0, on_ready: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_version_bytes: int = 64 << 30) -> None:
         self._send, self._budget, self._stall_s = send, budget, stall_s
+        self.max_version_bytes = max_version_bytes
         self._on_ready, self._clock = on_ready, clock
         self._lock = threading.Lock()
         self._current: WeightSet | None = None
@@ -100,7 +102,8 @@ class WeightReceiver:
                                  b"" if held is None else held.digest, missing, reason))
 
     def handle(self, msg: Message) -> None:
-        """Take one weight message from the link (other messages are refused with TypeError)."""
+        """Take one weight message from the link (other messages are refused with TypeError);
+        WeightSyncError for an offer larger than `max_version_bytes` (the link should close)."""
         if isinstance(msg, WeightOffer):
             self._offer(msg)
         elif isinstance(msg, WeightChunk):
@@ -110,6 +113,10 @@ class WeightReceiver:
 
     def _offer(self, offer: WeightOffer) -> None:
         self.stats["offers"] += 1
+        if offer.total_bytes > self.max_version_bytes:
+            raise WeightSyncError(
+                f"weight offer of {offer.total_bytes} bytes exceeds this receiver's limit of "
+                f"{self.max_version_bytes}; raise max_version_bytes if the model is that large")
         held = self.held()
         if offer.base_version >= 0 and (held is None or (held.version, held.digest) != (
                 offer.base_version, offer.base_digest)):

@@ -15,11 +15,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from comms.messages import (
     Message,
+    ProtocolError,
     WeightApplied,
     WeightChunk,
     WeightOffer,
     WeightRequest,
     decode_message,
+    encode_envelope,
 )
 from comms.weight_sync import WeightSet, WeightSyncError, encode_transfer, rebuild
 from comms.weight_sync_receiver import WeightReceiver
@@ -345,3 +347,23 @@ def test_sync_over_a_real_websocket_on_loopback() -> None:
 
     got = asyncio.run(asyncio.wait_for(main(), 60))
     assert_same(got, weights)
+
+
+def test_offers_with_impossible_layouts_or_sizes_are_refused_with_one_clear_line() -> None:
+    offer = encode_transfer(WeightSet.of(model(), 1), "full", 1, chunk_bytes=CHUNK).offer
+    body = offer.to_body()
+    name, dtype, shape, encoding, off, length, digest, count = body["tensors"][0]
+    for bad, match in (
+        ([name, "|O", shape, encoding, off, length, digest, count], "dtype '|O' is not allowed"),
+        ([name, dtype, shape, encoding, off, length - 4, digest, count], "do not fit its raw"),
+        ([name, "<i8", [2], "fp16", off, 4, digest, count], "only float32/64"),
+        ([name, dtype, [-1], encoding, off, 0, digest, count], "non-negative integers"),
+    ):
+        tensors = [bad, *body["tensors"][1:]]
+        frame = encode_envelope("weight_offer", {**body, "tensors": tensors})
+        with pytest.raises(ProtocolError, match=match):
+            decode_message(frame)
+    receiver = WeightReceiver(lambda m: None, max_version_bytes=1000)
+    with pytest.raises(WeightSyncError, match="exceeds this receiver's limit of 1000"):
+        receiver.handle(offer)
+    receiver.close()
