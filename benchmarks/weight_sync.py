@@ -7,9 +7,11 @@ of their own, as in deployment. The clock starts when the sender is told to publ
 holds already digested (encoding it is timed) and stops when the last receiver's `poll()` swapped
 it in (verified); receivers poll as soon as a version is ready, so no control period is added.
 Baselines in the same run: raw TCP of the same bytes into a preallocated buffer (`recv_into`, the
-limit) and a naive sender that pickles the weights into one websocket message. The patch payload
-on real training is measured on our SAC learner with the pick-cube observation spec from state,
-its policy's weights before and after 30 updates on random batches (not a real session).
+limit), a naive sender that pickles the weights into one websocket message, and the same bytes in
+bare 1 MiB websocket messages (what the websocket library alone costs, without our protocol).
+The patch payload on real training is measured on our SAC learner with the pick-cube observation
+spec from state: its policy's weights before and after 30 updates on random batches (not a real
+session).
 
 Figures on a shared machine are noisy; on a quiet one run:  python -m benchmarks.weight_sync
 --json benchmarks/results/weight_sync.json
@@ -157,7 +159,9 @@ async def run_relay(args: argparse.Namespace) -> None:
     relay.close()
 
 
-async def run_pickle(args: argparse.Namespace) -> None:
+async def run_websocket_baseline(args: argparse.Namespace) -> None:
+    """On each "go": the model pickled into one message (pickle), or its bytes in 1 MiB
+    messages with no protocol, hash or copy of ours (chunks: the websocket library's limit)."""
     weights = next(versions(args.nbytes, 1))
     conns: list[ServerConnection] = []
 
@@ -168,8 +172,14 @@ async def run_pickle(args: argparse.Namespace) -> None:
 
     async with serve(handler, "127.0.0.1", 0, **WS_OPTIONS) as server:
         emit(port=next(iter(server.sockets)).getsockname()[1])
-        async for _ in _commands():  # "go": one message of the whole pickled model
-            await conns[0].send(pickle.dumps(weights, protocol=pickle.HIGHEST_PROTOCOL))
+        async for _ in _commands():
+            if args.mode == "pickle":
+                await conns[0].send(pickle.dumps(weights, protocol=pickle.HIGHEST_PROTOCOL))
+                continue
+            for arr in weights.values():
+                data = memoryview(arr).cast("B")
+                for start in range(0, len(data), args.chunk):
+                    await conns[0].send(data[start:start + args.chunk])
 
 
 def run_tcp(args: argparse.Namespace) -> None:
@@ -352,18 +362,29 @@ def tcp_case(nbytes: int, reps: int) -> dict[str, Any]:
         times) / 1e9, "bytes": total, "reps": reps}
 
 
-def pickle_case(nbytes: int, reps: int) -> dict[str, Any]:
-    proc = Proc("pickle", nbytes=nbytes)
+def websocket_baseline(nbytes: int, kind: str, reps: int, chunk: int) -> dict[str, Any]:
+    """The pickle-in-one-message sender, or bare 1 MiB messages copied into one buffer."""
+    proc = Proc("websocket", nbytes=nbytes, mode=kind, chunk=chunk)
     port = proc.expect("port")
+    sizes = [a.nbytes for a in next(versions(nbytes, 1)).values()]
+    messages = 1 if kind == "pickle" else sum(-(-n // chunk) for n in sizes)
 
     async def receive() -> list[float]:
         times = []
+        buffer = bytearray(sum(sizes)) if kind == "chunks" else None
         async with connect(f"ws://127.0.0.1:{port}", proxy=None, **WS_OPTIONS) as ws:
             proc.expect("ready")  # the server has taken the connection
             for _ in range(reps):
                 start = time.perf_counter()
                 proc.send("go")
-                pickle.loads(await ws.recv())  # noqa: S301 - the naive baseline, on loopback
+                at = 0
+                for _ in range(messages):
+                    frame = await ws.recv()
+                    if buffer is None:
+                        pickle.loads(frame)  # noqa: S301 - the naive baseline, on loopback
+                    else:
+                        buffer[at:at + len(frame)] = frame
+                        at += len(frame)
                 times.append(time.perf_counter() - start)
         return times
 
@@ -422,7 +443,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="small models, one version each")
-    parser.add_argument("--role", choices=["sender", "relay", "tcp", "pickle"],
+    parser.add_argument("--role", choices=["sender", "relay", "tcp", "websocket"],
                         help=argparse.SUPPRESS)
     for name in ("nbytes", "peers", "versions", "upstream"):
         parser.add_argument(f"--{name}", type=int, help=argparse.SUPPRESS)
@@ -433,7 +454,7 @@ def main() -> int:
         run_tcp(args)
         return 0
     if args.role is not None:
-        roles = {"sender": run_sender, "relay": run_relay, "pickle": run_pickle}
+        roles = {"sender": run_sender, "relay": run_relay, "websocket": run_websocket_baseline}
         asyncio.run(roles[args.role](args))
         return 0
 
@@ -444,11 +465,14 @@ def main() -> int:
     rows = []
     for name, nbytes in sizes.items():
         n = reps[name]
-        tcp, naive = tcp_case(nbytes, n), pickle_case(nbytes, n)
-        results[f"{name}/raw_tcp"], results[f"{name}/pickle_one_message"] = tcp, naive
-        rows += [[name, "raw tcp", 1, "-", tcp["seconds"], tcp["model_gb_per_s"], 1.0, "-"],
-                 [name, "pickle, 1 msg", 1, "-", naive["seconds"], naive["model_gb_per_s"],
-                  naive["model_gb_per_s"] / tcp["model_gb_per_s"], "-"]]
+        tcp = results[f"{name}/raw_tcp"] = tcp_case(nbytes, n)
+        rows.append([name, "raw tcp", 1, "-", tcp["seconds"], tcp["model_gb_per_s"], 1.0, "-"])
+        for kind, label in (("pickle", "pickle, 1 msg"), ("chunks", "bare ws 1 MiB")):
+            base = websocket_baseline(nbytes, kind, n, CHUNK_BYTES)
+            results[f"{name}/{'pickle_one_message' if kind == 'pickle' else 'bare_ws_chunks'}"
+                    ] = base
+            rows.append([name, label, 1, "-", base["seconds"], base["model_gb_per_s"],
+                         base["model_gb_per_s"] / tcp["model_gb_per_s"], "-"])
         for mode in ("full", "fp16", "patch"):
             for robots, relayed in ((1, False), (4, False), (4, True)):
                 case = sync_case(nbytes, mode, robots, relayed, n, CHUNK_BYTES)

@@ -17,6 +17,7 @@ def test_quick_weight_sync_benchmark_runs_every_case_and_writes_its_json(tmp_pat
     for size, nbytes in (("2MB", 2_000_000), ("8MB", 8_000_000)):
         assert results[f"{size}/raw_tcp"]["bytes"] == nbytes
         assert results[f"{size}/pickle_one_message"]["seconds"] > 0
+        assert results[f"{size}/bare_ws_chunks"]["seconds"] > 0
         full = results[f"{size}/full/1robots/direct"]["wire_bytes_per_robot"]
         assert full == nbytes  # ten layers of float32, nothing else
         for mode, per_robot in (("full", full), ("fp16", full // 2), ("patch", full // 10)):
