@@ -94,6 +94,14 @@ class WeightReceiver:
         with self._lock:
             return self._ready or self._current
 
+    def _holding(self, version: int, digest: bytes) -> WeightSet | None:
+        """The verified version (swapped in or waiting) with that number and content, if any."""
+        with self._lock:
+            for ws in (self._ready, self._current):
+                if ws is not None and (ws.version, ws.digest) == (version, digest):
+                    return ws
+        return None
+
     def _request(self, transfer_id: int, missing: list[int], reason: str,
                  whole: bool = False) -> None:
         """Ask for chunks, or (none missing) a transfer against what is held (`whole`: nothing)."""
@@ -118,8 +126,7 @@ class WeightReceiver:
                 f"weight offer of {offer.total_bytes} bytes exceeds this receiver's limit of "
                 f"{self.max_version_bytes}; raise max_version_bytes if the model is that large")
         held = self.held()
-        if offer.base_version >= 0 and (held is None or (held.version, held.digest) != (
-                offer.base_version, offer.base_digest)):
+        if offer.base_version >= 0 and self._holding(offer.base_version, offer.base_digest) is None:
             self.stats["refused"] += 1
             have = "nothing" if held is None else f"version {held.version}"
             self._request(-1, [], f"transfer {offer.transfer_id} patches version "
@@ -197,8 +204,9 @@ class WeightReceiver:
                 assembly.hashed[tensor.name] = tensor_digest(arr, self._budget)
                 continue
             try:
-                built = rebuild(assembly.offer, assembly.stream, self.held(), self._budget,
-                                assembly.hashed)
+                offer = assembly.offer
+                base = self._holding(offer.base_version, offer.base_digest)
+                built = rebuild(offer, assembly.stream, base, self._budget, assembly.hashed)
             except WeightSyncError as exc:
                 self.stats["refused"] += 1
                 self._request(-1, [], f"{exc}; send the full weights", whole=True)

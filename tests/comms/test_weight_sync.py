@@ -367,3 +367,26 @@ def test_offers_with_impossible_layouts_or_sizes_are_refused_with_one_clear_line
     with pytest.raises(WeightSyncError, match="exceeds this receiver's limit of 1000"):
         receiver.handle(offer)
     receiver.close()
+
+
+def test_a_patch_against_the_current_version_applies_while_a_newer_one_waits_for_poll() -> None:
+    """The sender only learns of a version once it is swapped in, so it may patch against the
+    current one while the receiver already holds a newer one waiting for `poll`."""
+    sender = WeightSender("patch", chunk_bytes=CHUNK, history=3)
+    wire = Wire(sender)
+    weights = model()
+    sender.publish(weights, 1)
+    wire.sync()
+    for version in (2, 3):
+        weights = {k: a.copy() for k, a in weights.items()}
+        weights[f"layer{version}.weight"][0, 0] += 1
+        sender.publish(weights, version)
+        wire.down(sender.push("robot"))  # no poll in between: the sender still thinks v1
+        deadline = time.monotonic() + 20
+        while wire.receiver.held().version != version:
+            assert time.monotonic() < deadline, wire.receiver.stats
+            time.sleep(0.005)
+    assert [(o.version, o.base_version) for o in wire.offers[1:]] == [(2, 1), (3, 1)]
+    got = wire.receiver.poll()
+    assert got is not None and got.version == 3 and wire.receiver.stats["refused"] == 0
+    assert_same(got, weights)
