@@ -9,8 +9,9 @@ messages either returns, in order.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -20,10 +21,12 @@ from comms.weight_sync import CHUNK_BYTES, MODES, Transfer, WeightSet, encode_tr
 
 class WeightSender:
     """Keeps the last `history` versions (the bases patches are made against) and, per peer, the
-    version it last said it holds."""
+    version it last said it holds, how long that version took from `publish` to being applied
+    there (`sync_latency_s`) and how many versions it lags behind (`lag`)."""
 
     def __init__(self, mode: str = "full", chunk_bytes: int = CHUNK_BYTES,
-                 adapter_prefixes: Sequence[str] = (), history: int = 2) -> None:
+                 adapter_prefixes: Sequence[str] = (), history: int = 2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if mode not in MODES:
             raise ValueError(f"weight sync mode {mode!r} is unknown; use one of {MODES}")
         if history < 1:
@@ -37,6 +40,9 @@ class WeightSender:
         self._next_id = 1
         self._lock = threading.Lock()
         self.peers: dict[str, tuple[int, bytes]] = {}  # peer -> (version, digest) it holds
+        self.sync_latency_s: dict[str, float] = {}  # peer -> publish-to-applied of its version
+        self._clock = clock
+        self._published_at: dict[int, float] = {}
         self.stats = {"encoded": 0, "chunks_sent": 0, "bytes_sent": 0}
 
     @property
@@ -51,11 +57,20 @@ class WeightSender:
         ws = weights if isinstance(weights, WeightSet) else WeightSet.of(weights, version)
         with self._lock:
             self._history[version] = ws
+            self._published_at[version] = self._clock()
             while len(self._history) > self._keep:
-                self._history.popitem(last=False)
+                old, _ = self._history.popitem(last=False)
+                self._published_at.pop(old, None)
             self._transfers.clear()  # encodings of older versions are never sent again
             self._by_id.clear()
         return ws
+
+    def lag(self, peer: str) -> int | None:
+        """How many versions `peer` is behind the newest (None: it never said what it holds)."""
+        latest, held = self.latest, self.peers.get(peer)
+        if latest is None or held is None:
+            return None
+        return latest.version - held[0] if held[0] >= 0 else latest.version
 
     def transfer_for(self, have_version: int, have_digest: bytes) -> Transfer | None:
         """The newest version encoded against what a peer holds (a patch when this sender still
@@ -96,6 +111,9 @@ class WeightSender:
         note its WeightApplied."""
         if isinstance(msg, WeightApplied):
             self.peers[peer] = (msg.version, msg.digest)
+            published = self._published_at.get(msg.version)
+            if published is not None:
+                self.sync_latency_s[peer] = self._clock() - published
             return
         if not isinstance(msg, WeightRequest):
             raise TypeError(f"a weight sender takes requests and applied notes, not {msg.kind}")

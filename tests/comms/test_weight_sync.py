@@ -390,3 +390,18 @@ def test_a_patch_against_the_current_version_applies_while_a_newer_one_waits_for
     got = wire.receiver.poll()
     assert got is not None and got.version == 3 and wire.receiver.stats["refused"] == 0
     assert_same(got, weights)
+
+
+def test_the_sender_measures_each_peers_sync_latency_and_lag() -> None:
+    now = [10.0]
+    sender = WeightSender("patch", chunk_bytes=CHUNK, clock=lambda: now[0])
+    assert sender.lag("robot") is None
+    ws = sender.publish(model(), 1)
+    list(sender.handle("robot", WeightRequest(-1, -1, b"", [], "hello")))
+    assert sender.lag("robot") == 1
+    now[0] = 10.25
+    list(sender.handle("robot", WeightApplied(1, ws.digest)))
+    assert sender.sync_latency_s["robot"] == pytest.approx(0.25) and sender.lag("robot") == 0
+    sender.publish(model(1), 2)
+    sender.publish(model(2), 3)
+    assert sender.lag("robot") == 2
