@@ -34,10 +34,15 @@ class WeightSyncError(CommsError):
     """A weight transfer cannot be encoded, or what arrived does not rebuild the version."""
 
 
+def _bytes(arr: np.ndarray) -> memoryview:
+    """A tensor's bytes, flat (0-d and empty tensors included)."""
+    return memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+
+
 def tensor_digest(arr: np.ndarray, budget: ByteBudget | None = None) -> bytes:
     """SHA-256 of a tensor's dtype, shape and bytes (~1 GB/s on SHA-NI CPUs, 2-3x blake2b)."""
     h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
-    data = memoryview(np.ascontiguousarray(arr)).cast("B")
+    data = _bytes(arr)
     for start in range(0, len(data), HASH_SLICE):
         part = data[start:start + HASH_SLICE]
         if budget is not None:
@@ -190,7 +195,7 @@ def encode_transfer(new: WeightSet, mode: str, transfer_id: int, base: WeightSet
         offset += -offset % ALIGN
         start = offset
         for blob in blobs:
-            data = memoryview(np.ascontiguousarray(blob)).cast("B")
+            data = _bytes(blob)
             if len(data):
                 parts.append((offset, data))
             offset += len(data)
@@ -198,12 +203,11 @@ def encode_transfer(new: WeightSet, mode: str, transfer_id: int, base: WeightSet
                                     offset - start, digests[name], count))
     if mode in ("patch", "adapter") and all(t.encoding == "raw" for t in layouts):
         return encode_transfer(new, "full", transfer_id, chunk_bytes=chunk_bytes)
-    based = mode in ("patch", "adapter") and base is not None
+    based = base if mode in ("patch", "adapter") else None
     offer = WeightOffer(
         transfer_id, new.version, version_digest(digests), mode,
-        base.version if based and base is not None else -1,
-        base.digest if based and base is not None else b"", mode != "fp16", chunk_bytes, offset,
-        tuple(layouts))
+        -1 if based is None else based.version, b"" if based is None else based.digest,
+        mode != "fp16", chunk_bytes, offset, tuple(layouts))
     return Transfer(offer, parts)
 
 
