@@ -8,7 +8,7 @@ from pathlib import Path
 
 from comms.auth import TOKEN_ENV, load_token, new_token
 from comms.edge_keys import EdgeKeys
-from robot_rl.commands import COMMANDS, Command
+from robot_rl.commands import COMMANDS, Command, add_action
 from robot_rl.core import ConfigError
 
 
@@ -31,9 +31,12 @@ class TokenCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        new = sub.add_parser("new", help="a fresh random secret (the shared token)")
+        new = add_action(sub, "new", "a fresh random secret (the shared token)",
+                         "robot-rl token new --out token")
         new.add_argument("--out", type=Path, required=True, help="file to create (mode 600)")
-        issue = sub.add_parser("issue", help="register an edge and write its own key")
+        issue = add_action(sub, "issue", "register an edge and write its own key",
+                           "robot-rl token issue --edge arm1 --token-file token --edges-file "
+                           "edges.json --out arm1.key")
         issue.add_argument("--edge", required=True, help="the edge id (its robot.id)")
         issue.add_argument("--stream", action="append", default=[],
                            help="a stream the edge may write (repeatable; default: the edge id)")
@@ -45,9 +48,11 @@ class TokenCommand(Command):
                            help="the gateway's keys file (pass it to robot-rl gateway)")
         issue.add_argument("--out", type=Path, required=True,
                            help="the edge's key file: its --token-file")
-        revoke = sub.add_parser("revoke", help="refuse an edge from its next connect on")
-        revoke.add_argument("--edge", required=True)
-        revoke.add_argument("--edges-file", type=Path, required=True)
+        revoke = add_action(sub, "revoke", "refuse an edge from its next connect on",
+                            "robot-rl token revoke --edge arm1 --edges-file edges.json")
+        revoke.add_argument("--edge", required=True, help="the edge id to refuse")
+        revoke.add_argument("--edges-file", type=Path, required=True,
+                            help="the gateway's keys file")
 
     def run(self, args: argparse.Namespace) -> int:
         if args.action == "new":
