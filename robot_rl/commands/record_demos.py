@@ -25,8 +25,9 @@ from robot_rl.core import (
     Source,
     Transition,
 )
+from robot_rl.runtime.build import build_robot, build_teleop, default_run_dir
+from robot_rl.runtime.pacing import pace
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_robot, build_teleop, default_run_dir, pace
 from sim import MujocoArm
 from sim.experts import EXPERTS, Expert
 

@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.config import apply_overrides, compose_session
 from robot_rl.core import ConfigError
+from robot_rl.runtime.build import default_run_dir
 from robot_rl.runtime.run_dir import RunDir, summarize
-from robot_rl.runtime.session import Session, default_run_dir
+from robot_rl.runtime.session import Session
 
 
 def resolve_config(overrides: list[str]) -> tuple[RunDir, OmegaConf]:

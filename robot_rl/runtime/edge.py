@@ -27,7 +27,8 @@ from comms.messages import Control, spec_digest
 from comms.spool import Spool
 from robot_rl.core import Observation, Registry, Source, Transition
 from robot_rl.core.durable import write_file_atomic
-from robot_rl.runtime.session import build_algorithm, build_robot, time_left
+from robot_rl.runtime.build import build_algorithm, build_robot
+from robot_rl.runtime.pacing import time_left
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class LocalPolicy(ActionSource):
     """The configured algorithm's policy, run on the edge (weights arrive with weight sync)."""
 
     def __init__(self, agent: EdgeAgent) -> None:
-        self.policy = build_algorithm(agent.cfg, agent.arm).policy
+        spec = agent.robot
+        self.policy = build_algorithm(agent.cfg, spec.observation_spec, spec.action_spec).policy
 
     async def act(self, obs: Observation) -> np.ndarray | None:
         self.version = self.policy.version

@@ -16,9 +16,9 @@ from comms.messages import spec_digest
 from policies import Policy
 from robot_rl.core import ArraySpec, DictSpec
 from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.build import build_algorithm, build_robot
 from robot_rl.runtime.checkpoint import load_latest
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_algorithm, build_robot
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port
     sink = BufferSink(run.buffer, obs_spec, action_spec)
     inference = None
     if serve_policy:
-        algo = build_algorithm(cfg, arm)
+        algo = build_algorithm(cfg, obs_spec, action_spec)
         state = load_latest(run.checkpoints)
         if state is not None:
             algo.load_state_dict(state["algorithm"])

@@ -11,37 +11,30 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
-from hal import ESTOP, TELEOPS, SafeRobot, SafetyLimits, Teleop
-from policies import ALGORITHMS, is_demo_side
-from policies.rewards import REWARDS, Reward, RewardContext
+from buffer import ReplayBuffer
+from hal import ESTOP, Teleop, task_outcomes
+from policies import is_demo_side
+from policies.rewards import RewardContext
 from policies.rlpd import batch_split, intervention_rate
-from robot_rl.config import typed_params
-from robot_rl.core import (
-    ArraySpec,
-    Batch,
-    ConfigError,
-    DictSpec,
-    Episode,
-    HardwareError,
-    RegistryError,
-    SafetyError,
-    Source,
-    Transition,
+from robot_rl.core import Batch, ConfigError, DictSpec, Episode, SafetyError, Source, Transition
+from robot_rl.runtime.build import (
+    build_algorithm,
+    build_buffer,
+    build_replay,
+    build_reward,
+    build_robot,
+    build_teleop,
 )
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
 from robot_rl.runtime.frozen_features import FeatureObserver
+from robot_rl.runtime.pacing import pace
 from robot_rl.runtime.run_dir import RunDir
-from sim import TASKS, MujocoArm, RandomizationConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,123 +48,6 @@ class Counters:
     policy_version: int = 0
 
 
-def time_left(started: float, period: float) -> float:
-    """Seconds a control loop must still wait to keep one step per `period` from `started`."""
-    return max(0.0, started + period - time.monotonic())
-
-
-def pace(started: float, period: float) -> None:
-    """Keep a control loop at one step per `period` seconds from `started` (0: run flat out)."""
-    if period > 0:
-        time.sleep(time_left(started, period))
-
-
-def default_run_dir(cfg: DictConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.task.name}-{cfg.algo.name}-{stamp}"
-
-
-def build_robot(cfg: DictConfig) -> tuple[MujocoArm, SafeRobot]:
-    try:
-        task_cls = TASKS.get(cfg.task.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    params = OmegaConf.to_container(cfg.task.params, resolve=True)
-    try:
-        task = task_cls(max_steps=cfg.task.max_steps, **params)
-    except TypeError as exc:
-        raise ConfigError(f"task.params for {cfg.task.name!r}: {exc}") from None
-    rnd = OmegaConf.to_container(cfg.robot.randomize, resolve=True)
-    try:
-        arm = MujocoArm(
-            task, arm=cfg.robot.arm, control_hz=cfg.robot.control_hz, seed=cfg.seed,
-            robot_id=cfg.robot.id, translation_scale=cfg.robot.translation_scale,
-            yaw_scale=cfg.robot.yaw_scale, cameras=list(cfg.robot.cameras),
-            image_size=cfg.robot.image_size,
-            randomize=RandomizationConfig(**{k: v for k, v in rnd.items() if k != "enabled"})
-            if rnd["enabled"] else None,
-        )
-    except (RegistryError, HardwareError) as exc:
-        raise ConfigError(f"robot: {exc}") from None
-    limits = SafetyLimits(
-        workspace_low=tuple(cfg.safety.workspace_low),
-        workspace_high=tuple(cfg.safety.workspace_high),
-        max_delta=cfg.safety.max_delta,
-        translation_scale=cfg.robot.translation_scale,
-    )
-    return arm, SafeRobot(arm, limits)
-
-
-def build_algorithm(cfg: DictConfig, arm: MujocoArm, obs_spec: DictSpec | None = None) -> Any:
-    """The algorithm `algo.name` for the robot's observations (or `obs_spec`, when wrapped)."""
-    try:
-        algo_cls = ALGORITHMS.get(cfg.algo.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    params = typed_params(algo_cls.config_class, cfg.algo.params, "algo.params")
-    params.hidden = tuple(params.hidden)
-    return algo_cls(obs_spec or arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
-
-
-def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
-    """The reward source `reward.name` with `reward.params`, checked against the observations."""
-    try:
-        reward_cls = REWARDS.get(cfg.reward.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        params = OmegaConf.to_container(cfg.reward.params, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"reward={cfg.reward.name} needs {exc.full_key}: set it on the command "
-                          f"line, e.g. {exc.full_key}=...") from None
-    try:
-        reward = reward_cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"reward.params for {cfg.reward.name!r}: {exc}") from None
-    reward.check(obs_spec)
-    return reward
-
-
-def build_teleop(cfg: DictConfig, arm: MujocoArm) -> Teleop | None:
-    """The teleop device `teleop=<name>` with `teleop.params`, or None where none is set."""
-    if cfg.get("teleop") is None:
-        return None
-    try:
-        device = TELEOPS.get(cfg.teleop.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        return device.for_robot(arm, cfg.seed, **OmegaConf.to_container(cfg.teleop.params))
-    except TypeError as exc:
-        raise ConfigError(f"teleop.params for {cfg.teleop.name!r}: {exc}") from None
-
-
-def build_buffer(
-    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float
-) -> ReplayBuffer:
-    """The run's own buffer, with the configured cache and sampler; n-step returns use the
-    learner's discount `gamma`."""
-    b = cfg.buffer
-    try:
-        sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
-    except (RegistryError, TypeError) as exc:
-        raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
-    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
-    return ReplayBuffer(path, obs_spec, action_spec, sampler=sampler,
-                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
-
-
-def build_replay(
-    cfg: DictConfig, buffer: ReplayBuffer, gamma: float
-) -> ReplayBuffer | MixedReplay:
-    """What the learner samples from: the run's buffer, mixed with read-only priors if any."""
-    if not cfg.buffer.priors:
-        return buffer
-    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
-              for p in cfg.buffer.priors]
-    return MixedReplay(buffer, priors, cfg.buffer.prior_fraction)
-
-
 class Session:
     """Runs one robot and one learner until `run.env_steps` steps are stored."""
 
@@ -183,7 +59,8 @@ class Session:
         self.observer = (FeatureObserver(cfg.algo.features, raw_spec)
                          if cfg.algo.features.cameras else None)
         self.obs_spec = self.observer.spec if self.observer else raw_spec
-        self.algo = build_algorithm(cfg, self.arm, self.obs_spec)
+        self.algo = build_algorithm(cfg, self.obs_spec, self.arm.action_spec)
+        self.outcomes = task_outcomes(self.arm)
         self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
@@ -282,10 +159,11 @@ class Session:
             applied = self.robot.send_action(action)
             raw_next = self.robot.get_observation()
             next_obs = self.observe(raw_next)
-            outcome = self.arm.outcome()
+            outcome = self.outcomes.outcome() if self.outcomes else None
             scored = self.reward(RewardContext(
-                raw_next, task_reward=outcome.reward(cfg.task.reward),
-                task_success=outcome.success, label=command.label if command else None))
+                raw_next, task_reward=outcome.reward(cfg.task.reward) if outcome else None,
+                task_success=outcome.success if outcome else None,
+                label=command.label if command else None))
             healthy = self.robot.health().ok
             terminated = scored.terminate
             truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
@@ -311,7 +189,7 @@ class Session:
             self.demos.add_episode(Episode(episode.episode_id, episode.robot_id, episode.task,
                                            demo_side, episode.success))
         self.counters.episodes += 1
-        self._log(episode, metrics, writer, outcome.success)
+        self._log(episode, metrics, writer, bool(outcome and outcome.success))
         return episode
 
     def _log(self, episode: Episode, metrics: dict[str, float], writer: Any,

@@ -16,8 +16,8 @@ from robot_rl.cli import main
 from robot_rl.config import compose_session
 from robot_rl.core import Source
 from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.build import build_robot
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
-from robot_rl.runtime.session import build_robot
 from tests.integration.comms_helpers import FAST, TOKEN
 
 

@@ -11,7 +11,7 @@ from buffer import MixedReplay, ReplayBuffer
 from buffer.samplers import MixedSampler
 from robot_rl.config import compose_session
 from robot_rl.core import ConfigError, Episode
-from robot_rl.runtime.session import build_buffer, build_replay
+from robot_rl.runtime.build import build_buffer, build_replay
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, ROW_BYTES, transition
 
 

@@ -1,0 +1,23 @@
+"""Keeping a control loop at its rate: how long to wait, and waiting on a thread or a loop."""
+
+from __future__ import annotations
+
+import time
+
+
+def time_left(started: float, period: float) -> float:
+    """Seconds a control loop must still wait to keep one step per `period` from `started`."""
+    return max(0.0, started + period - time.monotonic())
+
+
+def pace(started: float, period: float) -> None:
+    """Keep a control loop at one step per `period` seconds from `started` (0: run flat out)."""
+    if period > 0:
+        time.sleep(time_left(started, period))
+
+
+async def sleep_blocking(seconds: float) -> None:
+    """An awaitable sleep that blocks the thread and never suspends: for loops driven without an
+    event loop (`actor.steps`)."""
+    if seconds > 0:
+        time.sleep(seconds)
