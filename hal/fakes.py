@@ -1,10 +1,14 @@
-"""In-package hardware fakes for tests: a point-mass 'arm' with the Δ-EE action layout."""
+"""In-package hardware fakes for tests: a point-mass 'arm' with the Δ-EE action layout, and a
+teleop that replays a script of commands."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from hal.robot import Health, HealthStatus, Robot
+from hal.teleop import Teleop, TeleopCommand
 from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation
 
 
@@ -59,3 +63,15 @@ class PointRobot(Robot):
         if self.scene_problem:
             return Health(HealthStatus.RESET_NEEDED, self.scene_problem)
         return Health(HealthStatus.OK)
+
+
+class ReplayTeleop(Teleop):
+    """Gives `commands` one per read, then None: takeovers, labels and e-stop, scripted."""
+
+    def __init__(self, commands: Sequence[TeleopCommand | None]) -> None:
+        self.commands = list(commands)
+        self.reads = 0
+
+    def read(self) -> TeleopCommand | None:
+        self.reads += 1
+        return self.commands.pop(0) if self.commands else None

@@ -34,6 +34,9 @@ class RewardOutput:
     reward: float
     success: bool
     terminate: bool
+    truncate: bool = False
+    """The episode ends here without reaching a terminal state (a person's failure verdict on a
+    demonstration): no bootstrap cut."""
 
 
 class Reward(ABC):

@@ -2,8 +2,8 @@
 
 The learner stays SAC (a large LayerNorm critic ensemble with random subsets); what RLPD adds
 is the data: `batch_split` says how many rows of each batch come from online data and how many
-from the demo side (joined with `Batch.concat`), and `is_demo_side` routes a transition (human
-takeovers and scripted or recorded demos) to the demo side.
+from the demo side (joined with `Batch.concat`); `robot_rl.core.is_demo_side` says which rows
+belong there.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from policies.registry import ALGORITHMS
 from policies.sac import SAC, SACConfig
-from robot_rl.core import ArraySpec, ConfigError, DictSpec, Episode, Source, Transition
+from robot_rl.core import ArraySpec, ConfigError, DictSpec, Episode
 
 
 @dataclass
@@ -35,11 +35,6 @@ def batch_split(batch_size: int, demo_fraction: float) -> tuple[int, int]:
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
     demo = int(round(batch_size * demo_fraction))
     return batch_size - demo, demo
-
-
-def is_demo_side(transition: Transition) -> bool:
-    """Human takeovers and non-policy actions (demos, scripted experts) feed the demo side."""
-    return transition.intervened or transition.source is not Source.POLICY
 
 
 def intervention_rate(episode: Episode) -> float:

@@ -1,7 +1,8 @@
-"""A first, in-process session: one robot acting, a learner updating between steps.
+"""A first, in-process session: one robot acting, a learner updating between its steps.
 
-Later issues move the actor and learner into separate Ray processes; the run directory layout,
-the checkpoint contents and the buffer stay as they are here.
+The actor (`runtime.actor`) runs the control steps; the session stores each episode and calls
+the learner between two steps, never inside one. Later issues move actor and learner into
+separate Ray processes; the run directory layout, the checkpoint contents and the buffer stay.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from buffer import ReplayBuffer
-from hal import ESTOP, Teleop, task_outcomes
-from policies import is_demo_side
-from policies.rewards import RewardContext
+from hal import Teleop, task_outcomes
 from policies.rlpd import batch_split, intervention_rate
-from robot_rl.core import Batch, ConfigError, DictSpec, Episode, SafetyError, Source, Transition
+from robot_rl.core import Batch, DictSpec, Episode, SafetyError, is_demo_side
+from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
 from robot_rl.runtime.build import (
     build_algorithm,
     build_buffer,
@@ -30,14 +30,14 @@ from robot_rl.runtime.build import (
     build_reward,
     build_robot,
     build_teleop,
+    require_labels_source,
 )
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
 from robot_rl.runtime.frozen_features import FeatureObserver
-from robot_rl.runtime.pacing import pace
+from robot_rl.runtime.learner import Learner
 from robot_rl.runtime.run_dir import RunDir
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -60,7 +60,6 @@ class Session:
                          if cfg.algo.features.cameras else None)
         self.obs_spec = self.observer.spec if self.observer else raw_spec
         self.algo = build_algorithm(cfg, self.obs_spec, self.arm.action_spec)
-        self.outcomes = task_outcomes(self.arm)
         self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
@@ -81,6 +80,7 @@ class Session:
         c = state["counters"]
         self.counters.updates = int(c["updates"])
         self.counters.policy_version = int(c["policy_version"])
+        self.algo.policy.version = self.counters.policy_version
         self._last_ckpt_step = int(c["env_steps"])
         log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"],
                  len(self.buffer))
@@ -122,74 +122,41 @@ class Session:
     def _demo_fraction(self) -> float:
         return float(getattr(self.algo.config, "demo_fraction", 0.0))
 
-    def _learn(self, batches: Iterator[Batch]) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for _ in range(self.cfg.learner.updates_per_step):
-            metrics = self.algo.update(batches)
-            self.counters.updates += 1
-        self.counters.policy_version = self.counters.updates
-        self.algo.policy.version = self.counters.policy_version
-        return metrics
-
     # -- acting ----------------------------------------------------------------------------------
-    def _act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if len(self.buffer) < self.cfg.learner.warmup_steps:
-            spec = self.robot.action_spec
-            return self.rng.uniform(spec.low, spec.high, spec.shape).astype(spec.dtype)
-        return self.algo.policy.act(obs)
-
     def observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The observation as stored and acted on: with frozen camera features where configured."""
         return self.observer(raw) if self.observer else raw
 
-    def _run_episode(self, batches: Iterator[Batch], writer: Any) -> Episode:
+    def _actor(self) -> Actor:
+        cfg = self.cfg
+        realtime = self.teleop is not None and self.teleop.realtime  # a person keeps up
+        return Actor(self.robot, self.reward, ActorConfig(
+            max_steps=cfg.task.max_steps, task_reward=cfg.task.reward,
+            period=1.0 / cfg.robot.control_hz if realtime else 0.0),
+            outcomes=task_outcomes(self.arm), teleop=self.teleop,
+            observe=self.observe if self.observer else None)
+
+    def _run_episode(self, actor: Actor, source: PolicySource, learner: Learner,
+                     writer: Any) -> Episode:
+        """One episode by the actor, the learner updating after each of its steps once the
+        buffer holds `learner.warmup_steps`; stored whole, its demo-side steps on the demo side."""
         cfg = self.cfg
         episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
-        obs = self.observe(self.robot.reset())
         metrics: dict[str, float] = {}
-        period = 1.0 / cfg.robot.control_hz if self.teleop and self.teleop.realtime else 0.0
-        for step in range(cfg.task.max_steps):
-            started = time.monotonic()
-            action, source = self._act(obs), Source.POLICY
-            command = self.teleop.read() if self.teleop is not None else None
-            if command is not None and ESTOP in command.buttons:
-                self.robot.estop("e-stop pressed at the teleop")  # holds from this step on
-            if command is not None and command.takeover and command.action is not None:
-                action, source = command.action, Source.HUMAN  # the person's action wins
-            applied = self.robot.send_action(action)
-            raw_next = self.robot.get_observation()
-            next_obs = self.observe(raw_next)
-            outcome = self.outcomes.outcome() if self.outcomes else None
-            scored = self.reward(RewardContext(
-                raw_next, task_reward=outcome.reward(cfg.task.reward) if outcome else None,
-                task_success=outcome.success if outcome else None,
-                label=command.label if command else None))
-            healthy = self.robot.health().ok
-            terminated = scored.terminate
-            truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
-            episode.transitions.append(Transition(
-                obs=obs, action=applied, reward=scored.reward, next_obs=next_obs,
-                terminated=terminated, truncated=truncated, source=source,
-                intervened=source is Source.HUMAN,
-                policy_version=self.counters.policy_version, robot_id=self.robot.robot_id,
-                episode_id=episode.episode_id, step=step, wall_time=time.time(),
-                mono_time=time.monotonic(),
-            ))
+        for transition in steps(actor.episode(source, episode.episode_id)):
+            episode.transitions.append(transition)
             self.counters.env_steps += 1
             if len(self.buffer) >= cfg.learner.warmup_steps:
-                metrics = self._learn(batches)
-            obs = next_obs
-            if terminated or truncated:
-                break
-            pace(started, period)  # a person keeps up
-        episode.success = scored.success
+                metrics = learner.update(cfg.learner.updates_per_step)
+                self.counters.updates = self.counters.policy_version = learner.version
+        episode.success = actor.success
         self.buffer.add_episode(episode)
-        demo_side = [t for t in episode.transitions if is_demo_side(t)]
+        demo_side = [t for t in episode.transitions if is_demo_side(t.source, t.intervened)]
         if demo_side and self.demos is not None:  # RLPD: takeovers also feed the demo side
             self.demos.add_episode(Episode(episode.episode_id, episode.robot_id, episode.task,
                                            demo_side, episode.success))
         self.counters.episodes += 1
-        self._log(episode, metrics, writer, bool(outcome and outcome.success))
+        self._log(episode, metrics, writer, actor.task_success)
         return episode
 
     def _log(self, episode: Episode, metrics: dict[str, float], writer: Any,
@@ -216,10 +183,7 @@ class Session:
         none was given) held open for the run and released after it, whatever happens."""
         if self.teleop is None:
             self.teleop = build_teleop(self.cfg, self.arm)
-        if self.reward.needs_labels and self.teleop is None:
-            raise ConfigError(f"reward={self.cfg.reward.name} scores episodes by a person's labels "
-                              "and this session has no teleop to read them from: add "
-                              "teleop=keyboard (y = success, n = failure)")
+        require_labels_source(self.cfg, self.reward, self.teleop)
         try:
             return self._run()
         finally:
@@ -241,7 +205,9 @@ class Session:
         self.replay = build_replay(self.cfg, self.buffer, gamma)
         self.demos = self._open_demo_side(specs) if self._demo_fraction() > 0 else None
         self._restore()
-        batches = self._batches()
+        actor, learner = self._actor(), Learner(self.algo, self._batches(), self.counters.updates)
+        source = PolicySource(self.algo.policy, self.robot.action_spec, self.rng,
+                              exploring=lambda: len(self.buffer) < self.cfg.learner.warmup_steps)
         writer = SummaryWriter(str(self.run.tensorboard))
         bar = tqdm(total=budget, initial=min(self.counters.env_steps, budget), unit="step",
                    disable=not sys.stderr.isatty(), dynamic_ncols=True)
@@ -249,7 +215,7 @@ class Session:
         try:
             while self.counters.env_steps < budget:
                 before = self.counters.env_steps
-                episode = self._run_episode(batches, writer)
+                episode = self._run_episode(actor, source, learner, writer)
                 bar.update(self.counters.env_steps - before)
                 ups = (self.counters.updates - u0) / max(time.monotonic() - t0, 1e-6)
                 stats = {"ep": self.counters.episodes, "ret": f"{episode.total_reward:.2f}",

@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from buffer import ReplayBuffer
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import spec_digest
 from robot_rl.cli import main
 from robot_rl.config import compose_session
-from robot_rl.core import Source
+from robot_rl.core import ConfigError, Source, is_demo_side
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.build import build_robot
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
@@ -111,5 +112,24 @@ def test_missed_deadlines_hold_and_still_close_every_episode(tmp_path: Path) -> 
     assert buffer.num_episodes == 2 and not buffer.open_episodes  # no episode merged or left open
     assert buffer.episode_table()["length"].tolist() == [5, 5]
     steps = buffer.storage.read_steps()
-    assert set(steps["source"].tolist()) == {int(Source.SCRIPTED)}  # the hold, not a policy
+    assert set(steps["source"].tolist()) == {int(Source.HOLD)}  # the hold, not a policy
+    assert not is_demo_side(steps["source"], steps["intervened"]).any()  # and no demonstration
     np.testing.assert_array_equal(steps["action"], 0.0)
+
+
+def test_the_edge_runs_the_sessions_step_takeovers_and_sparse_rewards_included(tmp_path) -> None:
+    buffer = serve_sim(tmp_path, TowardsTarget(), "--episodes", "2", "reach",
+                       "robot.control_hz=50", "task.max_steps=10", "task.reward=sparse",
+                       "teleop=scripted", "teleop.params.start_prob=1.0",
+                       "teleop.params.window=4", "teleop.params.budget=4")
+    steps = buffer.storage.read_steps()
+    human = steps["source"] == int(Source.HUMAN)
+    assert human.sum() == 4 and steps["intervened"][human].all()  # the scripted person's steps
+    assert set(steps["reward"].tolist()) <= {0.0, 1.0}  # task.reward=sparse, as in a session
+
+
+def test_an_edge_scored_by_labels_needs_a_teleop(tmp_path) -> None:
+    cfg = compose_session(["task=reach", "reward=human_label"])
+    with pytest.raises(ConfigError, match="teleop=keyboard"):
+        EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
+                                          spool_dir=tmp_path / "spool"))
