@@ -24,18 +24,6 @@ class Source(enum.IntEnum):
     """Nobody acted (no action in time, e-stop): the safety layer held the robot."""
 
 
-DEMO_SIDE_SOURCES = (Source.HUMAN, Source.DEMO, Source.SCRIPTED)
-"""Sources whose actions RLPD learns from as demonstrations (a hold is no demonstration)."""
-
-
-def is_demo_side(source: Source | np.ndarray, intervened: bool | np.ndarray) -> bool | np.ndarray:
-    """THE definition of RLPD's demo side: a person's, a demo's or a script's action, or any
-    step a person took over; for single values or for columns of a buffer or batch."""
-    if isinstance(source, np.ndarray):
-        return np.isin(source, [int(s) for s in DEMO_SIDE_SOURCES]) | np.asarray(intervened, bool)
-    return bool(intervened) or Source(source) in DEMO_SIDE_SOURCES
-
-
 @dataclass(frozen=True)
 class Transition:
     """One control step of one robot, with everything needed to learn from it and trace it."""

@@ -13,11 +13,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer
+from buffer import SAMPLERS, CacheConfig, DemoMix, ReplayBuffer
 from hal import TELEOPS, Robot, SafeRobot, SafetyLimits, Teleop
 from policies import ALGORITHMS
 from policies.rewards import REWARDS, Reward
-from robot_rl.config import typed_params
+from robot_rl.config import DEMO_FRACTION, typed_params
 from robot_rl.core import ArraySpec, ConfigError, DictSpec, HardwareError, RegistryError
 from sim import TASKS, MujocoArm, RandomizationConfig
 
@@ -119,6 +119,9 @@ def build_buffer(
     """The run's own buffer, with the configured cache and sampler; n-step returns use the
     learner's discount `gamma`."""
     b = cfg.buffer
+    if b.sampler == "mixed" or "prior_fraction" in b.sampler_params:
+        raise ConfigError(f"buffer.sampler=mixed and its prior_fraction were removed: "
+                          f"{DEMO_FRACTION}")
     try:
         sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
     except (RegistryError, TypeError) as exc:
@@ -128,12 +131,19 @@ def build_buffer(
                         cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
 
 
-def build_replay(
-    cfg: DictConfig, buffer: ReplayBuffer, gamma: float
-) -> ReplayBuffer | MixedReplay:
-    """What the learner samples from: the run's buffer, mixed with read-only priors if any."""
-    if not cfg.buffer.priors:
+def demo_fraction(algorithm: Any) -> float:
+    """The algorithm's share of demo-side rows per batch: algo.params.demo_fraction (0 without)."""
+    return float(getattr(algorithm.config, "demo_fraction", 0.0))
+
+
+def build_replay(cfg: DictConfig, buffer: ReplayBuffer, demos: ReplayBuffer | None,
+                 gamma: float, fraction: float) -> ReplayBuffer | DemoMix:
+    """What the learner samples from: the run's buffer, with `fraction` of each batch from the
+    demo side (the run's `demos` and the read-only `buffer.priors`) where the fraction is set."""
+    if fraction == 0.0:
+        if cfg.buffer.priors:
+            raise ConfigError(f"buffer.priors are the demo side of algo=rlpd, and {DEMO_FRACTION}")
         return buffer
     priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
               for p in cfg.buffer.priors]
-    return MixedReplay(buffer, priors, cfg.buffer.prior_fraction)
+    return DemoMix(buffer, [*([demos] if demos is not None else []), *priors], fraction)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from buffer import ReplayBuffer
 from hal import Teleop, task_outcomes
-from policies.rlpd import batch_split, intervention_rate
+from policies.rlpd import intervention_rate
 from robot_rl.core import Batch, DictSpec, Episode, SafetyError, is_demo_side
 from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
 from robot_rl.runtime.build import (
@@ -30,6 +30,7 @@ from robot_rl.runtime.build import (
     build_reward,
     build_robot,
     build_teleop,
+    demo_fraction,
     require_labels_source,
 )
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
@@ -97,16 +98,11 @@ class Session:
         self._last_ckpt_step = self.counters.env_steps
 
     # -- learning --------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[Batch]:
-        """Uniform online batches; with a demo fraction (RLPD), mixed with demo-side rows."""
-        size = self.cfg.learner.batch_size
-        online_size, demo_size = batch_split(size, self._demo_fraction())
+    def batches(self) -> Iterator[Batch]:
+        """The learner's batches: uniform online rows; with a demo fraction (RLPD), mixed with the
+        demo side (`buffer.mixing.DemoMix`)."""
         while True:
-            if self.demos is None or len(self.demos) == 0:
-                yield self.replay.sample(size, self.rng)
-            else:
-                yield Batch.concat([self.replay.sample(online_size, self.rng),
-                                    self.demos.sample(demo_size, self.rng)])
+            yield self.replay.sample(self.cfg.learner.batch_size, self.rng)
 
     def _open_demo_side(self, specs: tuple[DictSpec, Any]) -> ReplayBuffer:
         """<run>/demos; with frozen features, <run>/demos_features built once from its frames."""
@@ -118,9 +114,6 @@ class Session:
         if fresh and self.run.demos.exists():
             self.observer.featurize_demos(self.run.demos, demos)
         return demos
-
-    def _demo_fraction(self) -> float:
-        return float(getattr(self.algo.config, "demo_fraction", 0.0))
 
     # -- acting ----------------------------------------------------------------------------------
     def observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -202,10 +195,11 @@ class Session:
         specs = (self.obs_spec, self.robot.action_spec)
         gamma = self.algo.config.gamma
         self.buffer = build_buffer(self.cfg, self.run.buffer, *specs, gamma)
-        self.replay = build_replay(self.cfg, self.buffer, gamma)
-        self.demos = self._open_demo_side(specs) if self._demo_fraction() > 0 else None
+        fraction = demo_fraction(self.algo)
+        self.demos = self._open_demo_side(specs) if fraction > 0 else None
+        self.replay = build_replay(self.cfg, self.buffer, self.demos, gamma, fraction)
         self._restore()
-        actor, learner = self._actor(), Learner(self.algo, self._batches(), self.counters.updates)
+        actor, learner = self._actor(), Learner(self.algo, self.batches(), self.counters.updates)
         source = PolicySource(self.algo.policy, self.robot.action_spec, self.rng,
                               exploring=lambda: len(self.buffer) < self.cfg.learner.warmup_steps)
         writer = SummaryWriter(str(self.run.tensorboard))
@@ -237,6 +231,5 @@ class Session:
             bar.close()
             writer.close()
             self.robot.disconnect()
-            for buffer in [self.buffer, *getattr(self.replay, "priors", [])]:
-                buffer.close()
+            self.replay.close()
         return self.counters
