@@ -29,6 +29,7 @@ from buffer.schema import (
     heavy_step_specs,
     tail_specs,
 )
+from buffer.storage import Storage
 from buffer.table import ChecksumLog, ChunkedTable
 from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
 from robot_rl.core.durable import fsync_path, write_file_atomic
@@ -43,7 +44,7 @@ def _info_specs() -> dict[str, ArraySpec]:
     return {k: ArraySpec((), d) for k, d in STEP_META.items()}
 
 
-class ZarrStorage:
+class ZarrStorage(Storage):
     """The tables `steps` (obs, action), `step_info`, `episodes` and `tails` plus the commit."""
 
     def __init__(self, path: Path, obs_spec: DictSpec | None = None,
