@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from robot_rl.core import ConfigError
+from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
 
 T = TypeVar("T")
 
@@ -159,9 +160,7 @@ def typed_params(schema: type[T], params: Any, where: str) -> T:
         raise ConfigError(f"{where}.{_one_line(exc)}") from None
 
 
-DEMO_FRACTION = ("the share of demo-side data (demos, takeovers and buffer.priors) in each batch "
-                 "is algo.params.demo_fraction, with algo=rlpd")
-REMOVED_KEYS = {"buffer.prior_fraction": DEMO_FRACTION}
+REMOVED_KEYS = {"buffer.prior_fraction": DEMO_FRACTION_ADVICE}
 """Keys that no longer exist -> what to use instead."""
 
 
@@ -172,7 +171,7 @@ def _drop_removed(cfg: DictConfig | dict[str, Any]) -> DictConfig | dict[str, An
     if "prior_fraction" not in buffer:
         return cfg
     if buffer["prior_fraction"] != 0.5:
-        raise ConfigError(f"buffer.prior_fraction was removed: {DEMO_FRACTION}")
+        raise ConfigError(f"buffer.prior_fraction was removed: {DEMO_FRACTION_ADVICE}")
     plain = OmegaConf.to_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
     plain["buffer"] = {k: v for k, v in plain["buffer"].items() if k != "prior_fraction"}
     return plain

@@ -14,6 +14,10 @@ from robot_rl.core.types import Source
 DEMO_SIDE_SOURCES = (Source.HUMAN, Source.DEMO, Source.SCRIPTED)
 """Sources whose actions RLPD learns from as demonstrations (a hold is no demonstration)."""
 
+DEMO_FRACTION_ADVICE = ("the share of demo-side data (demos, takeovers and buffer.priors) in each "
+                        "batch is algo.params.demo_fraction, with algo=rlpd")
+"""What to use instead of the mixing knobs that were removed."""
+
 
 def is_demo_side(source: Source | np.ndarray, intervened: bool | np.ndarray) -> bool | np.ndarray:
     """A person's, a demo's or a script's action, or any step a person took over; for single

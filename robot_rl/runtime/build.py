@@ -1,25 +1,28 @@
 """The factories of a session: the one place that turns config into concrete classes.
 
 Everything else in the runtime sees the interfaces (`hal.Robot`, `hal.SafeRobot`, `Teleop`,
-`Reward`, `ReplayBuffer`); only these functions name the classes behind them.
+`Reward`, `ReplayBuffer`); only these functions name the classes behind them. The learning and
+storage stacks (torch, zarr, Hydra's typed params) load inside the factories that need them, so
+a process that builds only a robot and its reward (an edge with a remote policy) never loads them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from buffer import SAMPLERS, CacheConfig, DemoMix, ReplayBuffer
 from hal import TELEOPS, Robot, SafeRobot, SafetyLimits, Teleop
-from policies import ALGORITHMS
 from policies.rewards import REWARDS, Reward
-from robot_rl.config import DEMO_FRACTION, typed_params
 from robot_rl.core import ArraySpec, ConfigError, DictSpec, HardwareError, RegistryError
+from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
 from sim import TASKS, MujocoArm, RandomizationConfig
+
+if TYPE_CHECKING:
+    from buffer import DemoMix, ReplayBuffer
 
 
 def default_run_dir(cfg: DictConfig) -> Path:
@@ -60,8 +63,23 @@ def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
     return arm, SafeRobot(arm, limits)
 
 
+def session_specs(cfg: DictConfig) -> tuple[DictSpec, ArraySpec]:
+    """The observation spec (with frozen camera features where configured) and the action spec
+    of the configured robot, which need not be connected for this."""
+    robot, _ = build_robot(cfg)
+    obs_spec = robot.observation_spec
+    if cfg.algo.features.cameras:
+        from robot_rl.runtime.frozen_features import FeatureObserver
+
+        obs_spec = FeatureObserver(cfg.algo.features, obs_spec).spec
+    return obs_spec, robot.action_spec
+
+
 def build_algorithm(cfg: DictConfig, obs_spec: DictSpec, action_spec: ArraySpec) -> Any:
     """The algorithm `algo.name` with `algo.params`, for these observations and actions."""
+    from policies import ALGORITHMS
+    from robot_rl.config import typed_params
+
     try:
         algo_cls = ALGORITHMS.get(cfg.algo.name)
     except RegistryError as exc:
@@ -118,10 +136,12 @@ def build_buffer(
 ) -> ReplayBuffer:
     """The run's own buffer, with the configured cache and sampler; n-step returns use the
     learner's discount `gamma`."""
+    from buffer import SAMPLERS, CacheConfig, ReplayBuffer
+
     b = cfg.buffer
     if b.sampler == "mixed" or "prior_fraction" in b.sampler_params:
         raise ConfigError(f"buffer.sampler=mixed and its prior_fraction were removed: "
-                          f"{DEMO_FRACTION}")
+                          f"{DEMO_FRACTION_ADVICE}")
     try:
         sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
     except (RegistryError, TypeError) as exc:
@@ -140,9 +160,12 @@ def build_replay(cfg: DictConfig, buffer: ReplayBuffer, demos: ReplayBuffer | No
                  gamma: float, fraction: float) -> ReplayBuffer | DemoMix:
     """What the learner samples from: the run's buffer, with `fraction` of each batch from the
     demo side (the run's `demos` and the read-only `buffer.priors`) where the fraction is set."""
+    from buffer import DemoMix, ReplayBuffer
+
     if fraction == 0.0:
         if cfg.buffer.priors:
-            raise ConfigError(f"buffer.priors are the demo side of algo=rlpd, and {DEMO_FRACTION}")
+            raise ConfigError(f"buffer.priors are the demo side of algo=rlpd, and "
+                              f"{DEMO_FRACTION_ADVICE}")
         return buffer
     priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
               for p in cfg.buffer.priors]

@@ -18,7 +18,7 @@ from abc import abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -38,7 +38,9 @@ from robot_rl.runtime.build import (
     build_teleop,
     require_labels_source,
 )
-from robot_rl.runtime.frozen_features import FeatureObserver
+
+if TYPE_CHECKING:
+    from robot_rl.runtime.frozen_features import FeatureObserver
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +246,8 @@ def edge_observer(cfg: DictConfig, raw_spec: DictSpec) -> FeatureObserver | None
     """Frozen camera features at the edge, from the run's encoder (`algo.features.weights`)."""
     if not cfg.algo.features.cameras:
         return None
+    from robot_rl.runtime.frozen_features import FeatureObserver  # torch and zarr: only here
+
     if not cfg.algo.features.weights:
         raise ConfigError("an edge with frozen camera features needs the run's encoder: set "
                           "algo.features.weights=<run>/encoder.npz")
