@@ -121,14 +121,10 @@ class EdgeAgent:
         raw_spec = self.arm.observation_spec
         self.observer = edge_observer(cfg, raw_spec)
         self.actor_spec = self.observer.spec if self.observer else raw_spec
-        self.teleop = build_teleop(cfg, self.arm)
-        reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
-        require_labels_source(cfg, reward, self.teleop)
-        self.actor = Actor(self.robot, reward, ActorConfig(
+        self.actor = Actor(self.robot, build_reward(cfg, raw_spec), ActorConfig(
             max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward,
             period=1.0 / float(cfg.robot.control_hz) if options.pace else 0.0),
-            outcomes=task_outcomes(self.arm), teleop=self.teleop, observe=self.observer,
-            sleep=asyncio.sleep)
+            outcomes=task_outcomes(self.arm), observe=self.observer, sleep=asyncio.sleep)
         self.stream = str(cfg.robot.id)
         self.stats: Counter[str] = Counter()
         self._running = asyncio.Event()  # cleared while the gateway has paused this robot
@@ -150,6 +146,13 @@ class EdgeAgent:
             "resume": lambda reason: self._running.set(),
             "reset": self._request_reset,
         }
+        self.teleop = self.actor.teleop = build_teleop(cfg, self.arm)  # last: it may hold a tty
+        try:
+            require_labels_source(cfg, self.actor.reward, self.teleop)
+        except ConfigError:
+            if self.teleop is not None:
+                self.teleop.close()
+            raise
 
     # -- link callbacks (on the loop, between two awaits of the control loop) ----------------------
     def _hold(self, why: str) -> None:

@@ -1,4 +1,5 @@
-"""Keeping a control loop at its rate: how long to wait, and waiting on a thread or a loop."""
+"""Keeping a control loop at its rate: how long to wait, and a wait for loops without an event
+loop (an event loop's own is `asyncio.sleep`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,6 @@ import time
 def time_left(started: float, period: float) -> float:
     """Seconds a control loop must still wait to keep one step per `period` from `started`."""
     return max(0.0, started + period - time.monotonic())
-
-
-def pace(started: float, period: float) -> None:
-    """Keep a control loop at one step per `period` seconds from `started` (0: run flat out)."""
-    if period > 0:
-        time.sleep(time_left(started, period))
 
 
 async def sleep_blocking(seconds: float) -> None:

@@ -127,7 +127,7 @@ class Session:
             max_steps=cfg.task.max_steps, task_reward=cfg.task.reward,
             period=1.0 / cfg.robot.control_hz if realtime else 0.0),
             outcomes=task_outcomes(self.arm), teleop=self.teleop,
-            observe=self.observe if self.observer else None)
+            observe=self.observer)
 
     def _run_episode(self, actor: Actor, source: PolicySource, learner: Learner,
                      writer: Any) -> Episode:
