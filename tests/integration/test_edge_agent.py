@@ -133,3 +133,31 @@ def test_an_edge_scored_by_labels_needs_a_teleop(tmp_path) -> None:
     with pytest.raises(ConfigError, match="teleop=keyboard"):
         EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
                                           spool_dir=tmp_path / "spool"))
+
+
+def test_an_edge_with_frozen_features_needs_the_runs_encoder(tmp_path) -> None:
+    cfg = compose_session(["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32"])
+    with pytest.raises(ConfigError, match="algo.features.weights=<run>/encoder.npz"):
+        EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
+                                          spool_dir=tmp_path / "spool"))
+
+
+def test_an_edge_with_the_runs_encoder_steps_on_frozen_features(tmp_path) -> None:
+    from policies import EncoderConfig, FrozenCameraFeatures
+
+    pixels = ["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32",
+              "algo.features.channels=8", "algo.features.feature_dim=8"]
+    arm, _ = build_robot(compose_session(pixels))
+    encoder = tmp_path / "encoder.npz"  # untrained weights: the edge only has to load them
+    FrozenCameraFeatures(arm.observation_spec, EncoderConfig(
+        cameras=("wrist_cam", "side_cam"), channels=8, feature_dim=8)).save(encoder)
+    cfg = compose_session([*pixels, f"algo.features.weights={encoder}"])
+    agent = EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
+                                              spool_dir=tmp_path / "spool", policy="remote"))
+    agent.robot.connect()
+    try:
+        step = agent.actor.step(agent.observer(agent.robot.reset()), None, 0, 0, 0)
+    finally:
+        agent.robot.disconnect()
+    assert {"feat/wrist_cam", "feat/side_cam"} <= set(agent.actor_spec)  # what the edge speaks
+    agent.actor_spec.validate(step.next_obs, "the edge's stored observation")
