@@ -1,8 +1,10 @@
 """LeRobotDataset v3.0 export (parquet + one MP4 per camera + meta) and import as a demo buffer.
 
-Camera observations (uint8 HxWx3) become `observation.images.<key>` videos; other observation
-keys become `observation.<key>` columns. Rewards, done flags and intervention flags go in
-`next.reward`, `next.done` and `complementary_info.is_intervention`.
+Camera observations (uint8 HxWx3) become `observation.images.<key>` videos. The other keys are
+joined into `observation.state` (float32, every element named, as LeRobot's own datasets have it)
+and also kept one column each as `observation.<key>`, so our import restores the exact layout.
+Rewards, done flags and intervention flags go in `next.reward`, `next.done` and
+`complementary_info.is_intervention`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ EPISODES_FILE = "meta/episodes/chunk-000/file-000.parquet"
 VIDEO_FILE = "videos/{key}/chunk-000/file-000.mp4"
 
 
-def _feature(spec: ArraySpec, video: bool, fps: float) -> dict[str, Any]:
+STATE = "observation.state"
+
+
+def element_names(key: str, spec: ArraySpec) -> list[str]:
+    """A name per element of a vector observation: `ee_pos.0`, `ee_pos.1`, ... (`gripper`)."""
+    size = int(np.prod(spec.shape, dtype=np.int64))
+    return [key] if size == 1 else [f"{key}.{i}" for i in range(size)]
+
+
+def _feature(spec: ArraySpec, video: bool, fps: float, names: list[str] | None) -> dict[str, Any]:
     if video:
         return {"dtype": "video", "shape": list(spec.shape), "names": ["height", "width",
                 "channels"], "info": {"video.fps": fps, "video.codec": "h264",
                                       "video.pix_fmt": "yuv420p"}}
-    return {"dtype": spec.dtype, "shape": list(spec.shape) or [1], "names": None}
+    return {"dtype": spec.dtype, "shape": list(spec.shape) or [1], "names": names}
 
 
 def _column(values: np.ndarray) -> pa.Array:
@@ -47,6 +58,7 @@ def export_lerobot(storage: ZarrStorage, out: Path, fps: float,
     reader = EpisodeReader(storage)
     images = [k for k, s in storage.obs_spec.items() if is_image(s.shape, s.dtype)]
     states = [k for k in storage.obs_spec if k not in images]
+    joined = bool(states) and "state" not in states  # a key named `state` already is the state
     tasks = sorted({reader.storage.tasks[int(t)] for t in reader.episodes["task"]})
     writers = {}
     for key in images:
@@ -59,7 +71,9 @@ def export_lerobot(storage: ZarrStorage, out: Path, fps: float,
     total = 0
     for ep in reader:
         n = ep.length
-        cols = {f"observation.{k}": ep.obs[k] for k in states}
+        cols = {STATE: np.concatenate([ep.obs[k].reshape(n, -1).astype(np.float32)
+                                       for k in states], axis=1)} if joined else {}
+        cols |= {f"observation.{k}": ep.obs[k] for k in states}
         cols |= {"action": ep.action, "next.reward": ep.info["reward"],
                  "next.done": ep.info["terminated"] | ep.info["truncated"],
                  "complementary_info.is_intervention": ep.info["intervened"],
@@ -91,10 +105,16 @@ def export_lerobot(storage: ZarrStorage, out: Path, fps: float,
     pq.write_table(pa.Table.from_pylist(episode_rows), out / EPISODES_FILE)
     pq.write_table(pa.table({"task_index": np.arange(len(tasks)), "task": tasks}),
                    out / "meta/tasks.parquet")
-    features = {f"observation.images.{k}": _feature(storage.obs_spec[k], True, fps)
+    features = {f"observation.images.{k}": _feature(storage.obs_spec[k], True, fps, None)
                 for k in images}
-    features |= {f"observation.{k}": _feature(storage.obs_spec[k], False, fps) for k in states}
-    features["action"] = _feature(storage.action_spec, False, fps)
+    names = {k: element_names(k, storage.obs_spec[k]) for k in states}
+    if joined:
+        state_names = [n for k in states for n in names[k]]
+        features[STATE] = {"dtype": "float32", "shape": [len(state_names)], "names": state_names}
+    features |= {f"observation.{k}": _feature(storage.obs_spec[k], False, fps, names[k])
+                 for k in states}
+    features["action"] = _feature(storage.action_spec, False, fps,
+                                  element_names("action", storage.action_spec))
     for name, dtype in (("next.reward", "float32"), ("next.done", "bool"),
                         ("complementary_info.is_intervention", "bool"), ("timestamp", "float32"),
                         ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"),
@@ -106,7 +126,8 @@ def export_lerobot(storage: ZarrStorage, out: Path, fps: float,
             "splits": {"train": f"0:{len(reader)}"},
             "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
             "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
-            "features": features}
+            "features": features,
+            "robot_rl": {"state_keys": states}}  # observation.state joins these, in this order
     (out / "meta/info.json").write_text(json.dumps(info, indent=2))
     stats = {k: {"mean": v.reshape(len(v), -1).mean(0).tolist(),
                  "std": v.reshape(len(v), -1).std(0).tolist(),
@@ -160,6 +181,9 @@ def import_lerobot(folder: Path, out: Path, fsync: bool = True) -> ReplayBuffer:
     feats = info["features"]
     videos = [k for k, f in feats.items() if f["dtype"] == "video"]
     states = [k for k in feats if k.startswith("observation.") and k not in videos]
+    ours = [f"observation.{k}" for k in info.get("robot_rl", {}).get("state_keys", [])]
+    if ours and STATE not in ours and all(k in feats for k in ours):  # ours: the split keys
+        states = [k for k in states if k != STATE]
     name = {k: k.removeprefix("observation.images.").removeprefix("observation.")
             for k in videos + states}
     state = {k: np.asarray(data[k], feats[k]["dtype"]).reshape(-1, *feats[k]["shape"])

@@ -42,6 +42,15 @@ class ReplayBuffer:
                  chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
         self.storage = ZarrStorage(path, obs_spec, action_spec, readonly=readonly, fsync=fsync,
                                    chunk_bytes=chunk_bytes)
+        try:
+            self._open(sampler, cache, filter, readonly, task, n_step, gamma)
+        except BaseException:
+            self.storage.close()
+            raise
+
+    def _open(self, sampler: Sampler | None, cache: CacheConfig | None,
+              filter: Provenance | None, readonly: bool, task: str, n_step: int,
+              gamma: float) -> None:
         self.obs_keys = list(self.storage.obs_spec)
         self.sampler = sampler or UniformSampler()
         self.filter = filter
@@ -72,8 +81,10 @@ class ReplayBuffer:
         return cls(path, readonly=True, **kwargs)
 
     def close(self) -> None:
-        """Stop the background loader (committed data needs no flushing)."""
+        """Stop the background loader and release the writer lock (committed data needs no
+        flushing)."""
         self.cache.close()
+        self.storage.close()
 
     def __enter__(self) -> ReplayBuffer:
         return self
@@ -186,8 +197,9 @@ class ReplayBuffer:
     def _has_next_resident(self, rows: np.ndarray) -> np.ndarray:
         """Sampleable rows whose next observation is a tail or a resident row."""
         has_tail = self.index.tail_of.data[rows] >= 0
-        return self.index.sampleable(rows) & (
-            has_tail | self.cache.is_resident(self.index.next_row.data[rows]))
+        nxt = self.index.next_row.data[rows]
+        good_next = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
+        return self.index.sampleable(rows) & (has_tail | good_next)
 
     def _resident_candidates(self) -> np.ndarray:
         """Under the cache lock: sampleable committed rows whose data (and next obs) is in RAM."""
@@ -232,7 +244,7 @@ class ReplayBuffer:
 
     def _next_obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         nxt = self.index.next_row.data[rows]
-        from_pool = self.cache.is_resident(nxt)
+        from_pool = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
         pos = self.cache.positions(np.where(from_pool, nxt, 0))
         out = {}
         for k in self.obs_keys:

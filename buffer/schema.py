@@ -11,9 +11,11 @@ from robot_rl.core import ArraySpec, DictSpec, StorageError
 SCHEMA_VERSION = 2
 FORMAT_NAME = "robot_rl.buffer"
 COMMIT_FILE = "commit.json"
+PREV_COMMIT_FILE = "commit.prev.json"  # the record commit.json replaced: the fallback
 CHECKSUM_FILE = "checksums.log"
 QUARANTINE_FILE = "quarantine.json"
 WAL_DIR = "wal"
+LOCK_FILE = "writer.lock"  # held by the one process writing the buffer (robot_rl.core.locks)
 CHUNK_TARGET_BYTES = 4 << 20  # raw bytes per chunk of the widest step column (~a few MB)
 
 # Per-step metadata, kept whole in RAM for filters and balancing; obs/<k> and action go through

@@ -75,9 +75,11 @@ class StepIndex:
         self.version += 1
 
     def sampleable(self, rows: np.ndarray) -> np.ndarray:
-        """Rows that are not quarantined and whose next observation is known."""
-        has_next = (self.next_row.data[rows] >= 0) | (self.tail_of.data[rows] >= 0)
-        return has_next & ~self.quarantined.data[rows]
+        """Rows that are not quarantined and whose next observation is known (a tail, or a
+        successor row that is not quarantined itself)."""
+        nxt = self.next_row.data[rows]
+        successor = (nxt >= 0) & ~self.quarantined.data[np.maximum(nxt, 0)]
+        return (successor | (self.tail_of.data[rows] >= 0)) & ~self.quarantined.data[rows]
 
     def tail(self, key: str, rows: np.ndarray) -> np.ndarray:
         return self.tail_obs[key].data[self.tail_of.data[rows]]

@@ -9,8 +9,10 @@ log; every segment has a CRC-32 of its file in the commit record.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,13 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from robot_rl.core import ArraySpec, CorruptDataError
+from robot_rl.core import ArraySpec, CorruptDataError, StorageError
 from robot_rl.core.durable import fsync_path, write_file_atomic
 
-MAX_SEGMENTS = 8  # more live segments than this are merged into one (bounded by a chunk)
+log = logging.getLogger(__name__)
+MAX_SEGMENTS = 8  # more small live segments than this are merged into one
+BIG_SEGMENT_PARTS = 8  # a segment of chunk/8 rows or more is never merged again: one damaged
+# file costs at most its own rows, never the whole unsealed chunk
 
 
 def crc32(values: np.ndarray) -> int:
@@ -38,20 +43,28 @@ class ChecksumLog:
         self.crcs: dict[tuple[str, int], int] = {}
         self.pending: list[tuple[str, int, int]] = []
         self.committed_bytes = 0
+        self.damage: str | None = None  # why some sealed chunks have no CRC to check
 
     def load(self, committed_bytes: int, writable: bool) -> None:
         """Read the committed part; a writer also cuts off lines of an unfinished commit."""
         data = self.path.read_bytes() if self.path.exists() else b""
         if len(data) < committed_bytes:
-            raise CorruptDataError(f"{self.path}: {len(data)} bytes, the commit record covers "
-                                   f"{committed_bytes}; the checksum log was truncated")
+            self.damage = (f"{self.path}: truncated to {len(data)} of {committed_bytes} "
+                           "committed bytes")
+            committed_bytes = data.rfind(b"\n") + 1
         if writable and len(data) > committed_bytes:
             with open(self.path, "r+b") as f:
                 f.truncate(committed_bytes)
         self.committed_bytes = committed_bytes
-        for line in data[:committed_bytes].decode().splitlines():
-            column, chunk, crc = line.split()
-            self.crcs[(column, int(chunk))] = int(crc, 16)
+        for line in data[:committed_bytes].splitlines():
+            try:  # a damaged line costs its chunk (no CRC: quarantined when read)
+                column, chunk, crc = line.decode().split()
+                self.crcs[(column, int(chunk))] = int(crc, 16)
+            except ValueError:
+                self.damage = f"{self.path}: damaged line {line[:60]!r}"
+        if self.damage is not None:  # the chunks stay readable, their values unverified
+            self.damage += "; chunks without a checksum line are read unverified"
+            log.error("%s", self.damage)
 
     def rollback(self, committed_bytes: int) -> None:
         """Forget lines of a commit that failed."""
@@ -94,6 +107,16 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Damage:
+    """Rows [start, stop) of a table that were lost to a damaged file, and why."""
+
+    table: str
+    start: int
+    stop: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class TableState:
     """What a table's commit entry says: row counts, live segments, and the unsealed rows."""
 
@@ -118,9 +141,12 @@ class ChunkedTable:
     """Equal-length columns of one table; `stage` rows, `write` them at commit, `read_*` back."""
 
     def __init__(self, root: Path, group: zarr.Group, name: str, specs: dict[str, ArraySpec],
-                 rows_per_chunk: int, checksums: ChecksumLog, fsync: bool) -> None:
+                 rows_per_chunk: int, checksums: ChecksumLog, fsync: bool,
+                 fill: dict[str, int] | None = None) -> None:
         self.root, self.group, self.name = root, group, name
         self.specs, self.chunk, self.checksums, self.fsync = specs, rows_per_chunk, checksums, fsync
+        self.fill = fill or {}  # column values that mark a lost row (e.g. episode_id -1)
+        self.damaged: list[Damage] = []  # WAL rows lost when the table was opened
         self.rows = 0
         self.sealed = 0
         self.segments: list[Segment] = []
@@ -160,13 +186,26 @@ class ChunkedTable:
             segments, sealed = [], full
             if rows > full:
                 segments = [self._write_segment(commit_no, pending, full, rows)]
-        elif n_new and len(self.segments) >= MAX_SEGMENTS:
-            obsolete = [self.root / s.file for s in self.segments]
-            segments = [self._write_segment(commit_no, pending, self.sealed, rows)]
+        elif n_new and len(self.segments) - len(self._big_prefix()) >= MAX_SEGMENTS:
+            keep = self._big_prefix()  # merge only the small newest segments, with the new rows
+            start = keep[-1].stop if keep else self.sealed
+            obsolete = [self.root / s.file for s in self.segments[len(keep):]]
+            merged = {k: v[start - self.sealed:] for k, v in pending.items()}
+            segments = [*keep, self._write_segment(commit_no, merged, start, rows)]
         elif n_new:
             segments.append(self._write_segment(commit_no, new, self.rows, rows))
         state = TableState(rows, sealed, segments, pending)
         return state.entry(), obsolete, state
+
+    def _big_prefix(self) -> list[Segment]:
+        """The leading segments big enough to be left alone by merges."""
+        big = max(1, self.chunk // BIG_SEGMENT_PARTS)
+        prefix = []
+        for seg in self.segments:
+            if seg.stop - seg.start < big:
+                break
+            prefix.append(seg)
+        return prefix
 
     def apply(self, state: TableState) -> None:
         """After the commit record is replaced: the written rows are now the committed ones."""
@@ -202,7 +241,12 @@ class ChunkedTable:
         self.rows, self.sealed = int(entry["rows"]), int(entry["sealed"])
         self.segments = [Segment(**s) for s in entry["segments"]]
         for col, spec in self.specs.items():
-            arr = self.group[f"{self.name}/{col}"]
+            try:
+                arr = self.group[f"{self.name}/{col}"]
+            except Exception as exc:  # zarr raises JSON, Unicode and its own errors alike
+                raise StorageError(f"{self.root}/{self.name}/{col}/zarr.json: the array's "
+                                   f"metadata is damaged ({type(exc).__name__}); restore the "
+                                   "file from a backup") from None
             if arr.shape[0] < self.sealed:
                 raise CorruptDataError(f"{self.root}/{self.name}/{col}: holds {arr.shape[0]} "
                                        f"rows, the commit record says {self.sealed} are sealed")
@@ -210,8 +254,42 @@ class ChunkedTable:
                 arr.resize((self.sealed, *spec.shape))
         self.unsealed = self.read_unsealed()
 
+    def reseal_unverified(self) -> dict[int, str]:
+        """After the checksum log lost lines: checksum again each sealed chunk that has none and
+        still decodes; return the chunks that do not (chunk -> reason)."""
+        failed = {}
+        for c in range(self.sealed // self.chunk):
+            for col in self.specs:
+                key = f"{self.name}/{col}"
+                if (key, c) in self.checksums.crcs:
+                    continue
+                try:
+                    values = self.group[key][c * self.chunk: (c + 1) * self.chunk]
+                except Exception as exc:
+                    failed[c] = f"{self.root}/{key} chunk {c}: unreadable ({exc})"
+                    continue
+                self.checksums.add(key, c, crc32(values))
+        return failed
+
+    def filler(self, n: int) -> dict[str, np.ndarray]:
+        """`n` rows standing in for lost ones: zeros, and the `fill` marks of lost rows."""
+        return {k: np.full((n, *s.shape), self.fill.get(k, 0), s.dtype)
+                for k, s in self.specs.items()}
+
     def read_unsealed(self) -> dict[str, np.ndarray]:
-        parts = [self._read_segment(s) for s in self.segments]
+        """The committed rows of the WAL segments; a damaged segment costs only its own rows,
+        which come back as `filler` and are listed in `damaged`."""
+        parts, self.damaged = [], []
+        for seg in self.segments:
+            try:
+                part = self._read_segment(seg)
+                if any(len(v) != seg.stop - seg.start for v in part.values()):
+                    raise CorruptDataError(f"{self.root / seg.file}: holds the wrong number of "
+                                           f"rows for {seg.start}-{seg.stop - 1}")
+            except CorruptDataError as exc:
+                self.damaged.append(Damage(self.name, seg.start, seg.stop, str(exc)))
+                part = self.filler(seg.stop - seg.start)
+            parts.append(part)
         cols = _concat(parts, self.specs)
         if len(next(iter(cols.values()))) != self.rows - self.sealed:
             raise CorruptDataError(f"{self.root}: WAL segments of {self.name} hold the wrong "
@@ -226,10 +304,13 @@ class ChunkedTable:
             raise CorruptDataError(f"{path}: committed WAL segment is missing ({exc})") from exc
         if zlib.crc32(data) != seg.crc:
             raise CorruptDataError(f"{path}: checksum mismatch in a committed WAL segment "
-                                   f"(rows {seg.start}-{seg.stop} of {self.name}); the file is "
-                                   "damaged or truncated")
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k.replace("/", "|")] for k in self.specs}
+                                   f"(rows {seg.start}-{seg.stop - 1} of {self.name}); the file "
+                                   "is damaged or truncated")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                return {k: npz[k.replace("/", "|")] for k in self.specs}
+        except Exception as exc:  # a CRC that matches a damaged file is the caller's to report
+            raise CorruptDataError(f"{path}: unreadable WAL segment ({exc})") from exc
 
     # -- reading ---------------------------------------------------------------------------------
     def read_chunk(self, chunk: int, columns: list[str]) -> dict[str, np.ndarray]:
@@ -247,14 +328,23 @@ class ChunkedTable:
                 raise CorruptDataError(f"{self.root}/{key} chunk {chunk}: unreadable ({exc})") \
                     from exc
             expected = self.checksums.crcs.get((key, chunk))
-            if expected is None or crc32(values) != expected:
+            if expected is None and self.checksums.damage is not None:
+                pass  # its line was lost with the log: decodable is all that can be checked
+            elif expected is None or crc32(values) != expected:
                 raise CorruptDataError(f"{self.root}/{key} chunk {chunk}: checksum mismatch "
                                        f"(rows {lo}-{lo + self.chunk - 1}); quarantined")
             out[col] = values
         return out
 
-    def read_columns(self, columns: list[str]) -> dict[str, np.ndarray]:
-        """Whole columns (small ones: metadata, episodes); raises CorruptDataError if damaged."""
-        parts = [self.read_chunk(c, columns) for c in range(self.sealed // self.chunk)]
-        parts.append({c: self.unsealed[c] for c in columns})
-        return {c: np.concatenate([p[c] for p in parts]) for c in columns}
+    def read_columns(self, on_damage: Callable[[int, str], None]) -> dict[str, np.ndarray]:
+        """Every committed row (small tables: metadata, episodes, tails); a damaged sealed chunk
+        comes back as `filler` rows after `on_damage(chunk, reason)`."""
+        parts = []
+        for c in range(self.sealed // self.chunk):
+            try:
+                parts.append(self.read_chunk(c, list(self.specs)))
+            except CorruptDataError as exc:
+                on_damage(c, str(exc))
+                parts.append(self.filler(self.chunk))
+        parts.append(self.unsealed)
+        return {c: np.concatenate([p[c] for p in parts]) for c in self.specs}

@@ -173,7 +173,7 @@ def recover_open_episodes(info: dict[str, np.ndarray], ended: np.ndarray, robots
     """Rebuild the open episodes of a reopened buffer from its committed rows."""
     open_eps: dict[str, OpenEpisode] = {}
     ids = info["episode_id"]
-    for episode in np.setdiff1d(np.unique(ids), ended):
+    for episode in np.setdiff1d(np.unique(ids[ids >= 0]), ended):  # (-1: rows lost to damage)
         rows = np.flatnonzero(ids == episode)
         first, last = int(rows[0]), int(rows[-1])
         robot = int(info["robot_id"][first])

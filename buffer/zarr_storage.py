@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+from buffer.record import open_record, sealed_record
 from buffer.schema import (
     CHECKSUM_FILE,
     CHUNK_TARGET_BYTES,
     COMMIT_FILE,
+    LOCK_FILE,
+    PREV_COMMIT_FILE,
     QUARANTINE_FILE,
     SCHEMA_VERSION,
     STEP_META,
@@ -30,14 +34,19 @@ from buffer.schema import (
     tail_specs,
 )
 from buffer.storage import Storage
-from buffer.table import ChecksumLog, ChunkedTable
+from buffer.table import ChecksumLog, ChunkedTable, Damage
+from buffer.values import value_problems
 from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
 from robot_rl.core.durable import fsync_path, write_file_atomic
+from robot_rl.core.locks import WriterLock
 
 log = logging.getLogger(__name__)
 INFO_CHUNK = 16384
 OPEN_ATTEMPTS = 5
 SMALL_CHUNK = 1024
+# column values that mark a row lost to damage (its other columns are zero)
+LOST_ROW_MARKS = {"step_info": {"episode_id": -1, "prev_row": -1},
+                  "episodes": {"episode_id": -1}, "tails": {"row": -1}}
 
 
 def _info_specs() -> dict[str, ArraySpec]:
@@ -53,12 +62,28 @@ class ZarrStorage(Storage):
         self.path = Path(path)
         self.readonly, self.fsync = readonly, fsync
         self.checksums = ChecksumLog(self.path / CHECKSUM_FILE, fsync)
-        if not (self.path / COMMIT_FILE).exists():
-            if readonly or obs_spec is None or action_spec is None:
-                raise StorageError(f"{self.path}: no robot_rl buffer here (missing {COMMIT_FILE})")
-            self._create(obs_spec, action_spec, chunk_bytes)
-        self.group = zarr.open_group(str(self.path), mode="r" if readonly else "a")
-        self.header = Header.from_attrs(str(self.path), dict(self.group.attrs))
+        exists = any((self.path / f).exists() for f in (COMMIT_FILE, PREV_COMMIT_FILE))
+        if not exists and (readonly or obs_spec is None or action_spec is None):
+            raise StorageError(f"{self.path}: no robot_rl buffer here (missing {COMMIT_FILE})")
+        # one writer: taken before anything on disk is created, recovered or cut back
+        self.lock = None if readonly else WriterLock(self.path / LOCK_FILE, f"buffer {self.path}")
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            if not exists:
+                self._create(obs_spec, action_spec, chunk_bytes)
+            self._open_store(obs_spec, action_spec)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the writer lock (committed data needs no flushing); idempotent."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _open_store(self, obs_spec: DictSpec | None, action_spec: ArraySpec | None) -> None:
+        self.group, self.header = self._open_header()
         if obs_spec is not None and obs_spec != self.header.obs_spec:
             raise StorageError(f"{self.path}: stored observation spec differs from the robot's; "
                                "start a new run directory for a different robot or task")
@@ -67,16 +92,21 @@ class ZarrStorage(Storage):
                                "start a new run directory for a different robot or task")
         self.obs_spec, self.action_spec = self.header.obs_spec, self.header.action_spec
         self.tables = self._tables(self.group)
-        self.quarantined: dict[tuple[str, int], str] = {}
+        self.quarantined: dict[tuple[str, int], str] = {}  # damaged sealed chunks
+        self.lost: list[Damage] = []  # rows of damaged WAL segments
+        self.fallback: str | None = None  # why the previous commit record had to be used
+        self._deferred: list[Path] = []  # segment files the previous record still lists
         for attempt in range(OPEN_ATTEMPTS):
             seen = self._read_record()["commit"]
             try:
                 self._open()
-                break
-            except CorruptDataError:  # a reader racing a live writer that deleted old segments
-                moved_on = self._read_record()["commit"] != seen
-                if not (self.readonly and moved_on) or attempt == OPEN_ATTEMPTS - 1:
+            except CorruptDataError:
+                if not self.readonly or attempt == OPEN_ATTEMPTS - 1:
                     raise
+                continue
+            # a reader racing a live writer that deleted segments meanwhile: read again
+            if not (self.readonly and self.lost and self._read_record()["commit"] != seen):
+                break
 
     @classmethod
     def open_existing(cls, path: Path, readonly: bool = True) -> ZarrStorage:
@@ -84,13 +114,26 @@ class ZarrStorage(Storage):
         return cls(Path(path), readonly=readonly)
 
     # -- layout ----------------------------------------------------------------------------------
+    def _open_header(self) -> tuple[zarr.Group, Header]:
+        """The Zarr group and its header; a damaged zarr.json is one StorageError line."""
+        try:
+            group = zarr.open_group(str(self.path), mode="r" if self.readonly else "a")
+            attrs = dict(group.attrs)
+        except Exception as exc:  # zarr raises JSON, Unicode and its own errors alike
+            raise StorageError(f"{self.path}/zarr.json: the buffer header is damaged "
+                               f"({type(exc).__name__}: {str(exc)[:80]}); restore it from a "
+                               "backup or from a run recorded with the same robot and task"
+                               ) from None
+        return group, Header.from_attrs(str(self.path), attrs)
+
     def _tables(self, group: zarr.Group) -> dict[str, ChunkedTable]:
         heavy = heavy_step_specs(self.obs_spec, self.action_spec)
         specs = {"steps": heavy, "step_info": _info_specs(), "episodes": episode_specs(),
                  "tails": tail_specs(self.obs_spec)}
         chunks = self.header.chunks
         return {name: ChunkedTable(self.path, group, name, s, chunks[name], self.checksums,
-                                   self.fsync) for name, s in specs.items()}
+                                   self.fsync, LOST_ROW_MARKS.get(name))
+                for name, s in specs.items()}
 
     def _create(self, obs_spec: DictSpec, action_spec: ArraySpec, chunk_bytes: int) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -109,14 +152,32 @@ class ZarrStorage(Storage):
                   "tasks": [], "next_episode": 0, "checksum_bytes": 0,
                   "tables": {n: {"rows": 0, "sealed": 0, "segments": []} for n in chunks}}
         (self.path / CHECKSUM_FILE).touch()
-        write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(), fsync=self.fsync)
+        write_file_atomic(self.path / COMMIT_FILE, sealed_record(record), fsync=self.fsync)
 
     # -- open and recover ------------------------------------------------------------------------
     def _read_record(self) -> dict[str, Any]:
+        """The latest intact commit record: commit.json, else the previous one (its rows only
+        are lost, and `fallback` says so)."""
         path = self.path / COMMIT_FILE
         try:
-            record = json.loads(path.read_bytes())
-            record["tables"], record["meta"]  # noqa: B018 - presence check
+            record = self._parse_record(path)
+            self.fallback = None
+            return record
+        except CorruptDataError as exc:
+            damage = exc
+        prev = self.path / PREV_COMMIT_FILE
+        if not prev.exists():
+            raise damage
+        record = self._parse_record(prev)
+        if path.exists():  # (a missing one: a crash between the two renames; nothing lost)
+            self.fallback = (f"{damage}; using the previous record (commit {record['commit']}), "
+                             "so the rows of the last commit are lost")
+        return record
+
+    def _parse_record(self, path: Path) -> dict[str, Any]:
+        try:
+            record = open_record(path.read_bytes())
+            record["tables"], record["meta"], record["commit"]  # noqa: B018 - presence check
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptDataError(f"{path}: unreadable commit record ({exc}); it is written "
                                    "atomically, so the file was damaged outside robot_rl") from exc
@@ -125,8 +186,21 @@ class ZarrStorage(Storage):
                                f"does not match the store's {self.header.version}")
         return record
 
+    def _write_record(self, record: dict[str, Any]) -> None:
+        """Make `record` the latest commit and keep the one it replaces as the fallback."""
+        data = sealed_record(record)
+        tmp = self.path / (COMMIT_FILE + ".tmp")
+        write_file_atomic(tmp, data, fsync=self.fsync)
+        latest = self.path / COMMIT_FILE
+        if latest.exists() and self.fallback is None:
+            os.replace(latest, self.path / PREV_COMMIT_FILE)
+        os.replace(tmp, latest)
+        self.fallback = None
+
     def _open(self) -> None:
         record = self._read_record()
+        if self.fallback is not None:
+            log.error("buffer %s: %s", self.path, self.fallback)
         self.commit_no = int(record["commit"])
         self.meta: dict[str, Any] = dict(record["meta"])
         self.robots: list[str] = list(record["robots"])
@@ -136,26 +210,72 @@ class ZarrStorage(Storage):
         for name, table in self.tables.items():
             table.restore(record["tables"][name], writable=not self.readonly)
         self._load_quarantine()
+        unique = {(d.table, d.start, d.stop): d for t in self.tables.values() for d in t.damaged}
+        self.lost = list(unique.values())
+        for damage in self.lost:
+            log.error("buffer %s: lost %s rows %d-%d: %s", self.path, damage.table,
+                      damage.start, damage.stop - 1, damage.reason)
         if not self.readonly:
             self._remove_debris(record)
+            if self.lost:
+                self._save_quarantine()
+            if self.checksums.damage is not None:  # a damaged log: checksum what still decodes
+                for name, table in self.tables.items():
+                    for chunk, reason in table.reseal_unverified().items():
+                        self.quarantine(name, chunk, reason)
+                record = {**record, "checksum_bytes": self.checksums.flush()}
+            if self.fallback is not None or self.checksums.damage is not None:
+                self._write_record(record)  # both records intact again before the next commit
 
     def _remove_debris(self, record: dict[str, Any]) -> None:
-        """Delete files of an unfinished commit: unlisted WAL segments, temp and partial files."""
+        """Delete files of an unfinished commit: WAL segments neither record lists, temp and
+        partial files. Segments only the previous record lists are deleted at the next commit."""
         live = {s["file"] for t in record["tables"].values() for s in t["segments"]}
+        previous = set()
+        prev_path = self.path / PREV_COMMIT_FILE
+        if prev_path.exists() and self.fallback is None:
+            try:
+                prev = self._parse_record(prev_path)
+                previous = {s["file"] for t in prev["tables"].values() for s in t["segments"]}
+            except StorageError:
+                pass  # a damaged fallback record: nothing to keep for it
         for f in (self.path / WAL_DIR).iterdir():
-            if f"{WAL_DIR}/{f.name}" not in live:
+            name = f"{WAL_DIR}/{f.name}"
+            if name not in live and name not in previous:
                 f.unlink()
+        self._deferred = [self.path / f for f in sorted(previous - live)]
         for pattern in ("**/*.partial", "*.tmp"):
             for f in self.path.glob(pattern):
                 f.unlink()
 
     def _load_quarantine(self) -> None:
+        """Damage found earlier: sealed chunks, and WAL rows lost before a merge rewrote them."""
         path = self.path / QUARANTINE_FILE
-        if path.exists():
-            for item in json.loads(path.read_text()):
-                table, chunk = item["table"], int(item["chunk"])
-                if chunk < self.tables[table].sealed // self.tables[table].chunk:
-                    self.quarantined[(table, chunk)] = item["reason"]  # (else: not committed)
+        if not path.exists():
+            return
+        try:
+            items = json.loads(path.read_bytes())
+        except ValueError as exc:
+            log.error("buffer %s: %s unreadable (%s); damage is found again by --verify",
+                      self.path, QUARANTINE_FILE, exc)
+            return
+        for item in items:
+            table = self.tables[item["table"]]
+            if "chunk" in item:
+                chunk = int(item["chunk"])
+                if chunk < table.sealed // table.chunk:
+                    self.quarantined[(item["table"], chunk)] = item["reason"]
+            elif int(item["start"]) < table.rows:  # (else: not committed)
+                table.damaged.append(Damage(item["table"], int(item["start"]),
+                                            min(int(item["stop"]), table.rows), item["reason"]))
+
+    def _save_quarantine(self) -> None:
+        items: list[dict[str, Any]] = [{"table": t, "chunk": c, "reason": r}
+                                       for (t, c), r in self.quarantined.items()]
+        items += [{"table": d.table, "start": d.start, "stop": d.stop, "reason": d.reason}
+                  for d in self.lost]
+        write_file_atomic(self.path / QUARANTINE_FILE, json.dumps(items).encode(),
+                          fsync=self.fsync)
 
     def quarantine(self, table: str, chunk: int, reason: str) -> None:
         """Exclude one chunk's rows from sampling, log why, and remember it in quarantine.json."""
@@ -165,18 +285,21 @@ class ZarrStorage(Storage):
         log.error("buffer %s: quarantined %s chunk %d: %s", self.path, table, chunk, reason)
         self.quarantined[(table, chunk)] = reason
         if not self.readonly:
-            items = [{"table": t, "chunk": c, "reason": r}
-                     for (t, c), r in self.quarantined.items()]
-            write_file_atomic(self.path / QUARANTINE_FILE, json.dumps(items).encode(),
-                              fsync=self.fsync)
+            self._save_quarantine()
+
+    def damage(self) -> list[Damage]:
+        """Every committed row range lost so far, damaged chunks and WAL segments alike."""
+        chunks = [Damage(t, c * self.tables[t].chunk,
+                         min((c + 1) * self.tables[t].chunk, self.tables[t].rows), r)
+                  for (t, c), r in self.quarantined.items()]
+        return sorted(chunks + self.lost, key=lambda d: (d.table, d.start))
 
     def quarantined_rows(self) -> np.ndarray:
-        """A bool mask over committed step rows: True where a chunk of the row is quarantined."""
+        """A bool mask over committed step rows: True where the row's data or metadata is lost."""
         mask = np.zeros(self.steps, bool)
-        for (table, chunk), _ in self.quarantined.items():
-            if table in ("steps", "step_info"):
-                size = self.tables[table].chunk
-                mask[chunk * size: (chunk + 1) * size] = True
+        for d in self.damage():
+            if d.table in ("steps", "step_info"):
+                mask[d.start: d.stop] = True
         return mask
 
     # -- writing ---------------------------------------------------------------------------------
@@ -203,8 +326,7 @@ class ZarrStorage(Storage):
                       "meta": new_meta, "robots": robots, "tasks": tasks,
                       "next_episode": next_episode, "checksum_bytes": self.checksums.flush(),
                       "tables": entries}
-            write_file_atomic(self.path / COMMIT_FILE, json.dumps(record).encode(),
-                              fsync=self.fsync)
+            self._write_record(record)
         except BaseException:
             self.checksums.rollback(checksum_bytes)  # staged rows stay staged for a retry
             raise
@@ -215,8 +337,9 @@ class ZarrStorage(Storage):
             fsync_path(self.path)
         self.commit_no, self.robots, self.tasks = commit_no, list(robots), list(tasks)
         self.next_episode = next_episode
-        for f in obsolete:
+        for f in self._deferred:  # the previous record, now commit.prev.json, no longer needs them
             f.unlink(missing_ok=True)
+        self._deferred = obsolete
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -227,31 +350,28 @@ class ZarrStorage(Storage):
     def episodes(self) -> int:
         return self.tables["episodes"].rows
 
+    def _read_table(self, name: str) -> dict[str, np.ndarray]:
+        """Every committed row of a small table; damaged chunks are quarantined, their rows
+        come back as lost-row filler (see LOST_ROW_MARKS)."""
+        return self.tables[name].read_columns(lambda c, why: self.quarantine(name, c, why))
+
     def read_step_info(self) -> dict[str, np.ndarray]:
-        """All per-step metadata; rows of a damaged chunk are zero and quarantined."""
-        table = self.tables["step_info"]
-        parts = []
-        for c in range(-(-table.rows // table.chunk)):
-            try:
-                parts.append(table.read_chunk(c, list(table.specs)))
-            except CorruptDataError as exc:
-                self.quarantine("step_info", c, str(exc))
-                n = min(table.chunk, table.rows - c * table.chunk)
-                parts.append({k: np.zeros(n, s.dtype) for k, s in table.specs.items()})
-        if not parts:
-            return {k: np.zeros(0, s.dtype) for k, s in table.specs.items()}
-        return {k: np.concatenate([p[k] for p in parts]) for k in table.specs}
+        """All per-step metadata, row-aligned; lost rows have episode_id -1 and are quarantined."""
+        return self._read_table("step_info")
 
     def read_episodes(self) -> dict[str, np.ndarray]:
-        """Per-episode columns in the order episodes ended (see schema.EPISODE_COLUMNS)."""
-        table = self.tables["episodes"]
-        cols = table.read_columns(list(table.specs))
+        """Per-episode columns of the intact episodes, in the order they ended."""
+        cols = self._read_table("episodes")
+        keep = cols["episode_id"] >= 0
+        cols = {k: v[keep] for k, v in cols.items()}
         cols["start"] = cols["first_row"]
         return cols
 
     def read_tails(self) -> dict[str, np.ndarray]:
-        table = self.tables["tails"]
-        return table.read_columns(list(table.specs))
+        """The intact tail observations and the step rows they belong to."""
+        cols = self._read_table("tails")
+        keep = cols["row"] >= 0
+        return {k: v[keep] for k, v in cols.items()}
 
     def read_chunk(self, chunk: int) -> dict[str, np.ndarray]:
         """Observations and actions of one `steps` chunk, checksum-verified."""
@@ -277,16 +397,20 @@ class ZarrStorage(Storage):
         return steps
 
     def verify(self) -> list[str]:
-        """Read and check every committed chunk; quarantine and report the damaged ones."""
-        problems = []
+        """Read and check every committed chunk (quarantining damaged ones) and the values of
+        the metadata; one line per problem found, damage found earlier included."""
+        problems = [p for p in (self.fallback, self.checksums.damage) if p is not None]
         for name, table in self.tables.items():
             for c in range(table.sealed // table.chunk):
                 try:
                     table.read_chunk(c, list(table.specs))
                 except CorruptDataError as exc:
-                    problems.append(str(exc))
-                    if name in ("steps", "step_info"):
-                        self.quarantine(name, c, str(exc))
+                    self.quarantine(name, c, str(exc))
+        problems += [f"lost {d.table} rows {d.start}-{d.stop - 1}: {d.reason}"
+                     for d in self.damage()]
+        lost = self.quarantined_rows()
+        info = self.read_step_info()
+        problems += value_problems(info, ~lost, len(self.robots), len(self.tasks))
         return problems
 
     def disk_bytes(self) -> int:

@@ -22,6 +22,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL = 1002
 CLOSE_POLICY = 1008  # authentication failed
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013  # the gateway cannot serve now (its buffer, a slow handshake): retry
 MAX_REASON_BYTES = 123
 
 
@@ -42,6 +43,8 @@ class LinkLimits:
     """Sizes that bound memory on both ends instead of unbounded queues."""
 
     max_message_bytes: int = 64 << 20  # frames above this close the connection (1009)
+    preauth_message_bytes: int = 16 << 10  # the same, until the edge has authenticated
+    max_unauthenticated: int = 64  # connections mid-handshake; more are refused with HTTP 503
     batch_items: int = 64  # transitions per TransitionBatch
     batch_bytes: int = 8 << 20  # bytes of transitions per TransitionBatch
     window_items: int = 256  # transitions sent but not yet acked, per stream

@@ -23,10 +23,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from comms import auth
-from comms.codec import encode
+from comms.codec import decode, encode
 from comms.connection import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
     DEFAULT_LIMITS,
     DEFAULT_TIMINGS,
     LinkLimits,
@@ -57,6 +58,7 @@ from comms.messages import (
 )
 from comms.pending import PendingRequests
 from comms.spool import Spool
+from comms.validation import transition_from_body
 from robot_rl.core import AuthError, CommsError, Observation, Transition
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,12 @@ class EdgeLink:
         items = [(encode(transition_to_body(t)), ends.get(i)) for i, t in enumerate(transitions)]
         if stream_id not in self._streams:
             raise CommsError(f"stream {stream_id!r} was not declared: pass it in streams=")
+        for data, _ in items:  # what the gateway would refuse never enters the spool
+            try:
+                transition_from_body(decode(data))
+            except ValueError as exc:
+                raise CommsError(f"stream {stream_id}: not publishing a bad transition: {exc}"
+                                 ) from None
         first = self.spool.append(stream_id, items, previous_end)
         self.stats["published"] += len(items)
         if self._thread is not None and self._wake is not None:
@@ -277,7 +285,7 @@ class EdgeLink:
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == CLOSE_POLICY:
                 raise AuthError(f"gateway refused authentication: {exc.rcvd.reason}") from None
-            if exc.rcvd is not None and exc.rcvd.code != CLOSE_NORMAL:
+            if exc.rcvd is not None and exc.rcvd.code not in (CLOSE_NORMAL, CLOSE_TRY_AGAIN):
                 raise ProtocolError(f"gateway refused the handshake: {exc.rcvd.reason}") from None
             raise
         if not isinstance(welcome, Welcome):
@@ -289,7 +297,7 @@ class EdgeLink:
     async def _serve(self, ws: ClientConnection, inbound: Inbound,
                      last_seqs: dict[str, int]) -> None:
         for stream, last in last_seqs.items():
-            if last >= self.spool.next_seq(stream):
+            if not self.spool.acked(stream) <= last < self.spool.next_seq(stream):
                 await asyncio.to_thread(self.spool.rebase, stream, last)
             else:
                 await asyncio.to_thread(self.spool.ack, stream, last)

@@ -15,11 +15,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from comms import auth
 from comms.codec import CodecError
@@ -28,6 +30,7 @@ from comms.connection import (
     CLOSE_INTERNAL,
     CLOSE_POLICY,
     CLOSE_PROTOCOL,
+    CLOSE_TRY_AGAIN,
     DEFAULT_LIMITS,
     DEFAULT_TIMINGS,
     LinkLimits,
@@ -38,6 +41,7 @@ from comms.connection import (
     heartbeat,
     send,
 )
+from comms.edge_keys import EdgeKeys, Grant
 from comms.messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -56,7 +60,7 @@ from comms.messages import (
     decode_message,
 )
 from comms.sink import TransitionSink
-from robot_rl.core import AuthError, CommsError
+from robot_rl.core import AuthError, CommsError, SpecError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ class _Edge:
 
     edge_id: str
     ws: ServerConnection
+    grant: Grant  # the streams and robot ids this edge may write
     batches: asyncio.Queue[TransitionBatch]
     requests: asyncio.Queue[tuple[float, ActionRequest]]
     liveness: Liveness = field(default_factory=Liveness)
@@ -101,15 +106,21 @@ def merge_contiguous(batches: list[TransitionBatch]) -> list[TransitionBatch]:
 
 
 class Gateway:
-    """Serves edges on `host:port` (ws, or wss with `ssl_context`) until `stop()`."""
+    """Serves edges on `host:port` (ws, or wss with `ssl_context`) until `stop()`.
+
+    Without `edge_keys` every edge proves it holds the shared `token` and may write the streams
+    it declares (robot ids named like them); with `edge_keys`, each edge proves its own key and
+    writes only what the keys file grants it."""
 
     def __init__(
         self, sink: TransitionSink, token: bytes, spec_digest: str, *,
         inference: InferenceServer | None = None, host: str = "127.0.0.1", port: int = 0,
         ssl_context: ssl.SSLContext | None = None, timings: LinkTimings = DEFAULT_TIMINGS,
-        limits: LinkLimits = DEFAULT_LIMITS,
+        limits: LinkLimits = DEFAULT_LIMITS, edge_keys: EdgeKeys | None = None,
     ) -> None:
         self.sink, self._token, self.spec_digest = sink, token, spec_digest
+        self.edge_keys = edge_keys
+        self._unauthenticated = 0  # connections between upgrade and welcome
         self.inference, self.host, self._port, self._ssl = inference, host, port, ssl_context
         self.timings, self.limits = timings, limits
         self.stats: Counter[str] = Counter()
@@ -125,11 +136,20 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._server = await serve(
+        self._server = await serve(  # small frames until the handshake completes
             self._handle, self.host, self._port, ssl=self._ssl, compression=None,
-            max_size=self.limits.max_message_bytes, max_queue=self.limits.queue_frames,
+            max_size=self.limits.preauth_message_bytes, max_queue=self.limits.queue_frames,
             ping_interval=None, open_timeout=self.timings.handshake, close_timeout=1.0,
+            process_request=self._admit,
         )
+
+    def _admit(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Refuse the upgrade (503) while too many connections are still unauthenticated."""
+        if self._unauthenticated < self.limits.max_unauthenticated:
+            return None
+        self.stats["rejected_busy"] += 1
+        return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                          "too many unauthenticated connections; retry shortly\n")
 
     @property
     def port(self) -> int:
@@ -143,6 +163,7 @@ class Gateway:
             await asyncio.wait_for(self._server.wait_closed(), self.timings.handshake)
         self._sink_thread.shutdown(wait=True)
         self._policy_thread.shutdown(wait=False, cancel_futures=True)
+        self.sink.close()
 
     async def control(self, edge_id: str, command: str, reason: str = "") -> None:
         """Send pause/resume/reset/estop/release to a connected edge."""
@@ -155,25 +176,31 @@ class Gateway:
     async def _handle(self, ws: ServerConnection) -> None:
         host, port = ws.remote_address[:2]
         peer = f"{host}:{port}"
+        self._unauthenticated += 1
         try:
-            edge_id = await asyncio.wait_for(self._handshake(ws), self.timings.handshake)
-        except (AuthError, ProtocolError, CodecError, TimeoutError) as exc:
+            edge_id, grant = await asyncio.wait_for(self._handshake(ws), self.timings.handshake)
+        except (AuthError, ProtocolError, CodecError, SpecError, StorageError,
+                TimeoutError) as exc:
             kind = {AuthError: "auth"}.get(type(exc), "protocol")
             reason = str(exc) or "handshake timed out"
             self.stats[f"rejected_{kind}"] += 1
             log.warning("gateway: refused %s: %s", peer, reason)
-            code = CLOSE_POLICY if isinstance(exc, AuthError) else CLOSE_PROTOCOL
+            code = (CLOSE_POLICY if isinstance(exc, AuthError) else
+                    CLOSE_TRY_AGAIN if isinstance(exc, StorageError | TimeoutError) else
+                    CLOSE_PROTOCOL)
             await self._close(ws, code, reason)
             return
         except ConnectionClosed as exc:
             self.stats["rejected_closed"] += 1
             log.warning("gateway: %s closed during the handshake: %s", peer, exc)
             return
+        finally:
+            self._unauthenticated -= 1
         previous = self.edges.get(edge_id)
         if previous is not None:
             log.info("gateway: edge %s reconnected; closing its old connection", edge_id)
             await self._close(previous.ws, CLOSE_GOING_AWAY, "superseded by a newer connection")
-        edge = _Edge(edge_id, ws, asyncio.Queue(self.limits.queue_frames),
+        edge = _Edge(edge_id, ws, grant, asyncio.Queue(self.limits.queue_frames),
                      asyncio.Queue(self.limits.queue_frames))
         self.edges[edge_id] = edge
         self.stats["connections"] += 1
@@ -190,25 +217,47 @@ class Gateway:
         except (TimeoutError, ConnectionClosed, OSError):
             pass
 
-    async def _handshake(self, ws: ServerConnection) -> str:
+    async def _handshake(self, ws: ServerConnection) -> tuple[str, Grant]:
+        """Hello, challenge, proof, welcome; frames stay under `preauth_message_bytes` (so
+        decoding one is bounded) until the edge has proved its key."""
         raw = await asyncio.wait_for(ws.recv(), self.timings.handshake)
         hello = self._decode_expected(raw, Hello)
         if hello.protocol != PROTOCOL_VERSION:
             raise ProtocolError(f"edge speaks protocol {hello.protocol}; this gateway speaks "
                                 f"{PROTOCOL_VERSION}: upgrade the older side")
+        key, grant = await self._key_and_grant(hello)
         server_nonce = auth.new_nonce()
         await send(ws, Challenge(server_nonce), self.timings.send)
         answer = self._decode_expected(await ws.recv(), Authenticate)
         hello_bytes = raw if isinstance(raw, bytes) else raw.encode()
-        auth.verify(auth.edge_proof(self._token, server_nonce, hello.client_nonce, hello_bytes),
+        auth.verify(auth.edge_proof(key, server_nonce, hello.client_nonce, hello_bytes),
                     answer.proof, f"edge {hello.edge_id!r}")
         if hello.spec_digest != self.spec_digest:
             raise ProtocolError(f"spec digest mismatch: edge {hello.spec_digest}, gateway "
                                 f"{self.spec_digest}; run the same task config on both sides")
+        for stream in hello.streams:
+            holder = next((e.edge_id for e in self.edges.values() if e.edge_id != hello.edge_id
+                           and stream in e.grant.streams), None)
+            if holder is not None:
+                raise AuthError(f"stream {stream!r} is being written by edge {holder!r}; "
+                                "give each edge its own streams")
         last = await self._in_sink(lambda: {s: self.sink.last_seq(s) for s in hello.streams})
-        proof = auth.gateway_proof(self._token, server_nonce, hello.client_nonce, hello_bytes)
+        proof = auth.gateway_proof(key, server_nonce, hello.client_nonce, hello_bytes)
+        ws.protocol.max_message_size = self.limits.max_message_bytes  # authenticated: full size
         await send(ws, Welcome(PROTOCOL_VERSION, proof, last), self.timings.send)
-        return hello.edge_id
+        return hello.edge_id, grant
+
+    async def _key_and_grant(self, hello: Hello) -> tuple[bytes, Grant]:
+        """The key `hello`'s edge must prove and what it may write; AuthError if it may not
+        write a stream it declares (or, with a keys file, is unknown or revoked)."""
+        if self.edge_keys is None:
+            streams = frozenset(hello.streams)
+            return self._token, Grant(streams, streams)
+        key, grant = await asyncio.to_thread(self.edge_keys.lookup, hello.edge_id)
+        foreign = set(hello.streams) - grant.streams
+        if foreign:
+            raise AuthError(f"edge {hello.edge_id!r} may not write streams {sorted(foreign)}")
+        return key, grant
 
     @staticmethod
     def _decode_expected(raw: bytes | str, cls: type[Any]) -> Any:
@@ -233,7 +282,9 @@ class Gateway:
             elif isinstance(exc, (CommsError, TimeoutError)):
                 reason = str(exc) or f"no frame for {self.timings.dead_after}s: link presumed dead"
                 log.warning("gateway: dropping edge %s: %s", edge.edge_id, reason)
-                code = CLOSE_PROTOCOL if isinstance(exc, CodecError) else CLOSE_INTERNAL
+                code = (CLOSE_POLICY if isinstance(exc, AuthError) else
+                        CLOSE_PROTOCOL if isinstance(exc, CodecError) else CLOSE_INTERNAL)
+                self.stats[f"dropped_{code}"] += 1
                 await self._close(edge.ws, code, reason)
             else:
                 log.error("gateway: edge %s failed", edge.edge_id, exc_info=exc)
@@ -250,6 +301,9 @@ class Gateway:
 
     # -- handlers ----------------------------------------------------------------------------------
     async def _on_batch(self, edge: _Edge, batch: TransitionBatch) -> None:
+        refusal = edge.grant.refusal(batch.stream_id, {t.robot_id for t in batch.transitions})
+        if refusal is not None:
+            raise AuthError(f"batch refused: {refusal}")
         await edge.batches.put(batch)  # blocks the reader when full: backpressure
 
     async def _on_request(self, edge: _Edge, request: ActionRequest) -> None:
@@ -289,13 +343,18 @@ class Gateway:
                 await edge.ws.send(Ack(batch.stream_id, last).encode())
 
     def _commit_new(self, batch: TransitionBatch) -> int:
-        """Commit the part of `batch` the sink has not seen; return the stream's high-water mark."""
+        """Commit the part of `batch` the sink has not seen; return the stream's high-water mark.
+
+        A stream takes exactly its next seq (or a resend of what it holds): a gap is refused,
+        and the edge resends from its spool after reconnecting. Data the sink refuses is this
+        edge's fault (ProtocolError); a sink that fails has rolled back, and only this edge is
+        dropped (CommsError): the others keep committing."""
         last = self.sink.last_seq(batch.stream_id)
         end = batch.first_seq + len(batch.transitions) - 1
         if batch.first_seq > last + 1:
             self.stats["gaps"] += 1
-            log.error("gateway: stream %s jumps from seq %d to %d: the sink lost data it had acked",
-                      batch.stream_id, last, batch.first_seq)
+            raise ProtocolError(f"stream {batch.stream_id} holds seqs up to {last}, the batch "
+                                f"starts at {batch.first_seq}: resend from {last + 1}")
         skip = max(0, last + 1 - batch.first_seq)
         fresh_from = batch.first_seq + skip
         ends = [(s, ok) for s, ok in batch.episode_ends
@@ -303,7 +362,16 @@ class Gateway:
         self.stats["duplicates"] += min(skip, len(batch.transitions))
         if end < fresh_from and not ends:
             return last
-        self.sink.commit(batch.stream_id, fresh_from, batch.transitions[skip:], ends)
+        try:
+            self.sink.commit(batch.stream_id, fresh_from, batch.transitions[skip:], ends)
+        except SpecError as exc:
+            self.stats["batches_refused"] += 1
+            raise ProtocolError(f"batch refused: {exc}") from None
+        except Exception as exc:
+            self.stats["commit_errors"] += 1
+            log.error("gateway: commit for stream %s failed (rolled back): %s", batch.stream_id,
+                      exc, exc_info=not isinstance(exc, StorageError | OSError))  # a bug: trace
+            raise CommsError(f"commit failed ({exc}); reconnect and resend") from None
         self.stats["committed"] += max(0, end - fresh_from + 1)
         return max(last, end)
 

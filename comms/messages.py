@@ -15,7 +15,17 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import numpy as np
 
 from comms.codec import CodecError, decode, encode
-from robot_rl.core import ArraySpec, DictSpec, Source, Transition
+from comms.validation import (
+    INT64_MAX,
+    MAX_BATCH_ITEMS,
+    MAX_STREAMS,
+    check_episode_ends,
+    check_id,
+    check_int,
+    check_list,
+    transition_from_body,
+)
+from robot_rl.core import ArraySpec, DictSpec, Transition
 
 PROTOCOL_VERSION = 2  # 2: large arrays travel in an aligned region (comms.codec)
 CONTROL_COMMANDS = frozenset({"pause", "resume", "reset", "estop", "release"})
@@ -130,11 +140,13 @@ class Hello(Message):
     streams: list[str]
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.edge_id, str) and 0 < len(self.edge_id) <= 128,
-                 "edge_id must be a string of 1 to 128 characters")
-        _require(isinstance(self.client_nonce, bytes) and len(self.client_nonce) >= 16,
-                 "client_nonce must be at least 16 bytes")
-        _require(all(isinstance(s, str) for s in self.streams), "streams must be strings")
+        check_int(self.protocol, "protocol", 0, 1 << 16)
+        check_id(self.edge_id, "edge_id")
+        check_id(self.spec_digest, "spec_digest")
+        _require(isinstance(self.client_nonce, bytes) and 16 <= len(self.client_nonce) <= 64,
+                 "client_nonce must be 16 to 64 bytes")
+        for stream in check_list(self.streams, "streams", MAX_STREAMS):
+            check_id(stream, "a stream id")
 
 
 @message("challenge")
@@ -167,12 +179,6 @@ def transition_to_body(t: Transition) -> dict[str, Any]:
     return body
 
 
-def transition_from_body(body: Mapping[str, Any]) -> Transition:
-    _require(isinstance(body, dict), "a transition must be a map")
-    fields = dict(body)
-    fields["source"] = Source(fields["source"])
-    fields["action"] = np.asarray(fields["action"])
-    return Transition(**fields)
 
 
 @message("transitions")
@@ -186,8 +192,9 @@ class TransitionBatch(Message):
     episode_ends: tuple[tuple[int, bool], ...] = ()
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.first_seq, int) and self.first_seq >= 0,
-                 "first_seq must be a non-negative integer")
+        check_id(self.stream_id, "stream_id")
+        # the stream's new high-water mark must stay an int64, as stored and as sent back
+        check_int(self.first_seq, "first_seq", 0, INT64_MAX - max(len(self.transitions), 1) + 1)
         last = self.first_seq + len(self.transitions) - 1
         for seq, _ in self.episode_ends:
             _require(self.first_seq - 1 <= seq <= last, f"episode end {seq} outside the batch")
@@ -201,13 +208,15 @@ class TransitionBatch(Message):
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TransitionBatch:
-        items = body["transitions"]
-        _require(isinstance(items, list), "transitions must be a list")
-        return cls(
-            stream_id=body["stream_id"], first_seq=body["first_seq"],
-            transitions=tuple(transition_from_body(decode(b)) for b in items),
-            episode_ends=tuple((int(s), bool(ok)) for s, ok in body["episode_ends"]),
-        )
+        """The batch, every field checked (comms.validation) before anything reaches a sink."""
+        items = check_list(body["transitions"], "transitions", MAX_BATCH_ITEMS)
+        first = check_int(body["first_seq"], "first_seq")
+        transitions = []
+        for i, item in enumerate(items):
+            _require(isinstance(item, bytes), "each transition must be an encoded map (bytes)")
+            transitions.append(transition_from_body(decode(item), f"transition {first + i}"))
+        return cls(stream_id=body["stream_id"], first_seq=first, transitions=tuple(transitions),
+                   episode_ends=check_episode_ends(body["episode_ends"], first, len(items)))
 
 
 @message("ack")

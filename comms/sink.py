@@ -26,3 +26,6 @@ class TransitionSink(ABC):
     ) -> None:
         """Commit `transitions` numbered first_seq, first_seq+1, ...; `episode_ends` lists
         (seq, success) of transitions that ended an episode."""
+
+    def close(self) -> None:  # noqa: B027 - a sink that holds nothing has nothing to release
+        """Release what the sink holds (a writer lock); called once the gateway stopped."""

@@ -162,13 +162,18 @@ class Spool:
                 self._rewrite()
 
     def rebase(self, stream_id: str, gateway_last_seq: int) -> None:
-        """The gateway has seen more of this stream than this spool ever numbered (the spool was
-        lost): renumber what is pending to follow the gateway's high-water mark."""
+        """Renumber what is pending to follow the gateway's high-water mark when the two cannot
+        be reconciled by an ack: the gateway has seen more than this spool ever numbered (the
+        spool was lost), or less than it acked (its buffer lost a damaged last commit)."""
         with self._lock:
             st = self._streams.setdefault(stream_id, _Stream())
-            if gateway_last_seq < st.next_seq:
+            if st.acked <= gateway_last_seq < st.next_seq:
                 return
             shift = gateway_last_seq + 1 - (min(st.entries) if st.entries else st.next_seq)
+            if gateway_last_seq < st.acked:
+                log.error("spool %s: the gateway lost seqs %d-%d of stream %s after acking them; "
+                          "they are gone from this spool too", self.path, gateway_last_seq + 1,
+                          st.acked, stream_id)
             log.warning("spool %s: stream %s restarts after the gateway's seq %d (shift %d)",
                         self.path, stream_id, gateway_last_seq, shift)
             st.entries = {seq + shift: v for seq, v in st.entries.items()}

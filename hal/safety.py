@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -10,7 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hal.robot import Health, HealthStatus, Robot
-from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation, SafetyError
+from robot_rl.core import (
+    ArraySpec,
+    ConfigError,
+    DictSpec,
+    HardwareError,
+    Observation,
+    SafetyError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +30,10 @@ class SafetyLimits:
     `workspace_low/high` bound the end-effector position (metres) that an action may aim for;
     `max_delta` bounds each action component; `translation_scale` is metres per unit action,
     the robot's own scale, so the workspace can be enforced before the arm moves.
+    `max_speed` bounds the end effector's commanded speed (m/s at `control_hz`), shortening the
+    step but keeping its direction. Where the robot reports joints (`joint_key`, `joint_vel_key`
+    in its observation), a joint outside `joint_low/high` (radians) or faster than
+    `max_joint_velocity` (rad/s) gets hold actions until it is back (a reset brings it home).
     """
 
     workspace_low: tuple[float, float, float] = (-1.0, -1.0, 0.0)
@@ -29,12 +41,20 @@ class SafetyLimits:
     max_delta: float = 1.0
     translation_scale: float = 0.05
     ee_key: str = "ee_pos"
+    max_speed: float | None = None
+    control_hz: float = 10.0
+    joint_low: tuple[float, ...] | None = None
+    joint_high: tuple[float, ...] | None = None
+    max_joint_velocity: float | None = None
+    joint_key: str = "joint_pos"
+    joint_vel_key: str = "joint_vel"
 
 
 class SafeRobot(Robot):
     """Wraps a Robot: rejects malformed actions, clips to limits, and holds on e-stop or fault.
 
     Every intervention is counted in `events` and logged, so nothing is corrected silently.
+    Safe to call from a second thread (a health monitor): commands to the robot are serialised.
     """
 
     def __init__(
@@ -46,9 +66,25 @@ class SafeRobot(Robot):
         self.reset_poll_s = reset_poll_s
         self.robot_id = robot.robot_id
         self.limits = limits or SafetyLimits()
+        self._check_joint_limits()
         self.events: Counter[str] = Counter()
         self._estop_reason: str | None = None
         self._last_obs: Observation | None = None
+        self._io = threading.RLock()  # one command at a time reaches the robot
+
+    def _check_joint_limits(self) -> None:
+        """Joint limits need a robot that reports joints, one bound per joint."""
+        lim, spec = self.limits, self.inner.observation_spec
+        positions = lim.joint_low is not None or lim.joint_high is not None
+        for key, wanted in ((lim.joint_key, positions),
+                            (lim.joint_vel_key, lim.max_joint_velocity is not None)):
+            if wanted and key not in spec:
+                raise ConfigError(f"safety: joint limits are set but {self.robot_id} reports no "
+                                  f"`{key}`; remove them for this robot")
+        for name, bound in (("joint_low", lim.joint_low), ("joint_high", lim.joint_high)):
+            if bound is not None and (len(bound),) != spec[lim.joint_key].shape:
+                raise ConfigError(f"safety.{name} has {len(bound)} values; {self.robot_id} has "
+                                  f"{spec[lim.joint_key].shape[0]} joints")
 
     # -- pass-through ------------------------------------------------------------------------
     def connect(self) -> None:
@@ -66,7 +102,8 @@ class SafeRobot(Robot):
         return self.inner.action_spec
 
     def get_observation(self) -> Observation:
-        self._last_obs = self.inner.get_observation()
+        with self._io:
+            self._last_obs = self.inner.get_observation()
         return self._last_obs
 
     def reset(self) -> Observation:
@@ -105,7 +142,8 @@ class SafeRobot(Robot):
             log.warning("e-stop engaged on %s: %s", self.robot_id, reason)
             self.events["estop"] += 1
         self._estop_reason = reason
-        self.inner.send_action(self.inner.hold_action())
+        with self._io:
+            self.inner.send_action(self.inner.hold_action())
 
     def release(self) -> None:
         self._estop_reason = None
@@ -113,6 +151,10 @@ class SafeRobot(Robot):
     @property
     def estopped(self) -> bool:
         return self._estop_reason is not None
+
+    @property
+    def estop_reason(self) -> str | None:
+        return self._estop_reason
 
     # -- the filter ------------------------------------------------------------------------------
     def _event(self, kind: str, detail: str) -> None:
@@ -139,8 +181,40 @@ class SafeRobot(Robot):
         out = spec.clip(out).astype(np.float64)
         if not np.allclose(out, arr):
             self._event("clipped", f"action {np.round(arr, 3)} outside limits")
-        out = self._keep_in_workspace(out)
+        out = self._keep_in_workspace(self._limit_speed(out))
         return out.astype(spec.dtype)
+
+    def _limit_speed(self, action: np.ndarray) -> np.ndarray:
+        lim = self.limits
+        if lim.max_speed is None:
+            return action
+        speed = float(np.linalg.norm(action[:3])) * lim.translation_scale * lim.control_hz
+        if speed <= lim.max_speed:
+            return action
+        self._event("speed", f"end effector at {speed:.3f} m/s, limit {lim.max_speed:g} m/s")
+        action = action.copy()
+        action[:3] *= lim.max_speed / speed
+        return action
+
+    def _joint_violation(self) -> tuple[str, str] | None:
+        """(kind, detail) where the last observed joints call for a hold, else None."""
+        obs, lim = self._last_obs, self.limits
+        if obs is None:
+            return None
+        if lim.joint_low is not None or lim.joint_high is not None:
+            q = np.asarray(obs[lim.joint_key], dtype=np.float64)
+            low = -np.inf if lim.joint_low is None else np.asarray(lim.joint_low)
+            high = np.inf if lim.joint_high is None else np.asarray(lim.joint_high)
+            outside = np.flatnonzero((q < low) | (q > high))
+            if outside.size:
+                j = int(outside[0])
+                return "joint_limit", f"joint {j} at {q[j]:.3f} rad is beyond its limit"
+        if lim.max_joint_velocity is not None:
+            qd = np.abs(np.asarray(obs[lim.joint_vel_key], dtype=np.float64))
+            if qd.size and qd.max() > lim.max_joint_velocity:
+                return "joint_velocity", (f"joint {int(qd.argmax())} at {qd.max():.3f} rad/s, "
+                                          f"limit {lim.max_joint_velocity:g}")
+        return None
 
     def _keep_in_workspace(self, action: np.ndarray) -> np.ndarray:
         obs = self._last_obs
@@ -157,13 +231,20 @@ class SafeRobot(Robot):
         return action
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
-        health = self.inner.health()
-        if self._estop_reason is not None or not health.ok:
-            if not health.ok and self._estop_reason is None:
-                self._event("hold", f"robot unhealthy: {health.status.value} {health.message}")
-            return self.inner.send_action(self.inner.hold_action())
-        return self.inner.send_action(self.filter(action))
+        with self._io:
+            health = self.inner.health()
+            if self._estop_reason is not None or not health.ok:
+                if not health.ok and self._estop_reason is None:
+                    self._event("hold", f"robot unhealthy: {health.status.value} "
+                                f"{health.message}")
+                return self.inner.send_action(self.inner.hold_action())
+            violation = self._joint_violation()
+            if violation is not None:
+                self._event(*violation)
+                return self.inner.send_action(self.inner.hold_action())
+            return self.inner.send_action(self.filter(action))
 
     def hold(self) -> np.ndarray:
         """Send a hold action now (the link to the policy is gone, a deadline was missed, ...)."""
-        return self.inner.send_action(self.inner.hold_action())
+        with self._io:
+            return self.inner.send_action(self.inner.hold_action())

@@ -36,6 +36,11 @@ class Teleop(ABC):
         """The device set up for `robot` with the config's `teleop.params` (`teleop=<name>`)."""
         return cls(**params)
 
+    @classmethod
+    def unit_name(cls, **params: Any) -> str | None:
+        """The inventory unit this device needs with these `teleop.params` (None: no hardware)."""
+        return None
+
     @abstractmethod
     def read(self) -> TeleopCommand | None:
         """The latest command, or None when the device has nothing new."""

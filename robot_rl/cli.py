@@ -6,7 +6,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+from importlib import metadata
 
 from robot_rl.commands import BUILTIN, COMMANDS
 from robot_rl.core import RobotRLError
@@ -18,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Online policy learning on real and simulated robot arms.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version",
+                        version=f"robot-rl {metadata.version('robot-rl')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in BUILTIN:
         importlib.import_module(f"robot_rl.commands.{module}")
@@ -31,12 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends a run like Ctrl-C
     try:
         return args.handler.run(args)
     except RobotRLError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from robot_rl.core import ConfigError
@@ -134,6 +135,9 @@ class SessionConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     teleop: TeleopConfig | None = None
+    choices: dict[str, Any] = field(default_factory=dict)
+    """The option of each config group it was composed from (task=, algo=, ...): a resumed run
+    re-composes from them, so a group chosen anew behaves exactly as on a new run."""
 
 
 def config_dir() -> Path:
@@ -192,36 +196,107 @@ def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     return merged
 
 
+def _compose(overrides: list[str]) -> DictConfig:
+    """Hydra's composition of `launch/config.yaml` with `overrides`, choices recorded (not yet
+    validated)."""
+    # `teleop=null` (no device) is Hydra's `~teleop`: drop the group from the defaults list
+    overrides = [f"~{g}" if g is not None and c in ("null", "none") else o
+                 for o, (g, c) in zip(overrides, map(_group_pair, overrides), strict=True)]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    choices = {g: c for g, c in cfg.hydra.runtime.choices.items() if not g.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.choices = choices
+    return cfg
+
+
+def config_keys(cfg: DictConfig | dict[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf key of a config as a dotted path (`algo.params.lr`, `run.dir`, ...)."""
+    keys = []
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        keys += config_keys(value, f"{path}.") if isinstance(value, (dict, DictConfig)) else [path]
+    return keys
+
+
+def _unknown_key(key: str, overrides: list[str]) -> ConfigError:
+    """The error for an override of a key no config has, naming the closest existing keys."""
+    groups = [o for o in overrides if "." not in o.split("=", 1)[0] and "=" in o]
+    try:
+        known = config_keys(_compose(groups))
+    except (HydraException, OmegaConfBaseException):
+        known = config_keys(OmegaConf.structured(SessionConfig))
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else \
+        "; `robot-rl config show` lists every key"
+    return ConfigError(f"bad override: unknown key '{key}'{hint}")
+
+
 def compose_session(overrides: list[str]) -> DictConfig:
     """Compose `launch/config.yaml` with command-line overrides into a validated config."""
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            cfg = compose(config_name="config", overrides=overrides)
+        cfg = _compose(overrides)
     except MissingConfigException as exc:
         group = (exc.missing_cfg_file or "").split("/")[0]
         choices = ", ".join(exc.options or [])
         raise ConfigError(f"bad override: {exc.missing_cfg_file} does not exist; "
                           f"choose {group}= one of: {choices}") from None
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
         unknown = re.search(r"Could not override '([^']+)'", str(exc))
         if unknown and unknown.group(1) in REMOVED_KEYS:
             raise ConfigError(f"{unknown.group(1)} was removed: "
                               f"{REMOVED_KEYS[unknown.group(1)]}") from None
         if unknown:
-            raise ConfigError(f"bad override: unknown key '{unknown.group(1)}'; check its spelling "
-                              f"against {config_dir()}") from None
+            raise _unknown_key(unknown.group(1), overrides) from None
         raise ConfigError(f"bad override: {_one_line(exc)}") from None
     return validate(cfg)
 
 
-def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """Apply `key=value` overrides to a stored config (used when resuming a run)."""
-    try:
-        dotlist = OmegaConf.from_dotlist(overrides)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"bad override: {_one_line(exc)}") from None
-    for item in overrides:
-        key = item.split("=", 1)[0]
-        if key.split(".")[0] in ("task", "algo"):
-            raise ConfigError(f"{key} cannot change when resuming a run; start a new run.dir")
-    return validate(OmegaConf.merge(cfg, dotlist))
+def group_override(item: str) -> tuple[str, str] | None:
+    """(group, option) when `item` chooses a config group (`teleop=scripted`), else None."""
+    key, sep, value = item.partition("=")
+    key = key.lstrip("+~")
+    return (key, value) if sep and "." not in key and key in GROUPS else None
+
+
+def _group_pair(item: str) -> tuple[str | None, str | None]:
+    return group_override(item) or (None, None)
+
+
+GROUPS = ("task", "algo", "reward", "teleop")  # the config groups of launch/ (defaults list)
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files in its folder of the config tree."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+FIXED_ON_RESUME = ("task", "algo")  # the buffer's layout and the checkpoint depend on these
+
+
+def resume_config(stored: DictConfig, overrides: list[str], where: str) -> DictConfig:
+    """A stored run's config with new overrides, composed exactly as a new run would be.
+
+    Group options come from the stored `choices` unless an override picks one anew; then that
+    group is composed afresh (with any of its overrides). Every other value stays as stored,
+    except the keys the overrides name. task= and algo= cannot change (`where` names the run).
+    """
+    # runs saved before `choices` existed: each group's option was its name
+    stored_choices = {g: stored[g].name if stored.get(g) is not None else None for g in GROUPS}
+    stored_choices.update(stored.get("choices") or {})
+    picked = dict(filter(None, map(group_override, overrides)))
+    for group in FIXED_ON_RESUME:
+        if group in picked and picked[group] != stored_choices.get(group):
+            raise ConfigError(f"{where} was run with {group}={stored_choices.get(group)}; it "
+                              f"cannot resume as {group}={picked[group]} (its buffer and "
+                              "checkpoints belong to the first). Use a new run.dir")
+    choices = {g: "null" if c is None else c for g, c in {**stored_choices, **picked}.items()}
+    values = [o for o in overrides if group_override(o) is None]
+    fresh = compose_session([f"{g}={c}" for g, c in choices.items()] + values)
+    merged = OmegaConf.create(OmegaConf.to_container(stored, resolve=True))
+    for group in picked:
+        merged[group] = fresh[group]
+    for item in values:
+        key = item.split("=", 1)[0].lstrip("+~")
+        OmegaConf.update(merged, key, OmegaConf.select(fresh, key), force_add=True)
+    merged.choices = fresh.choices
+    return validate(merged)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import logging
 import math
+import weakref
 from collections.abc import Sequence
 
 import mujoco
@@ -62,6 +64,27 @@ def compile_scene(arm: str, task_xml: str) -> mujoco.MjModel:
     root.name = ARM_ROOT
     frame.attach_body(root, PREFIX, "")
     return scene.compile()
+
+
+_RENDERING: weakref.WeakSet[MujocoArm] = weakref.WeakSet()  # arms holding GL contexts
+
+
+def _release_renderers() -> None:
+    """Close GL contexts while the interpreter still works: an arm never disconnected (a gym env
+    never closed) would otherwise free them during teardown, printing EGL tracebacks."""
+    for arm in list(_RENDERING):
+        arm.close_renderers()
+
+
+_exit_hook_registered = False
+
+
+def _track_renderer(arm: MujocoArm) -> None:
+    global _exit_hook_registered
+    if not _exit_hook_registered:  # after the GL backend's own exit hook, so it runs first
+        atexit.register(_release_renderers)
+        _exit_hook_registered = True
+    _RENDERING.add(arm)
 
 
 def _yaw_quat(yaw: float) -> np.ndarray:
@@ -160,10 +183,15 @@ class MujocoArm(Robot, TaskOutcomeSource):
         return False
 
     def disconnect(self) -> None:
+        self.close_renderers()
+        self.model = self.data = None
+
+    def close_renderers(self) -> None:
+        """Free the GL contexts of this arm's cameras (made again on the next render)."""
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
-        self.model = self.data = None
+        _RENDERING.discard(self)
 
     def _require(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         if self.model is None or self.data is None:
@@ -288,5 +316,6 @@ class MujocoArm(Robot, TaskOutcomeSource):
         renderer = self._renderers.get((height, width))
         if renderer is None:
             renderer = self._renderers[(height, width)] = mujoco.Renderer(m, height, width)
+            _track_renderer(self)
         renderer.update_scene(d, camera=CAMERAS.get(camera, camera))
         return renderer.render()

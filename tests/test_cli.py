@@ -23,7 +23,8 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
         (["train", "algo.params.critics=many"], "critics"),
         (["train", "task.params.wobble=3"], "wobble"),
         (["train", "reward=human_label"], "add teleop=keyboard"),
-        (["train", "teleop=gamepad"], "choose teleop= one of: keyboard, scripted"),
+        (["train", "teleop=joystick"],
+         "choose teleop= one of: gamepad, keyboard, scripted, spacemouse"),
     ],
 )
 def test_bad_train_overrides_fail_with_one_clear_line(tmp_path, args, expected):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from buffer import ZarrStorage
 from buffer.stats import summarize_buffer
-from robot_rl.commands import COMMANDS, Command, print_summary
+from robot_rl.commands import COMMANDS, Command, add_action, print_summary
 from robot_rl.core import ConfigError, RunDirError
 from robot_rl.runtime.run_dir import RunDir
 
@@ -34,19 +34,25 @@ class BufferCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        info = sub.add_parser("info", help="episodes, steps, success and intervention rates, "
-                              "policy versions, disk size")
+        info = add_action(sub, "info", "episodes, steps, success and intervention rates, policy "
+                          "versions, disk size", "robot-rl buffer info runs/reach --verify")
         info.add_argument("run_dir", type=Path, help="run directory or buffer folder")
         info.add_argument("--verify", action="store_true",
                           help="read every chunk and check its checksum (quarantines damage)")
         info.add_argument("--json", action="store_true", help="print one JSON object")
-        export = sub.add_parser("export", help="write LeRobotDataset v3 or a ROS 2 bag")
-        export.add_argument("run_dir", type=Path)
-        export.add_argument("--format", choices=["lerobot", "rosbag"], required=True)
+        export = add_action(sub, "export", "write the buffer as a LeRobotDataset v3 folder or a "
+                            "ROS 2 bag", "robot-rl buffer export runs/reach --format lerobot "
+                            "--out reach-lerobot")
+        export.add_argument("run_dir", type=Path, help="run directory or buffer folder")
+        export.add_argument("--format", choices=["lerobot", "rosbag"], required=True,
+                            help="lerobot: LeRobotDataset v3 (parquet + meta); rosbag: ROS 2 bag")
         export.add_argument("--out", type=Path, required=True, help="new folder / bag path")
-        imp = sub.add_parser("import", help="read a LeRobotDataset v3 folder as a demo buffer")
-        imp.add_argument("dataset", type=Path)
-        imp.add_argument("--out", type=Path, required=True, help="new buffer folder")
+        imp = add_action(sub, "import", "read a LeRobotDataset v3 folder as a buffer of demos "
+                         "(source demo)",
+                         "robot-rl buffer import reach-lerobot --out runs/pick/demos")
+        imp.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (meta/info.json)")
+        imp.add_argument("--out", type=Path, required=True,
+                         help="new buffer folder, e.g. <run>/demos for RLPD's demo side")
 
     def run(self, args: argparse.Namespace) -> int:
         if args.action == "info":

@@ -37,7 +37,9 @@ class EdgeCommand(Command):
         parser.add_argument("--cafile", type=Path, default=None, help="CA to trust for wss")
         parser.add_argument("--spool-dir", type=Path, default=None,
                             help="where unacked transitions wait (default: edge-spool/<robot.id>)")
-        parser.add_argument("--policy", default="local", choices=ACTION_SOURCES.names())
+        parser.add_argument("--policy", default="local", choices=ACTION_SOURCES.names(),
+                            help="local: act with the policy on this machine; remote: ask the "
+                                 "gateway's served policy each step (hold on a missed deadline)")
         parser.add_argument("--deadline-ms", type=float, default=100.0,
                             help="per-step deadline of a remote action")
         parser.add_argument("--episodes", type=int, default=None, help="stop after N episodes")

@@ -15,7 +15,7 @@ class Info(Command):
     example = "robot-rl info runs/reach --json"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("run_dir", type=Path)
+        parser.add_argument("run_dir", type=Path, help="a run directory (run.dir of a session)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, args: argparse.Namespace) -> int:

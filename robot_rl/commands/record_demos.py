@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -15,11 +14,10 @@ from buffer import ReplayBuffer
 from hal import Robot, SafeRobot, Teleop, task_outcomes
 from policies.rewards import Reward, RewardContext, RewardOutput, TaskRuleReward
 from robot_rl.commands import COMMANDS, Command
-from robot_rl.config import compose_session
+from robot_rl.commands.train import resolve_config
 from robot_rl.core import ConfigError, Episode, RegistryError, SafetyError, Source
 from robot_rl.runtime.actor import Actor, ActorConfig, Nobody, ScriptedDriver, steps
-from robot_rl.runtime.build import build_robot, build_teleop, default_run_dir
-from robot_rl.runtime.run_dir import RunDir
+from robot_rl.runtime.build import build_robot, build_teleop
 from sim.experts import EXPERTS, Expert
 
 # this command's own key=value args
@@ -64,17 +62,16 @@ class RecordDemos(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         own, overrides = split_overrides(args.overrides)
-        cfg = compose_session(overrides)
-        run = RunDir(Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg))
-        if run.exists and run.load_config().task.name != cfg.task.name:
-            raise ConfigError(f"{run.root} holds task {run.load_config().task.name!r}; "
-                              f"record {cfg.task.name!r} demos into another run.dir")
+        run, cfg = resolve_config(overrides)  # an existing run: its own task, algo, robot
+        lock = run.writer_lock()
+        if run.exists:
+            lock.acquire()  # not while a session or gateway writes this run
         arm, robot = build_robot(cfg)
         record, who, teleop = self._demonstrator(cfg, arm, robot, own["skill"], own["miss"])
         path = run.demos if own["into"] == "demos" else run.buffer
         wins = recorded = 0
         try:
-            cfg.run.dir = str(run.root)
+            lock.acquire()
             if not run.exists:
                 run.save_config(cfg)
             robot.connect()
@@ -92,6 +89,7 @@ class RecordDemos(Command):
             if teleop is not None:
                 teleop.close()
             robot.disconnect()
+            lock.release()
         print(f"recorded {recorded} {cfg.task.name} demos ({who}): {wins} successful; {path} now "
               f"holds {buffer.num_episodes} episodes, {len(buffer)} steps")
         return 0

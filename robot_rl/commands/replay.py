@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from buffer import ZarrStorage
 from buffer.episodes import EpisodeData, EpisodeReader, is_image
 from robot_rl.commands import COMMANDS, Command
+from robot_rl.core import ConfigError
 from robot_rl.runtime.run_dir import RunDir
 
 
@@ -51,8 +52,10 @@ def rendered_frames(run: RunDir, ep: EpisodeData, camera: str, size: int) -> lis
         arm.disconnect()
 
 
-def plot_progress(reader: EpisodeReader, out: Path, window: int = 20) -> None:
-    """Return per episode and rolling success rate over episodes, as one PNG."""
+def plot_progress(reader: EpisodeReader, out: Path, mark: int | None = None,
+                  window: int = 20) -> None:
+    """Return per episode and rolling success rate over episodes, as one PNG; `mark` draws a
+    line at the replayed episode."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,9 +72,38 @@ def plot_progress(reader: EpisodeReader, out: Path, window: int = 20) -> None:
     bottom.set_ylabel(f"success (last {window})")
     bottom.set_ylim(-0.05, 1.05)
     bottom.set_xlabel("episode")
+    if mark is not None:
+        for ax in (top, bottom):
+            ax.axvline(mark, color="tab:red", lw=1, ls="--")
+        top.annotate(f"replayed: {mark}", (mark, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(3, -12), textcoords="offset points", color="tab:red", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def check_out(out: Path | None) -> None:
+    """Refuse an --out that cannot be written, before any frame is rendered."""
+    if out is None:
+        return
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"--out {out}: the video must end in {' or '.join(VIDEO_SUFFIXES)}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+
+
+def check_camera(camera: str, ep: EpisodeData) -> None:
+    """A camera must be recorded in the episode or be one the sim can re-render."""
+    from sim import CAMERAS
+
+    recorded = [k for k, v in ep.obs.items() if is_image(v.shape[1:], v.dtype.name)]
+    if camera not in recorded and camera not in CAMERAS:
+        raise ConfigError(f"--camera {camera}: not recorded in this run (recorded: "
+                          f"{', '.join(recorded) or 'none'}) and not a sim camera to re-render "
+                          f"({', '.join(CAMERAS)})")
 
 
 @COMMANDS.register("replay")
@@ -80,19 +112,22 @@ class Replay(Command):
     example = "robot-rl replay runs/reach --episode -1 --out reach.mp4"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("run_dir", type=Path)
+        parser.add_argument("run_dir", type=Path, help="a run directory (run.dir of a session)")
         parser.add_argument("--episode", type=int, default=-1, help="index; negative counts back")
         parser.add_argument("--out", type=Path, default=None,
                             help=".mp4 or .gif (default: in the run dir)")
         parser.add_argument("--camera", default="side_cam",
                             help="a recorded camera key, else a MuJoCo camera to render")
-        parser.add_argument("--size", type=int, default=256)
+        parser.add_argument("--size", type=int, default=256,
+                            help="frame height and width in pixels (recorded frames are scaled)")
 
     def run(self, args: argparse.Namespace) -> int:
         run = RunDir(args.run_dir).require()
+        check_out(args.out)
         hz = float(run.load_config().robot.control_hz)
         reader = EpisodeReader(ZarrStorage.open_existing(run.buffer))
         ep = reader.read(args.episode)
+        check_camera(args.camera, ep)
         frames = recorded_frames(ep, args.camera, args.size) or \
             rendered_frames(run, ep, args.camera, args.size)
         frames = [overlay(f, ep, i) for i, f in enumerate(frames)]
@@ -102,7 +137,7 @@ class Replay(Command):
         else:
             imageio.mimsave(out, frames, fps=hz, macro_block_size=1)
         plots = out.with_name(out.stem + "-progress.png")
-        plot_progress(reader, plots)
+        plot_progress(reader, plots, mark=ep.position)
         print(f"episode {ep.position}: {ep.length} steps, success={ep.success} -> {out}; "
               f"return/success plots -> {plots}")
         return 0

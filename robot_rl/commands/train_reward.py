@@ -58,7 +58,8 @@ class TrainReward(Command):
     example = "robot-rl train-reward runs/pick --camera side_cam --out runs/pick/reward.npz"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("run_dir", type=Path)
+        parser.add_argument("run_dir", type=Path,
+                            help="run whose ended episodes give the labelled frames")
         parser.add_argument("--camera", action="append", required=True,
                             help="camera to classify from (repeat for several)")
         parser.add_argument("--out", type=Path, default=None,
@@ -67,8 +68,10 @@ class TrainReward(Command):
         parser.add_argument("--steps", type=int, default=1500, help="gradient steps")
         parser.add_argument("--holdout", type=float, default=0.2,
                             help="share of episodes held out to measure accuracy")
-        parser.add_argument("--threshold", type=float, default=0.5)
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--threshold", type=float, default=0.5,
+                            help="score above which a frame counts as a success (held-out report)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split "
+                            "and of training")
 
     def run(self, args: argparse.Namespace) -> int:
         run = RunDir(args.run_dir).require()

@@ -22,7 +22,7 @@ from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
 from sim import TASKS, MujocoArm, RandomizationConfig
 
 if TYPE_CHECKING:
-    from buffer import DemoMix, ReplayBuffer
+    from buffer import DemoMix, ReplayBuffer, Sampler
 
 
 def default_run_dir(cfg: DictConfig) -> Path:
@@ -136,19 +136,26 @@ def build_buffer(
 ) -> ReplayBuffer:
     """The run's own buffer, with the configured cache and sampler; n-step returns use the
     learner's discount `gamma`."""
-    from buffer import SAMPLERS, CacheConfig, ReplayBuffer
+    from buffer import CacheConfig, ReplayBuffer
+
+    b = cfg.buffer
+    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
+    return ReplayBuffer(path, obs_spec, action_spec, sampler=build_sampler(cfg),
+                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
+
+
+def build_sampler(cfg: DictConfig) -> Sampler:
+    """The sampler `buffer.sampler` with `buffer.sampler_params`."""
+    from buffer import SAMPLERS
 
     b = cfg.buffer
     if b.sampler == "mixed" or "prior_fraction" in b.sampler_params:
         raise ConfigError(f"buffer.sampler=mixed and its prior_fraction were removed: "
                           f"{DEMO_FRACTION_ADVICE}")
     try:
-        sampler = SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
+        return SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
     except (RegistryError, TypeError) as exc:
         raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
-    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
-    return ReplayBuffer(path, obs_spec, action_spec, sampler=sampler,
-                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
 
 
 def demo_fraction(algorithm: Any) -> float:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from buffer import ZarrStorage
 from robot_rl.core import RunDirError, StorageError
+from robot_rl.core.locks import WriterLock
 from robot_rl.runtime.checkpoint import load_latest
 
 
@@ -49,6 +50,10 @@ class RunDir:
     @property
     def exists(self) -> bool:
         return self.config.exists()
+
+    def writer_lock(self) -> WriterLock:
+        """The run's one-writer lock, taken before a command writes anything into the run."""
+        return WriterLock(self.root / "run.lock", f"run directory {self.root}")
 
     def require(self) -> RunDir:
         if not self.root.is_dir():

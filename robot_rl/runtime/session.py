@@ -29,6 +29,7 @@ from robot_rl.runtime.build import (
     build_replay,
     build_reward,
     build_robot,
+    build_sampler,
     build_teleop,
     demo_fraction,
     require_labels_source,
@@ -62,6 +63,8 @@ class Session:
         self.obs_spec = self.observer.spec if self.observer else raw_spec
         self.algo = build_algorithm(cfg, self.obs_spec, self.arm.action_spec)
         self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
+        build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
+        build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
         self.recent: list[tuple[float, bool]] = []

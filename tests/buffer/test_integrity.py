@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from buffer import CacheConfig, ReplayBuffer, ZarrStorage
-from buffer.schema import COMMIT_FILE, SCHEMA_VERSION
+from buffer.schema import COMMIT_FILE, PREV_COMMIT_FILE, SCHEMA_VERSION
 from robot_rl.core import CorruptDataError, Episode, StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
 
@@ -58,18 +58,23 @@ def test_truncated_chunk_file_is_quarantined(tmp_path: Path) -> None:
     assert storage.quarantined_rows()[16:32].all() and not storage.quarantined_rows()[:16].any()
 
 
-def test_truncated_wal_segment_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_truncated_wal_segment_costs_only_its_rows(tmp_path: Path) -> None:
     build(tmp_path / "b", episodes=1, length=10)  # 10 rows: all in a WAL segment
     segment = next((tmp_path / "b" / "wal").glob("steps-*.npz"))
     segment.write_bytes(segment.read_bytes()[:100])
-    with pytest.raises(CorruptDataError, match="checksum mismatch in a committed WAL segment"):
-        ReplayBuffer(tmp_path / "b")
+    with ReplayBuffer(tmp_path / "b") as buf:
+        assert buf.storage.quarantined_rows().all() and len(buf) == 10
+        assert "checksum mismatch in a committed WAL segment" in buf.storage.lost[0].reason
 
 
-def test_damaged_commit_record_is_a_clear_error(tmp_path: Path) -> None:
-    build(tmp_path / "b", episodes=1)
+def test_damaged_commit_record_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    build(tmp_path / "b", episodes=2)
     record = tmp_path / "b" / COMMIT_FILE
     record.write_text(record.read_text()[:30])
+    with ReplayBuffer(tmp_path / "b") as buf:
+        assert len(buf) == 16 and buf.num_episodes == 1
+    (tmp_path / "b" / COMMIT_FILE).write_text("{")
+    (tmp_path / "b" / PREV_COMMIT_FILE).write_text("{")
     with pytest.raises(CorruptDataError, match="unreadable commit record"):
         ReplayBuffer(tmp_path / "b")
 

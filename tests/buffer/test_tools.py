@@ -129,3 +129,49 @@ def test_import_refuses_what_is_not_a_v3_dataset(tmp_path: Path,
     assert main(["buffer", "import", str(tmp_path / "x"), "--out", str(tmp_path / "b")]) == 2
     assert "only v3.0 is read" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+PROPRIO = DictSpec({"ee_pos": ArraySpec((3,), "float32"), "gripper": ArraySpec((1,), "float32"),
+                    "cam": ArraySpec((16, 16, 3), "uint8")})
+
+
+def test_lerobot_export_carries_a_named_observation_state_and_import_takes_both(
+        tmp_path: Path) -> None:
+    def obs(s: int) -> dict[str, np.ndarray]:
+        return {"ee_pos": np.array([s, 2 * s, 3 * s], np.float32),
+                "gripper": np.array([s / 10], np.float32), "cam": np.zeros((16, 16, 3), np.uint8)}
+
+    with ReplayBuffer(tmp_path / "b", PROPRIO, ACTION, fsync=False) as buf:
+        buf.add_episode(Episode(0, "arm", "reach", [
+            Transition(obs(s), np.zeros(2, np.float32), 0.0, obs(s + 1), s == 3, False,
+                       robot_id="arm") for s in range(4)], success=True))
+    out = tmp_path / "lr"
+    assert main(["buffer", "export", str(tmp_path / "b"), "--format", "lerobot",
+                 "--out", str(out)]) == 0
+    info = json.loads((out / "meta/info.json").read_text())
+    state = info["features"]["observation.state"]
+    assert state["names"] == ["ee_pos.0", "ee_pos.1", "ee_pos.2", "gripper"]
+    assert state["shape"] == [4] and state["dtype"] == "float32"
+    assert info["features"]["observation.ee_pos"]["names"] == ["ee_pos.0", "ee_pos.1", "ee_pos.2"]
+    assert info["features"]["action"]["names"] == ["action.0", "action.1"]
+    data = pq.read_table(out / "data/chunk-000/file-000.parquet").to_pydict()
+    assert np.allclose(data["observation.state"][2], [2, 4, 6, 0.2])
+
+    # our own export: the split keys come back exactly
+    assert main(["buffer", "import", str(out), "--out", str(tmp_path / "ours")]) == 0
+    with ReplayBuffer.open_prior(tmp_path / "ours") as back:
+        assert set(back.storage.obs_spec) == {"ee_pos", "gripper", "cam"}
+        assert np.allclose(back.storage.read_rows(np.arange(4))["obs/ee_pos"][3], [3, 6, 9])
+
+    # a dataset as LeRobot writes it: observation.state alone becomes the key `state`
+    for key in ("observation.ee_pos", "observation.gripper"):
+        del info["features"][key]
+    del info["robot_rl"]
+    (out / "meta/info.json").write_text(json.dumps(info))
+    table = pq.read_table(out / "data/chunk-000/file-000.parquet")
+    pq.write_table(table.drop(["observation.ee_pos", "observation.gripper"]),
+                   out / "data/chunk-000/file-000.parquet")
+    assert main(["buffer", "import", str(out), "--out", str(tmp_path / "theirs")]) == 0
+    with ReplayBuffer.open_prior(tmp_path / "theirs") as back:
+        assert set(back.storage.obs_spec) == {"state", "cam"}
+        assert np.allclose(back.storage.read_rows(np.arange(4))["obs/state"][1], [1, 2, 3, 0.1])

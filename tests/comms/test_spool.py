@@ -73,6 +73,19 @@ def test_rebase_renumbers_pending_after_the_gateways_mark(tmp_path: Path) -> Non
     assert spool.append("a", items(1)) == 45
 
 
+def test_rebase_follows_a_gateway_that_lost_acked_seqs(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.spool")
+    spool.append("a", items(10))
+    spool.ack("a", 6)
+    spool.rebase("a", 3)  # the gateway's buffer fell back to an older commit record
+    assert [e.seq for e in spool.pending("a", -1, 100, 1 << 20)] == [4, 5, 6]
+    assert spool.acked("a") == 3 and spool.append("a", items(1)) == 7
+    spool.rebase("a", 5)  # an ordinary mark: nothing to renumber
+    assert spool.next_seq("a") == 8 and spool.acked("a") == 3
+    reopened = Spool(tmp_path / "s.spool")
+    assert [e.seq for e in reopened.pending("a", -1, 100, 1 << 20)] == [4, 5, 6, 7]
+
+
 def test_full_spool_refuses_with_a_reason(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.spool", max_pending_bytes=1000)
     spool.append("a", [(b"x" * 500, None)])

@@ -29,7 +29,7 @@ def numbered(i: int, episode: int = 0, step: int = 0) -> Transition:
 
 
 def open_buffer(path: Path) -> ReplayBuffer:
-    return ReplayBuffer(path, OBS_SPEC, ACTION_SPEC)
+    return ReplayBuffer(path, readonly=True)
 
 
 def assert_exactly_once(path: Path, produced: int, stream: str = "r1") -> None:

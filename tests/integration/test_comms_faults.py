@@ -114,7 +114,7 @@ HOSTILE: dict[str, tuple[list[bytes | str], int, str]] = {
     "data before auth": ([encode({"v": PROTOCOL_VERSION, "type": "ack",
                                   "body": {"stream_id": "r1", "last_seq": 5}})],
                          1008, "expected hello"),
-    "oversized": ([b"\x00" * (2 << 20)], 1009, "exceeds limit of 1048576 bytes"),
+    "oversized before auth": ([b"\x00" * (32 << 10)], 1009, "exceeds limit of 16384 bytes"),
     "bad hello field": ([hello(client_nonce=b"short")], 1002, "client_nonce"),
 }
 
@@ -191,6 +191,9 @@ class SlowFirstCommit:
             self.stalled = True
             time.sleep(2 * FAST.dead_after)
         self.sink.commit(*args)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 def test_a_gateway_held_up_by_a_slow_commit_does_not_take_its_edge_for_dead(

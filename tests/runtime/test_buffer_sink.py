@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from buffer import zarr_storage
 from comms.gateway import Gateway
 from comms.messages import TransitionBatch
-from robot_rl.core import SpecError, StorageError
+from robot_rl.core import SpecError, Transition
 from robot_rl.runtime.buffer_sink import BufferSink
 from tests.integration.comms_helpers import ACTION_SPEC, OBS_SPEC, numbered
 
@@ -51,19 +53,33 @@ def test_gateway_dedup_commits_only_the_unseen_tail(tmp_path: Path) -> None:
     assert gateway.stats["duplicates"] == 3 + 6
 
 
-def test_a_failed_commit_refuses_later_commits_until_restart(
+def robot_b(i: int) -> Transition:
+    return dataclasses.replace(numbered(i), robot_id="b")
+
+
+def test_a_failed_commit_costs_only_its_batch_and_the_next_commit_starts_clean(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sink = sink_at(tmp_path / "b")
+    sink.commit("a", 0, [numbered(0), numbered(1)])
+    real = zarr_storage.write_file_atomic
+    calls = {"n": 0}
 
-    def broken(meta: object = None) -> None:
-        raise StorageError("disk full")
+    def full_disk_once(path: Path, data: bytes, *, fsync: bool = True) -> None:
+        if path.name.startswith("commit.json") and calls["n"] == 0:  # after the WAL segments
+            calls["n"] += 1
+            raise OSError(28, "No space left on device")
+        real(path, data, fsync=fsync)
 
-    monkeypatch.setattr(sink.buffer, "commit", broken)
-    with pytest.raises(StorageError, match="disk full"):
-        sink.commit("a", 0, [numbered(0)])
-    with pytest.raises(StorageError, match="restart the gateway"):
-        sink.commit("a", 1, [numbered(1)])
-    assert len(sink_at(tmp_path / "b").buffer) == 0
+    monkeypatch.setattr(zarr_storage, "write_file_atomic", full_disk_once)
+    with pytest.raises(OSError, match="No space left"):
+        sink.commit("b", 0, [robot_b(10), robot_b(11)], [(1, True)])
+    assert sink.last_seq("b") == -1 and sink.last_seq("a") == 1
+    sink.commit("a", 2, [numbered(2)])  # the staged rows of the failed batch are gone
+    sink.commit("b", 0, [robot_b(10), robot_b(11)], [(1, True)])
+    for buffer in (sink.buffer, sink_at(tmp_path / "b").buffer):
+        np.testing.assert_array_equal(buffer.storage.read_steps()["timestamp"], [0, 1, 2, 10, 11])
+        assert list(buffer.episode_table()["length"]) == [2]
+        assert buffer.commit_meta["streams"] == {"a": 2, "b": 1}
 
 
 def test_transitions_off_the_spec_are_refused_before_anything_is_staged(tmp_path: Path) -> None:
@@ -74,3 +90,17 @@ def test_transitions_off_the_spec_are_refused_before_anything_is_staged(tmp_path
         sink.commit("a", 0, [numbered(0), bad])
     sink.commit("a", 0, [numbered(0)])  # the sink is not broken by bad input
     assert len(sink.buffer) == 1 and sink.last_seq("a") == 0
+
+
+def test_the_commit_record_tracks_a_bounded_number_of_streams(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robot_rl.runtime import buffer_sink
+
+    monkeypatch.setattr(buffer_sink, "MAX_STREAMS", 2)
+    sink = sink_at(tmp_path / "b")
+    sink.commit("a", 0, [numbered(0)])
+    sink.commit("b", 0, [robot_b(1)])
+    with pytest.raises(SpecError, match="already tracks 2 streams"):
+        sink.commit("c", 0, [dataclasses.replace(numbered(2), robot_id="c")])
+    sink.commit("a", 1, [numbered(3)])  # known streams go on
+    assert sink.buffer.commit_meta["streams"] == {"a": 1, "b": 0}

@@ -58,3 +58,27 @@ def test_an_edge_with_the_wrong_token_exits_with_the_gateways_reason(
     err = capsys.readouterr().err
     assert "gateway refused authentication" in err and "wrong shared token" in err, err
     assert len(sink.buffer) == 0 and gw.gateway.stats["rejected_auth"] == 1
+
+
+def test_token_commands_issue_a_per_edge_key_and_revoke_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from comms.auth import load_token
+    from comms.edge_keys import EdgeKeys, edge_key
+    from robot_rl.core import AuthError
+
+    secret, edges, key = tmp_path / "token", tmp_path / "edges.json", tmp_path / "arm1.key"
+    assert main(["token", "new", "--out", str(secret)]) == 0
+    assert main(["token", "issue", "--edge", "arm1", "--stream", "arm1", "--token-file",
+                 str(secret), "--edges-file", str(edges), "--out", str(key)]) == 0
+    assert (key.stat().st_mode & 0o777) == 0o600 and (edges.stat().st_mode & 0o777) == 0o600
+    assert load_token(key) == edge_key(load_token(secret), "arm1")
+    keys = EdgeKeys(edges, load_token(secret))
+    assert keys.lookup("arm1")[1].streams == {"arm1"}
+    assert main(["token", "issue", "--edge", "arm1", "--token-file", str(secret),
+                 "--edges-file", str(edges), "--out", str(key)]) == 2  # never overwrites a key
+    assert main(["token", "revoke", "--edge", "arm1", "--edges-file", str(edges)]) == 0
+    with pytest.raises(AuthError, match="revoked"):
+        keys.lookup("arm1")
+    assert main(["token", "revoke", "--edge", "nobody", "--edges-file", str(edges)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "exists" in err[0] and "no edge 'nobody'" in err[1], err

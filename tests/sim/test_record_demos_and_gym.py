@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -72,7 +75,7 @@ def test_record_demos_refuses_a_run_of_another_task(cli, tmp_path):
     run = tmp_path / "run"
     assert cli("record-demos", "task=push", "episodes=1", f"run.dir={run}")[0] == 0
     code, _, err = cli("record-demos", "task=pick_cube", "episodes=1", f"run.dir={run}")
-    assert code == 2 and "holds task 'push'" in err
+    assert code == 2 and "was run with task=push; it cannot resume as task=pick_cube" in err
     assert json.loads(cli("info", str(run), "--json")[1])["episodes"] == 1  # nothing lost
 
 
@@ -107,3 +110,13 @@ def test_gym_env_succeeds_under_its_expert():
         assert info["is_success"] and reward == 1.0
     finally:
         env.close()
+
+
+def test_an_env_left_open_at_exit_prints_no_egl_traceback():
+    script = ("import gymnasium, sim\n"
+              "env = gymnasium.make('robot_rl/PickCube-v0', render_mode='rgb_array')\n"
+              "env.reset(seed=0)\nenv.render()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "MUJOCO_GL": "egl"})
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr and "EGLError" not in result.stderr, result.stderr

@@ -1,0 +1,33 @@
+"""The sim arms as hal units: `sim:<arm>` for each arm in `ARMS`, healthy when its scene compiles.
+
+Registered in `hal.checker.CHECKERS` through the `robot_rl.checkers` entry point, so hal finds
+sim robots without importing sim.
+"""
+
+from __future__ import annotations
+
+from hal.checker import CHECKERS, Checker
+from hal.robot import Health, HealthStatus
+from hal.units import Node, Unit
+from sim.arm import compile_scene
+from sim.arm_models import ARMS
+
+
+@CHECKERS.register("sim_robot")
+class SimRobotChecker(Checker):
+    """One unit per registered arm model; validating it compiles the arm's MuJoCo scene."""
+
+    type = "sim_robot"
+    timeout_s = 60.0  # the SO-101 meshes take seconds to load on a busy machine
+
+    def discover(self, node: Node) -> list[Unit]:
+        units = []
+        for arm in ARMS.names():
+            model = ARMS.get(arm)
+            units.append(Unit(f"sim:{arm}", self.type, node.name, arm,
+                              {"arm": arm, "joints": len(model.arm_joints)}))
+        return units
+
+    def validate(self, unit: Unit) -> Health:
+        model = compile_scene(str(unit.meta["arm"]), "")
+        return Health(HealthStatus.OK, f"MuJoCo scene compiles ({model.nbody} bodies)")
