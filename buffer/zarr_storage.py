@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,10 @@ class ZarrStorage(Storage):
                   "episodes": SMALL_CHUNK, "tails": min(tails, 256)}
         self.header = Header(SCHEMA_VERSION, obs_spec, action_spec, chunks)
         self.obs_spec, self.action_spec = obs_spec, action_spec
-        group = zarr.open_group(str(self.path), mode="w")
+        for leftover in self.path.iterdir():  # of a creation that died before its first record
+            if leftover.name != LOCK_FILE:  # ... but the lock this writer holds stays
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        group = zarr.open_group(str(self.path), mode="a")
         for table in self._tables(group).values():
             table.create()
         group.attrs.update(self.header.to_attrs())

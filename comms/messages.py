@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
-from comms.codec import CodecError, decode, encode
+from comms.codec import ALLOWED_DTYPES, CodecError, decode, encode
 from comms.validation import (
     INT64_MAX,
     MAX_BATCH_ITEMS,
@@ -272,3 +273,112 @@ class Error(Message):
 
     code: str
     reason: str
+
+
+# -- weight sync (comms.weight_sync) ---------------------------------------------------------------
+WEIGHT_ENCODINGS = frozenset({"raw", "fp16", "sparse", "same"})
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """Where one tensor of a weight transfer lies in its chunk stream and how to rebuild it.
+
+    encoding: raw (its bytes), fp16 (float16 bytes, widened to `dtype`), sparse (`count` indices
+    then `count` values, written over the base's tensor), same (the base's tensor, no bytes).
+    `digest` is the digest of the rebuilt tensor."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    encoding: str
+    offset: int
+    length: int
+    digest: bytes
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.encoding in WEIGHT_ENCODINGS, f"tensor encoding {self.encoding!r}")
+        _require(self.dtype in ALLOWED_DTYPES, f"tensor dtype {self.dtype!r} is not allowed")
+        _require(all(isinstance(n, int) and n >= 0 for n in self.shape),
+                 "a tensor shape is a list of non-negative integers")
+        _require(self.offset >= 0 and self.count >= 0, "tensor offset and count must be >= 0")
+        size = math.prod(self.shape)
+        index = 4 if size < 2**32 else 8
+        expected = {"raw": size * np.dtype(self.dtype).itemsize, "fp16": size * 2, "same": 0,
+                    "sparse": self.count * (index + np.dtype(self.dtype).itemsize)}
+        _require(self.length == expected[self.encoding],
+                 f"tensor {self.name!r}: {self.length} bytes do not fit its {self.encoding} "
+                 f"encoding of shape {self.shape} {self.dtype}")
+        _require(self.encoding != "fp16" or self.dtype in ("<f4", "<f8"),
+                 "only float32/64 tensors travel as fp16")
+
+
+@message("weight_offer")
+class WeightOffer(Message):
+    """Sender -> receiver: version `version` (content digest `digest`) follows as chunks of
+    transfer `transfer_id`, encoded against `base_version` (-1: none, a self-contained version).
+    `exact` is False for a lossy (fp16) copy of the sender's version."""
+
+    transfer_id: int
+    version: int
+    digest: bytes
+    mode: str
+    base_version: int
+    base_digest: bytes
+    exact: bool
+    chunk_bytes: int
+    total_bytes: int
+    tensors: tuple[TensorLayout, ...]
+
+    def __post_init__(self) -> None:
+        _require(self.chunk_bytes > 0 and self.total_bytes >= 0, "chunk and total sizes")
+        _require(all(t.offset + t.length <= self.total_bytes for t in self.tensors),
+                 "a tensor lies past the end of the transfer")
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.total_bytes // self.chunk_bytes)
+
+    def to_body(self) -> dict[str, Any]:
+        body = dict(self.__dict__)
+        body["tensors"] = [[t.name, t.dtype, list(t.shape), t.encoding, t.offset, t.length,
+                            t.digest, t.count] for t in self.tensors]
+        return body
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> WeightOffer:
+        fields = dict(body)
+        fields["tensors"] = tuple(
+            TensorLayout(name, dtype, tuple(shape), encoding, offset, length, digest, count)
+            for name, dtype, shape, encoding, offset, length, digest, count in body["tensors"])
+        return cls(**fields)
+
+
+@message("weight_chunk")
+class WeightChunk(Message):
+    """Sender -> receiver: bytes [seq * chunk_bytes, ...) of a transfer, with their CRC-32."""
+
+    transfer_id: int
+    seq: int
+    crc: int
+    payload: np.ndarray  # uint8
+
+
+@message("weight_request")
+class WeightRequest(Message):
+    """Receiver -> sender: resend the `missing` chunks of `transfer_id`, or (missing empty) send
+    the newest version against what the receiver holds (`have_version` -1: nothing)."""
+
+    transfer_id: int
+    have_version: int
+    have_digest: bytes
+    missing: list[int]
+    reason: str
+
+
+@message("weight_applied")
+class WeightApplied(Message):
+    """Receiver -> sender: version `version` (content digest `digest`) is what it now acts with."""
+
+    version: int
+    digest: bytes

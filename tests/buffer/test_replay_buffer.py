@@ -184,3 +184,15 @@ def test_add_episode_refuses_transitions_of_another_robot(tmp_path: Path) -> Non
     with pytest.raises(StorageError, match=r"holds transitions of \['other'\]"):
         buffer.add_episode(Episode(0, "arm", "reach", [stray], success=True))
     assert len(buffer) == 0 and buffer.num_episodes == 0
+
+
+def test_one_writer_per_buffer_from_its_creation_on(tmp_path) -> None:
+    from robot_rl.core.locks import LockedError
+
+    first = ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False)  # creates it
+    with pytest.raises(LockedError, match="is being written by pid"):
+        ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False)
+    with ReplayBuffer.open_prior(tmp_path / "b") as reader:  # readers never need the lock
+        assert len(reader) == 0
+    first.close()
+    ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False).close()

@@ -19,7 +19,12 @@ from comms.messages import (
     Heartbeat,
     Hello,
     ProtocolError,
+    TensorLayout,
     TransitionBatch,
+    WeightApplied,
+    WeightChunk,
+    WeightOffer,
+    WeightRequest,
     Welcome,
     decode_message,
     spec_digest,
@@ -43,6 +48,12 @@ EXAMPLES = [
     ActionResponse(3, np.zeros(5, np.float32), 12),
     Heartbeat(1.5), Control("estop", "operator"), Error("auth", "wrong token"),
 ]
+EXAMPLES += [  # weight sync (comms.weight_sync)
+    WeightOffer(1, 2, b"d" * 32, "patch", 1, b"b" * 32, True, 1 << 20, 80,
+                (TensorLayout("w", "<f4", (4, 5), "raw", 0, 80, b"t" * 32),)),
+    WeightChunk(1, 0, 12345, np.arange(80, dtype=np.uint8)),
+    WeightRequest(1, 1, b"b" * 32, [0, 3], "chunks lost"), WeightApplied(2, b"d" * 32),
+]
 
 
 def test_every_registered_message_type_has_an_example() -> None:
@@ -60,7 +71,7 @@ def test_messages_round_trip(msg: object) -> None:
             assert a.source is b.source and a.reward == b.reward and a.step == b.step
             np.testing.assert_array_equal(a.obs["image"], b.obs["image"])
             np.testing.assert_array_equal(a.action, b.action)
-    elif isinstance(msg, ActionRequest | ActionResponse):
+    elif isinstance(msg, ActionRequest | ActionResponse | WeightChunk):
         assert out.encode() == msg.encode()
     else:
         assert out == msg

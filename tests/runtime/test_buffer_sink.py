@@ -25,6 +25,7 @@ def test_marks_survive_reopening_and_are_per_stream(tmp_path: Path) -> None:
     assert sink.last_seq("a") == -1
     sink.commit("a", 0, [numbered(i) for i in range(5)], [(4, True)])
     sink.commit("b", 0, [numbered(i) for i in range(3)], [(2, False)])
+    sink.close()
     reopened = sink_at(tmp_path / "b")
     assert (reopened.last_seq("a"), reopened.last_seq("b")) == (4, 2)
     table = reopened.buffer.episode_table()
@@ -76,7 +77,10 @@ def test_a_failed_commit_costs_only_its_batch_and_the_next_commit_starts_clean(
     assert sink.last_seq("b") == -1 and sink.last_seq("a") == 1
     sink.commit("a", 2, [numbered(2)])  # the staged rows of the failed batch are gone
     sink.commit("b", 0, [robot_b(10), robot_b(11)], [(1, True)])
-    for buffer in (sink.buffer, sink_at(tmp_path / "b").buffer):
+    for reopen in (False, True):  # the live sink, then the buffer as it is on disk
+        if reopen:
+            sink.close()
+        buffer = sink_at(tmp_path / "b").buffer if reopen else sink.buffer
         np.testing.assert_array_equal(buffer.storage.read_steps()["timestamp"], [0, 1, 2, 10, 11])
         assert list(buffer.episode_table()["length"]) == [2]
         assert buffer.commit_meta["streams"] == {"a": 2, "b": 1}

@@ -1,0 +1,35 @@
+"""`benchmarks.weight_sync --quick` end to end: sender, relay and robot processes, both baselines,
+the SAC patch ratio, and its JSON."""
+
+import json
+import subprocess
+import sys
+
+
+def test_quick_weight_sync_benchmark_runs_every_case_and_writes_its_json(tmp_path) -> None:
+    out = tmp_path / "weight_sync.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.weight_sync", "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode in (0, 1), result.stderr  # 1: a target missed on a busy machine
+    payload = json.loads(out.read_text())
+    results = payload["results"]
+    for size, nbytes in (("2MB", 2_000_000), ("8MB", 8_000_000)):
+        assert results[f"{size}/raw_tcp"]["bytes"] == nbytes
+        assert results[f"{size}/pickle_one_message"]["seconds"] > 0
+        assert results[f"{size}/bare_ws_chunks"]["seconds"] > 0
+        full = results[f"{size}/full/1robots/direct"]["wire_bytes_per_robot"]
+        assert full == nbytes  # ten layers of float32, nothing else
+        for mode, per_robot in (("full", full), ("fp16", full // 2), ("patch", full // 10)):
+            for case, upstream in (("1robots/direct", 1), ("4robots/direct", 4),
+                                   ("4robots/relay", 1)):
+                row = results[f"{size}/{mode}/{case}"]
+                assert row["seconds"] > 0
+                # fp16 layers start 64-byte aligned: at most 63 bytes of padding each
+                assert per_robot <= row["wire_bytes_per_robot"] < per_robot + 64 * 10
+                assert row["upstream_transfers_per_version"] == upstream
+    assert 0 < results["sac_patch"]["ratio"] <= 1.0
+    targets = {t["name"]: t for t in payload["targets"]}
+    assert targets["relay_upstream_transfers_for_4_robots"]["met"]
+    assert targets["patch_vs_full_bytes_one_layer_of_ten_8MB"]["value"] == 0.1
+    assert "upstream transfers" in result.stdout
