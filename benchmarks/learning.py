@@ -39,8 +39,9 @@ from policies.reward_classifier import (  # noqa: E402
 from robot_rl.commands.record_demos import record_episode  # noqa: E402
 from robot_rl.config import compose_session  # noqa: E402
 from robot_rl.core import ArraySpec, Batch, DictSpec  # noqa: E402
+from robot_rl.runtime.build import build_robot  # noqa: E402
 from robot_rl.runtime.run_dir import RunDir  # noqa: E402
-from robot_rl.runtime.session import Session, build_robot  # noqa: E402
+from robot_rl.runtime.session import Session  # noqa: E402
 from sim.experts import EXPERTS  # noqa: E402
 
 Results = tuple[dict[str, Any], list[dict[str, Any]]]

@@ -12,7 +12,7 @@ from buffer.cache import CacheConfig, ChunkCache
 from buffer.samplers import Provenance, Sampler, SampleView, UniformSampler
 from buffer.schema import CHUNK_TARGET_BYTES
 from buffer.step_index import StepIndex
-from buffer.writer import EpisodeWriter, recover_open_episodes
+from buffer.writer import EpisodeWriter, Writer, recover_open_episodes
 from buffer.zarr_storage import ZarrStorage
 from robot_rl.core import (
     ArraySpec,
@@ -29,7 +29,9 @@ class ReplayBuffer:
     """A run's transitions: `append`/`end_episode`/`commit` to write, `sample` to learn from.
 
     Open with `readonly=True` (or `ReplayBuffer.open_prior`) to reuse an earlier run's buffer as
-    prior data without copying it. Batches come only from committed rows resident in the cache.
+    prior data without copying it, or to follow a buffer that a live writer elsewhere (another
+    process) keeps committing to: `refresh` moves the reader to the writer's latest commit.
+    Batches come only from committed rows resident in the cache.
     """
 
     def __init__(self, path: Path, obs_spec: DictSpec | None = None,
@@ -60,7 +62,7 @@ class ReplayBuffer:
         self.index.extend(info, tails)
         self.index.quarantine_mask(self.storage.quarantined_rows())
         self._episodes = self.storage.read_episodes()
-        self.writer: EpisodeWriter | None = None
+        self.writer: Writer | None = None
         if not readonly:
             tail_rows = {int(r): i for i, r in enumerate(tails["row"])}
             pending = {r: {k: tails[f"obs/{k}"][i] for k in self.obs_keys}
@@ -156,6 +158,36 @@ class ReplayBuffer:
         self.append(episode.transitions, task=episode.task)
         self.end_episode(episode.success, robot_id=episode.robot_id)
         self.commit()
+
+    # -- following a live writer -----------------------------------------------------------------
+    def refresh(self) -> bool:
+        """A reader: take in everything the writer committed since this buffer last looked; True
+        if there was something. Only whole commits are seen (the writer replaces its commit record
+        atomically), and rows read before stay as they were."""
+        if self.writer is not None:
+            raise StorageError(f"{self.storage.path}: this buffer is the writer; only a read-only "
+                               "buffer (ReplayBuffer.open_prior) follows a writer")
+        old = self.storage
+        latest = ZarrStorage.open_existing(old.path)
+        if latest.commit_no == old.commit_no:
+            return False
+        if latest.commit_no < old.commit_no or latest.steps < old.steps:
+            raise StorageError(f"{old.path}: commit {latest.commit_no} ({latest.steps} rows) is "
+                               f"behind commit {old.commit_no} ({old.steps} rows) read before: "
+                               "another buffer was put in its place; open it anew")
+        info = _rows_since(latest, "step_info", old.steps)
+        tails = _rows_since(latest, "tails", old.tables["tails"].rows)
+        episodes = _rows_since(latest, "episodes", old.episodes)
+        with self.cache.lock:
+            self.storage = self.cache.storage = latest
+        self.index.extend(info, tails)
+        self.index.quarantine_mask(latest.quarantined_rows())
+        for k, v in episodes.items():
+            self._episodes[k] = np.concatenate([self._episodes[k], v])
+        self._episodes["start"] = self._episodes["first_row"]
+        if latest.steps > old.steps:
+            self.cache.add_rows(old.steps, latest.read_rows(np.arange(old.steps, latest.steps)))
+        return True
 
     # -- reading ---------------------------------------------------------------------------------
     def _on_corrupt_chunk(self, chunk: int) -> None:
@@ -255,3 +287,16 @@ class ReplayBuffer:
         table["robot_name"] = np.array([self.storage.robots[i] for i in table["robot_id"]],
                                        dtype=str)
         return table
+
+
+def _rows_since(storage: ZarrStorage, name: str, start: int) -> dict[str, np.ndarray]:
+    """Rows `start:` of one of `storage`'s tables, read chunk by chunk (only the new ones)."""
+    table = storage.tables[name]
+    columns = list(table.specs)
+    parts = [table.read_chunk(c, columns)
+             for c in range(start // table.chunk, -(-table.rows // table.chunk))]
+    first = (start // table.chunk) * table.chunk
+    return {k: (np.concatenate([p[k] for p in parts]) if parts else
+                np.zeros((0, *table.specs[k].shape), table.specs[k].dtype))[start - first:
+                                                                             table.rows - first]
+            for k in columns}

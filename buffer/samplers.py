@@ -85,34 +85,6 @@ class RecentSampler(Sampler):
         return _uniform(view.rows[view.rows >= view.total_rows - self.window], batch_size, rng)
 
 
-def is_prior(view: SampleView) -> np.ndarray:
-    """Demo and human rows, and every intervened step: the 'offline' half of RLPD."""
-    source = view.col("source")
-    return (source == Source.DEMO) | (source == Source.HUMAN) | view.col("intervened")
-
-
-@SAMPLERS.register("mixed")
-class MixedSampler(Sampler):
-    """RLPD: `prior_fraction` of each batch from demos + interventions, the rest online."""
-
-    def __init__(self, prior_fraction: float = 0.5) -> None:
-        if not 0.0 <= prior_fraction <= 1.0:
-            raise ConfigError(f"mixed sampler: prior_fraction must be in [0, 1], got "
-                              f"{prior_fraction}")
-        self.prior_fraction = prior_fraction
-
-    def draw(self, view: SampleView, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        prior = is_prior(view)
-        prior_rows, online_rows = view.rows[prior], view.rows[~prior]
-        n_prior = int(round(batch_size * self.prior_fraction))
-        if not len(prior_rows):
-            n_prior = 0
-        elif not len(online_rows):
-            n_prior = batch_size
-        return np.concatenate([_uniform(prior_rows, n_prior, rng),
-                               _uniform(online_rows, batch_size - n_prior, rng)])
-
-
 @SAMPLERS.register("policy_version")
 class PolicyVersionSampler(Sampler):
     """Bounded staleness (rows within `max_staleness` versions of the newest) and/or weights

@@ -8,13 +8,38 @@ that cross a chunk boundary, so that a chunk in the cache never needs another ch
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from buffer.zarr_storage import ZarrStorage
+from buffer.storage import Storage
 from robot_rl.core import Observation, StorageError, Transition
+
+
+class Writer(ABC):
+    """The one writer of a buffer: turns transitions of interleaved robots into staged rows,
+    which its storage's next commit makes durable."""
+
+    robots: list[str]
+    """Robot names in the order their ids were given (the commit stores them)."""
+    tasks: list[str]
+    next_episode: int
+    open: dict[str, OpenEpisode]
+    """Robot id -> its episode that has rows but has not ended."""
+
+    @abstractmethod
+    def append(self, transitions: Sequence[Transition], task: str | None = None) -> None:
+        """Stage rows; a robot's first transition after an ended episode opens a new one."""
+
+    @abstractmethod
+    def end_episode(self, success: bool, robot_id: str | None = None) -> None:
+        """Close the open episode of `robot_id` (or the only open one)."""
+
+    @abstractmethod
+    def save_open_tails(self) -> None:
+        """Before a commit: stage what open episodes need to continue after a reopen."""
 
 
 @dataclass
@@ -42,10 +67,10 @@ def _index(names: list[str], name: str) -> int:
     return names.index(name)
 
 
-class EpisodeWriter:
+class EpisodeWriter(Writer):
     """Stages rows of `steps`, `step_info`, `tails` and `episodes`; the storage commits them."""
 
-    def __init__(self, storage: ZarrStorage, default_task: str,
+    def __init__(self, storage: Storage, default_task: str,
                  recovered: dict[str, OpenEpisode]) -> None:
         self.storage = storage
         self.default_task = default_task

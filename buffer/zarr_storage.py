@@ -34,6 +34,7 @@ from buffer.schema import (
     heavy_step_specs,
     tail_specs,
 )
+from buffer.storage import Storage
 from buffer.table import ChecksumLog, ChunkedTable, Damage
 from buffer.values import value_problems
 from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
@@ -53,7 +54,7 @@ def _info_specs() -> dict[str, ArraySpec]:
     return {k: ArraySpec((), d) for k, d in STEP_META.items()}
 
 
-class ZarrStorage:
+class ZarrStorage(Storage):
     """The tables `steps` (obs, action), `step_info`, `episodes` and `tails` plus the commit."""
 
     def __init__(self, path: Path, obs_spec: DictSpec | None = None,

@@ -1,14 +1,17 @@
-"""In-package hardware fakes for tests: a point-mass 'arm', a gamepad and a SpaceMouse's HID."""
+"""In-package hardware fakes for tests: a point-mass 'arm', a gamepad and a SpaceMouse's HID, and
+a teleop that replays a script of commands."""
 
 from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hal.robot import Health, HealthStatus, Robot
+from hal.teleop import Teleop, TeleopCommand
 from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation
 
 
@@ -141,3 +144,15 @@ class FakeHidDevice:
 
     def close(self) -> None:
         self.closed = True
+
+
+class ReplayTeleop(Teleop):
+    """Gives `commands` one per read, then None: takeovers, labels and e-stop, scripted."""
+
+    def __init__(self, commands: Sequence[TeleopCommand | None]) -> None:
+        self.commands = list(commands)
+        self.reads = 0
+
+    def read(self) -> TeleopCommand | None:
+        self.reads += 1
+        return self.commands.pop(0) if self.commands else None

@@ -10,7 +10,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from policies.reward_classifier import SuccessClassifier
 from robot_rl.core import ConfigError, DictSpec, Observation, Registry
 
 
@@ -34,6 +33,9 @@ class RewardOutput:
     reward: float
     success: bool
     terminate: bool
+    truncate: bool = False
+    """The episode ends here without reaching a terminal state (a person's failure verdict on a
+    demonstration): no bootstrap cut."""
 
 
 class Reward(ABC):
@@ -80,6 +82,8 @@ class ClassifierReward(Reward):
     """A learned success classifier on camera frames; success above `threshold` ends the episode."""
 
     def __init__(self, path: str | Path, threshold: float = 0.5) -> None:
+        from policies.reward_classifier import SuccessClassifier  # torch: only for this source
+
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"classifier threshold must be in (0, 1), got {threshold}")
         self.classifier = SuccessClassifier.load(Path(path))

@@ -1,9 +1,9 @@
 """RLPD, the HIL-SERL recipe: SAC whose every batch is part online data, part demos + interventions.
 
 The learner stays SAC (a large LayerNorm critic ensemble with random subsets); what RLPD adds
-is the data: `batch_split` says how many rows of each batch come from online data and how many
-from the demo side (joined with `Batch.concat`), and `is_demo_side` routes a transition (human
-takeovers and scripted or recorded demos) to the demo side.
+is the data: `algo.params.demo_fraction` of every batch comes from the demo side (the run's demos,
+its takeovers and any `buffer.priors`), mixed by `buffer.mixing.DemoMix`; which steps belong
+there is `robot_rl.core.is_demo_side`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from policies.registry import ALGORITHMS
 from policies.sac import SAC, SACConfig
-from robot_rl.core import ArraySpec, ConfigError, DictSpec, Episode, Source, Transition
+from robot_rl.core import ArraySpec, DictSpec, Episode, batch_split
 
 
 @dataclass
@@ -25,21 +25,6 @@ class RLPDConfig(SACConfig):
     """Critics drawn at random for the target minimum."""
     demo_fraction: float = 0.5
     """Share of each batch drawn from demos + interventions (the rest is online data)."""
-
-
-def batch_split(batch_size: int, demo_fraction: float) -> tuple[int, int]:
-    """(online rows, demo rows) of one batch; the demo side gets round(fraction * size)."""
-    if not 0.0 <= demo_fraction <= 1.0:
-        raise ConfigError(f"demo_fraction must be in [0, 1], got {demo_fraction}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}")
-    demo = int(round(batch_size * demo_fraction))
-    return batch_size - demo, demo
-
-
-def is_demo_side(transition: Transition) -> bool:
-    """Human takeovers and non-policy actions (demos, scripted experts) feed the demo side."""
-    return transition.intervened or transition.source is not Source.POLICY
 
 
 def intervention_rate(episode: Episode) -> float:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from robot_rl.core import ConfigError
+from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
 
 T = TypeVar("T")
 
@@ -74,8 +75,7 @@ class BufferConfig:
     sampler: str = "uniform"
     sampler_params: dict[str, Any] = field(default_factory=dict)
     n_step: int = 1
-    priors: list[str] = field(default_factory=list)  # earlier runs' buffer folders, read-only
-    prior_fraction: float = 0.5
+    priors: list[str] = field(default_factory=list)  # read-only demo side (algo=rlpd)
 
 
 @dataclass
@@ -164,8 +164,26 @@ def typed_params(schema: type[T], params: Any, where: str) -> T:
         raise ConfigError(f"{where}.{_one_line(exc)}") from None
 
 
+REMOVED_KEYS = {"buffer.prior_fraction": DEMO_FRACTION_ADVICE}
+"""Keys that no longer exist -> what to use instead."""
+
+
+def _drop_removed(cfg: DictConfig | dict[str, Any]) -> DictConfig | dict[str, Any]:
+    """A removed key is a ConfigError naming its replacement; `buffer.prior_fraction: 0.5`, the
+    old default that every earlier run's stored config holds, is dropped so those runs resume."""
+    buffer = cfg.get("buffer") or {}
+    if "prior_fraction" not in buffer:
+        return cfg
+    if buffer["prior_fraction"] != 0.5:
+        raise ConfigError(f"buffer.prior_fraction was removed: {DEMO_FRACTION_ADVICE}")
+    plain = OmegaConf.to_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
+    plain["buffer"] = {k: v for k, v in plain["buffer"].items() if k != "prior_fraction"}
+    return plain
+
+
 def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     """Merge onto the typed schema: unknown keys and wrong types raise ConfigError."""
+    cfg = _drop_removed(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(SessionConfig), cfg)
     except OmegaConfBaseException as exc:
@@ -226,6 +244,9 @@ def compose_session(overrides: list[str]) -> DictConfig:
                           f"choose {group}= one of: {choices}") from None
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         unknown = re.search(r"Could not override '([^']+)'", str(exc))
+        if unknown and unknown.group(1) in REMOVED_KEYS:
+            raise ConfigError(f"{unknown.group(1)} was removed: "
+                              f"{REMOVED_KEYS[unknown.group(1)]}") from None
         if unknown:
             raise _unknown_key(unknown.group(1), overrides) from None
         raise ConfigError(f"bad override: {_one_line(exc)}") from None

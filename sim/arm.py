@@ -13,12 +13,13 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
+from hal.outcome import TaskOutcome, TaskOutcomeSource
 from hal.robot import Health, HealthStatus, Robot
 from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation
 from sim.arm_models import ARMS, PREFIX, ArmModel
 from sim.ik import DLSIK
 from sim.randomization import DomainRandomizer, RandomizationConfig
-from sim.tasks.base import Task, TaskOutcome
+from sim.tasks.base import Task
 from sim.tasks.objects import site_yaw
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
-class MujocoArm(Robot):
+class MujocoArm(Robot, TaskOutcomeSource):
     """An arm from `ARMS` (default: our small 5-DoF arm) with a parallel gripper, doing `task`.
 
     Action: `[dx, dy, dz, dyaw, gripper]` in [-1, 1]; translation is scaled by

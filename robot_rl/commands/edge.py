@@ -8,7 +8,6 @@ from pathlib import Path
 
 from comms.auth import TOKEN_ENV, load_token
 from robot_rl.commands import COMMANDS, Command
-from robot_rl.config import compose_session
 from robot_rl.core import ConfigError
 from robot_rl.runtime.edge import ACTION_SOURCES, EdgeAgent, EdgeOptions
 
@@ -51,6 +50,8 @@ class EdgeCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         if not args.gateway.startswith(("ws://", "wss://")):
             raise ConfigError(f"--gateway must be a ws:// or wss:// URL, got {args.gateway!r}")
+        from robot_rl.config import compose_session  # Hydra: composing, not importing, needs it
+
         token = load_token(args.token_file)
         cfg = compose_session(args.overrides)
         options = EdgeOptions(

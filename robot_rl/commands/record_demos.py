@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from omegaconf import DictConfig
 
 from buffer import ReplayBuffer
-from hal import ESTOP, SafeRobot, Teleop, TeleopCommand
+from hal import Robot, SafeRobot, Teleop, task_outcomes
+from policies.rewards import Reward, RewardContext, RewardOutput, TaskRuleReward
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.commands.train import resolve_config
-from robot_rl.core import (
-    ConfigError,
-    Episode,
-    RegistryError,
-    SafetyError,
-    Source,
-    Transition,
-)
-from robot_rl.runtime.session import build_robot, build_teleop, pace
-from sim import MujocoArm
+from robot_rl.core import ConfigError, Episode, RegistryError, SafetyError, Source
+from robot_rl.runtime.actor import Actor, ActorConfig, Nobody, ScriptedDriver, steps
+from robot_rl.runtime.build import build_robot, build_teleop
 from sim.experts import EXPERTS, Expert
 
 # this command's own key=value args
@@ -103,7 +95,7 @@ class RecordDemos(Command):
         return 0
 
     @staticmethod
-    def _demonstrator(cfg: DictConfig, arm: MujocoArm, robot: SafeRobot, skill: float,
+    def _demonstrator(cfg: DictConfig, arm: Robot, robot: SafeRobot, skill: float,
                       miss: float) -> tuple[Callable[[int], Episode], str, Teleop | None]:
         """Who drives: the person at `teleop=` (paced at the control rate), else the task's
         scripted expert at `skill`, missing the goal by `miss` metres."""
@@ -112,7 +104,8 @@ class RecordDemos(Command):
             print(f"recording from teleop={cfg.teleop.name}: take control to start a demo; it "
                   "ends on success, on y / n, or after task.max_steps", file=sys.stderr)
             period = 1.0 / float(cfg.robot.control_hz) if teleop.realtime else 0.0
-            return (lambda eid: record_driven(arm, robot, teleop.read, eid, cfg, period),
+            actor = demo_actor(arm, robot, teleop, cfg, period)
+            return (lambda eid: record_demo(actor, eid, cfg.task.name),
                     f"teleop={cfg.teleop.name}", teleop)
         try:
             expert = EXPERTS.get(cfg.task.name)(arm, skill=skill, seed=cfg.seed, miss=miss)
@@ -122,58 +115,44 @@ class RecordDemos(Command):
         return (lambda eid: record_episode(arm, robot, expert, eid, cfg), who, None)
 
 
+class DemoVerdict(Reward):
+    """A demonstration's score: the task rule's reward; a person's label ends it (y: success,
+    terminated; n: failure, truncated), else the rule's success does."""
+
+    def __init__(self) -> None:
+        self.rule = TaskRuleReward()
+
+    def __call__(self, ctx: RewardContext) -> RewardOutput:
+        scored = self.rule(ctx)
+        if ctx.label is None:
+            return scored
+        return RewardOutput(scored.reward, ctx.label, terminate=ctx.label, truncate=not ctx.label)
+
+
+def demo_actor(arm: Robot, robot: SafeRobot, driver: Teleop, cfg: DictConfig,
+               period: float = 0.0) -> Actor:
+    """The actor recording `driver`'s demonstrations: its steps are demos, steps where nobody
+    drives (a person who has not taken control yet) hold the robot and are not recorded.
+    `period` paces the loop (1 / control_hz for a person; 0 for a script)."""
+    return Actor(robot, DemoVerdict(), ActorConfig(
+        max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward, period=period,
+        takeover_source=Source.DEMO, record_holds=False), outcomes=task_outcomes(arm),
+        teleop=driver)
+
+
+def record_demo(actor: Actor, episode_id: int, task: str) -> Episode:
+    """One demonstration through the safety layer. It ends on the task's success, on a person's
+    label (y: success, n: failure), on the e-stop, or after `task.max_steps` recorded steps."""
+    episode = Episode(episode_id, actor.robot.robot_id, task,
+                      list(steps(actor.episode(Nobody(), episode_id))))
+    episode.success = bool(episode.transitions) and episode.transitions[-1].terminated
+    return episode
+
+
 def record_episode(
-    arm: MujocoArm, robot: SafeRobot, expert: Expert, episode_id: int, cfg: DictConfig
+    arm: Robot, robot: SafeRobot, expert: Expert, episode_id: int, cfg: DictConfig
 ) -> Episode:
     """One scripted-expert episode through the safety layer, every step marked as a demo."""
     expert.reset()
-    return record_driven(arm, robot, lambda: TeleopCommand(expert.act(), True), episode_id, cfg)
-
-
-def record_driven(
-    arm: MujocoArm, robot: SafeRobot, read: Callable[[], TeleopCommand | None], episode_id: int,
-    cfg: DictConfig, period: float = 0.0,
-) -> Episode:
-    """One demonstration through the safety layer from whoever `read` says is driving.
-
-    Steps where nobody drives (a person who has not taken control yet) hold the robot and are
-    not recorded. The episode ends on the task's success, on a person's label (y: success, n:
-    failure), on the e-stop, or after `task.max_steps` recorded steps. `period` paces the loop
-    (1 / control_hz for a person; 0 for a script).
-    """
-    episode = Episode(episode_id, robot.robot_id, cfg.task.name)
-    steps = episode.transitions
-    obs = robot.reset()
-    while len(steps) < cfg.task.max_steps:
-        started = time.monotonic()
-        command = read()
-        if command is not None and ESTOP in command.buttons:
-            robot.estop("e-stop pressed while recording demos")
-        label = None if command is None else command.label
-        if command is None or command.action is None or robot.estopped:
-            robot.hold()
-            obs = robot.get_observation()
-            ends = robot.estopped or (label is not None and bool(steps))
-            if ends and steps:  # a verdict or the e-stop closes what was recorded
-                steps[-1] = replace(steps[-1], terminated=bool(label), truncated=not label)
-            if ends:
-                break
-        else:
-            applied = robot.send_action(command.action)
-            next_obs = robot.get_observation()
-            outcome = arm.outcome()
-            terminated = outcome.success if label is None else label
-            truncated = not terminated and (label is False or len(steps) + 1 == cfg.task.max_steps
-                                            or not robot.health().ok)
-            steps.append(Transition(
-                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward), next_obs=next_obs,
-                terminated=terminated, truncated=truncated, source=Source.DEMO,
-                robot_id=robot.robot_id, episode_id=episode_id, step=len(steps),
-                wall_time=time.time(), mono_time=time.monotonic(),
-            ))
-            obs = next_obs
-            if terminated or truncated:
-                break
-        pace(started, period)
-    episode.success = bool(steps) and steps[-1].terminated
-    return episode
+    return record_demo(demo_actor(arm, robot, ScriptedDriver(expert.act), cfg), episode_id,
+                       cfg.task.name)

@@ -41,7 +41,7 @@ def recorded_frames(ep: EpisodeData, camera: str, size: int) -> list[np.ndarray]
 
 def rendered_frames(run: RunDir, ep: EpisodeData, camera: str, size: int) -> list[np.ndarray]:
     """Frames re-rendered in MuJoCo from the recorded joint states."""
-    from robot_rl.runtime.session import build_robot
+    from robot_rl.runtime.build import build_robot
 
     arm, _ = build_robot(run.load_config())
     arm.connect()

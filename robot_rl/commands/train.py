@@ -11,8 +11,9 @@ from robot_rl.commands import COMMANDS, Command
 from robot_rl.commands.config import groups_help
 from robot_rl.config import GROUPS, compose_session, resume_config
 from robot_rl.core import ConfigError, DictSpec, StorageError
+from robot_rl.runtime.build import default_run_dir
 from robot_rl.runtime.run_dir import RunDir, summarize
-from robot_rl.runtime.session import Session, default_run_dir
+from robot_rl.runtime.session import Session
 
 
 def named_run_dir(overrides: list[str]) -> Path | None:

@@ -19,8 +19,8 @@ from policies.encoders import EncoderConfig
 from policies.reward_classifier import ClassifierConfig, scores, train_success_classifier
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.core import ConfigError, RunDirError
+from robot_rl.runtime.build import build_robot
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_robot
 
 
 def labelled_frames(

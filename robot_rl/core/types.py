@@ -20,6 +20,8 @@ class Source(enum.IntEnum):
     HUMAN = 1
     DEMO = 2
     SCRIPTED = 3
+    HOLD = 4
+    """Nobody acted (no action in time, e-stop): the safety layer held the robot."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""The edge loop: a hal robot behind SafeRobot, a local or remote policy, every step streamed.
+"""The edge loop: the actor's episodes on a hal robot, a local or remote policy, every step
+streamed.
 
-The control loop is a coroutine on the link's event loop, the loop that also receives the
+The control loop (`runtime.actor`, the same step as the session's) is a coroutine on the link's
+event loop, the loop that also receives the
 gateway's actions and control: a remote action reaches it with no thread hand-off, and the
 link's callbacks (hold on a dead link, control from the gateway) run only between two of its
 awaits, never during a robot call, so the robot only ever sees one caller at a time.
@@ -12,11 +14,11 @@ import asyncio
 import json
 import logging
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -25,47 +27,70 @@ from comms.connection import DEFAULT_TIMINGS, LinkTimings
 from comms.edge_link import EdgeLink
 from comms.messages import Control, spec_digest
 from comms.spool import Spool
-from robot_rl.core import Observation, Registry, Source, Transition
+from hal import task_outcomes
+from robot_rl.core import ConfigError, DictSpec, Observation, Registry
 from robot_rl.core.durable import write_file_atomic
-from robot_rl.runtime.session import build_algorithm, build_robot, time_left
+from robot_rl.runtime.actor import ActionSource, Actor, ActorConfig, PolicySource
+from robot_rl.runtime.build import (
+    build_algorithm,
+    build_reward,
+    build_robot,
+    build_teleop,
+    require_labels_source,
+)
+
+if TYPE_CHECKING:
+    from robot_rl.runtime.frozen_features import FeatureObserver
 
 log = logging.getLogger(__name__)
 
 
-class ActionSource(ABC):
-    """Where the edge's actions come from; None means "no action in time: hold"."""
+class EdgeSource(ActionSource):
+    """The edge's action source: waits while the gateway pauses the robot, ends the run on a
+    fatal link error, then asks the policy (local, or served by the gateway)."""
 
-    version: int = 0
+    def __init__(self, agent: EdgeAgent) -> None:
+        self.agent = agent
+
+    async def act(self, obs: Observation) -> np.ndarray | None:
+        await self.agent.ready()
+        return await self.fetch(obs)
 
     @abstractmethod
-    async def act(self, obs: Observation) -> np.ndarray | None: ...
+    async def fetch(self, obs: Observation) -> np.ndarray | None: ...
 
 
-ACTION_SOURCES: Registry[type[ActionSource]] = Registry("edge policy")
+ACTION_SOURCES: Registry[type[EdgeSource]] = Registry("edge policy")
 
 
 @ACTION_SOURCES.register("local")
-class LocalPolicy(ActionSource):
+class LocalPolicy(EdgeSource):
     """The configured algorithm's policy, run on the edge (weights arrive with weight sync)."""
 
     def __init__(self, agent: EdgeAgent) -> None:
-        self.policy = build_algorithm(agent.cfg, agent.arm).policy
+        super().__init__(agent)
+        spec = agent.actor_spec
+        self.policy = PolicySource(build_algorithm(agent.cfg, spec, agent.robot.action_spec)
+                                   .policy, agent.robot.action_spec, np.random.default_rng())
 
-    async def act(self, obs: Observation) -> np.ndarray | None:
+    async def fetch(self, obs: Observation) -> np.ndarray | None:
+        action = await self.policy.act(obs)
         self.version = self.policy.version
-        return self.policy.act(obs)
+        return action
 
 
 @ACTION_SOURCES.register("remote")
-class RemotePolicy(ActionSource):
+class RemotePolicy(EdgeSource):
     """The gateway's served policy; a missed per-step deadline yields None (the robot holds)."""
 
     def __init__(self, agent: EdgeAgent) -> None:
+        super().__init__(agent)
         self.link, self.robot_id, self.deadline = agent.link, agent.stream, agent.options.deadline
 
-    async def act(self, obs: Observation) -> np.ndarray | None:
+    async def fetch(self, obs: Observation) -> np.ndarray | None:
         response = await self.link.act(self.robot_id, obs, self.deadline)
-        if response is None:
+        if response is None:  # no action in time: the safety layer's hold is the step
+            self.agent.stats["held_deadline"] += 1
             return None
         self.version = response.policy_version
         return np.array(response.action)
@@ -93,14 +118,20 @@ class EdgeAgent:
     def __init__(self, cfg: DictConfig, token: bytes, options: EdgeOptions) -> None:
         self.cfg, self.options = cfg, options
         self.arm, self.robot = build_robot(cfg)
+        raw_spec = self.arm.observation_spec
+        self.observer = edge_observer(cfg, raw_spec)
+        self.actor_spec = self.observer.spec if self.observer else raw_spec
+        self.actor = Actor(self.robot, build_reward(cfg, raw_spec), ActorConfig(
+            max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward,
+            period=1.0 / float(cfg.robot.control_hz) if options.pace else 0.0),
+            outcomes=task_outcomes(self.arm), observe=self.observer, sleep=asyncio.sleep)
         self.stream = str(cfg.robot.id)
         self.stats: Counter[str] = Counter()
         self._running = asyncio.Event()  # cleared while the gateway has paused this robot
         self._running.set()
-        self._reset_requested = False
         self._counter_file = options.spool_dir / "episodes.json"
         self.spool = Spool(options.spool_dir / "transitions.spool")
-        digest = spec_digest(self.arm.observation_spec, self.arm.action_spec)
+        digest = spec_digest(self.actor_spec, self.robot.action_spec)
         remote = options.policy == "remote"
         self.link = EdgeLink(
             options.gateway_url, token, self.stream, digest, self.spool, streams=[self.stream],
@@ -115,6 +146,13 @@ class EdgeAgent:
             "resume": lambda reason: self._running.set(),
             "reset": self._request_reset,
         }
+        self.teleop = self.actor.teleop = build_teleop(cfg, self.arm)  # last: it may hold a tty
+        try:
+            require_labels_source(cfg, self.actor.reward, self.teleop)
+        except ConfigError:
+            if self.teleop is not None:
+                self.teleop.close()
+            raise
 
     # -- link callbacks (on the loop, between two awaits of the control loop) ----------------------
     def _hold(self, why: str) -> None:
@@ -131,7 +169,7 @@ class EdgeAgent:
         self.robot.hold()
 
     def _request_reset(self, reason: str) -> None:
-        self._reset_requested = True
+        self.actor.request_truncation()
 
     # -- episode counter --------------------------------------------------------------------------
     def _next_episode_id(self) -> int:
@@ -166,10 +204,17 @@ class EdgeAgent:
                 done += 1
         finally:
             self.robot.disconnect()
+            if self.teleop is not None:
+                self.teleop.close()
 
     def _check_link(self) -> None:
         if self.link.fatal_error is not None:
             raise self.link.fatal_error
+
+    async def ready(self) -> None:
+        """Before each step: a fatal link error ends the run; a pause waits for resume."""
+        self._check_link()
+        await self._running.wait()
 
     async def _wait_connected(self, timeout: float) -> None:
         """Give the link a moment to come up before the first step, so a remote policy can act."""
@@ -185,44 +230,30 @@ class EdgeAgent:
             await asyncio.sleep(0.05)
 
     async def _episode(self) -> None:
-        cfg, episode_id = self.cfg, self._next_episode_id()
+        """One episode by the actor on this loop, each transition durable in the spool (and on
+        its way to the gateway) before the next step."""
+        episode_id = self._next_episode_id()
         left_open = self.spool.episode_open(self.stream)  # a crash interrupted the last episode
-        period = 1.0 / float(cfg.robot.control_hz) if self.options.pace else 0.0
         await self._wait_released()
-        obs = self.robot.reset()
-        self._reset_requested = False
-        for step in range(int(cfg.task.max_steps)):
-            started = time.monotonic()
-            self._check_link()
-            await self._running.wait()
-            action = await self.source.act(obs)
-            # no await from here to the publish: the link's callbacks cannot interleave
-            if action is None:  # no action in time: the safety layer's hold is the step
-                self.stats["held_deadline"] += 1
-                applied, source = self.robot.hold(), Source.SCRIPTED
-            else:
-                applied, source = self.robot.send_action(action), Source.POLICY
-            next_obs = self.robot.get_observation()
-            healthy = self.robot.health().ok
-            outcome = self.arm.outcome()
-            terminated = outcome.success
-            truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy
-                                            or self._reset_requested)
-            transition = Transition(
-                obs=obs, action=applied, reward=outcome.reward(cfg.task.reward),
-                next_obs=next_obs, terminated=terminated, truncated=truncated,
-                source=source, policy_version=self.source.version, robot_id=self.stream,
-                episode_id=episode_id, step=step, wall_time=time.time(),
-                mono_time=time.monotonic(),
-            )
-            ends = {0: terminated} if terminated or truncated else None
+        async for transition in self.actor.episode(self.source, episode_id):
+            ends = {0: self.actor.success} if transition.done else None
             # durable on return; the disk write runs off the loop so heartbeats keep flowing
             await asyncio.to_thread(self.link.publish, self.stream, [transition], ends,
                                     False if left_open else None)
             left_open = False
             self.stats["steps"] += 1
-            obs = next_obs
-            if terminated or truncated:
-                break
-            await asyncio.sleep(time_left(started, period))
         self.stats["episodes"] += 1
+
+
+def edge_observer(cfg: DictConfig, raw_spec: DictSpec) -> FeatureObserver | None:
+    """Frozen camera features at the edge, from the run's encoder (`algo.features.weights`)."""
+    if not cfg.algo.features.cameras:
+        return None
+    from robot_rl.runtime.frozen_features import FeatureObserver  # torch and zarr: only here
+
+    if not cfg.algo.features.weights:
+        raise ConfigError("an edge with frozen camera features needs the run's encoder: set "
+                          "algo.features.weights=<run>/encoder.npz")
+    observer = FeatureObserver(cfg.algo.features, raw_spec)
+    observer.load(Path(cfg.algo.features.weights))
+    return observer

@@ -53,19 +53,27 @@ class FeatureObserver:
         """Load the encoder weights, or pretrain them on the run's demos and save them."""
         saved = run.root / "encoder.npz"
         path = Path(self.cfg.weights) if self.cfg.weights else saved
-        if path.exists():
-            self.features = FrozenCameraFeatures.load(path, self.raw_spec)
-            log.info("frozen camera encoder from %s", path)
-        elif self.cfg.weights:
+        if path.exists() or self.cfg.weights:
+            self.load(path)
+            return
+        frames, state, actions = demo_frames(run.demos, self.features.cameras)
+        self.features, losses = pretrain_bc(
+            frames, state, actions, self.encoder_config,
+            PretrainConfig(steps=self.cfg.pretrain_steps, seed=0))
+        self.features.save(saved)
+        log.info("frozen camera encoder pretrained on %d demo frames (loss %.4f) -> %s",
+                 len(actions), float(np.mean(losses[-20:])), saved)
+        self._check_dim(saved)
+
+    def load(self, path: Path) -> None:
+        """Load saved encoder weights (a run's encoder.npz)."""
+        if not path.exists():
             raise ConfigError(f"algo.features.weights: no file {path}")
-        else:
-            frames, state, actions = demo_frames(run.demos, self.features.cameras)
-            self.features, losses = pretrain_bc(
-                frames, state, actions, self.encoder_config,
-                PretrainConfig(steps=self.cfg.pretrain_steps, seed=0))
-            self.features.save(saved)
-            log.info("frozen camera encoder pretrained on %d demo frames (loss %.4f) -> %s",
-                     len(actions), float(np.mean(losses[-20:])), saved)
+        self.features = FrozenCameraFeatures.load(path, self.raw_spec)
+        log.info("frozen camera encoder from %s", path)
+        self._check_dim(path)
+
+    def _check_dim(self, path: Path) -> None:
         if self.features.config.feature_dim != self.cfg.feature_dim:
             raise ConfigError(f"encoder {path} gives {self.features.config.feature_dim} features "
                               f"per camera, algo.features.feature_dim says {self.cfg.feature_dim}")

@@ -11,15 +11,16 @@ from collections.abc import Mapping
 import numpy as np
 from omegaconf import DictConfig
 
+from buffer import ZarrStorage
 from comms.edge_keys import EdgeKeys
 from comms.gateway import Gateway
 from comms.messages import spec_digest
 from policies import Policy
 from robot_rl.core import ArraySpec, DictSpec
 from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.build import build_algorithm, session_specs
 from robot_rl.runtime.checkpoint import load_latest
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_algorithm, build_robot
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,24 @@ class ServedPolicy:
         return action, self.policy.version
 
 
+def run_specs(cfg: DictConfig, run: RunDir) -> tuple[DictSpec, ArraySpec]:
+    """The specs edges must speak: those in the header of the run's buffer; for a run with no
+    buffer yet, those of the robot (and frozen features) that the config describes."""
+    if run.buffer.exists():
+        storage = ZarrStorage.open_existing(run.buffer)
+        return storage.obs_spec, storage.action_spec
+    return session_specs(cfg)
+
+
 def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port: int,
                   ssl_context: ssl.SSLContext | None, serve_policy: bool,
                   edge_keys: EdgeKeys | None = None) -> Gateway:
     """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
-    arm, _ = build_robot(cfg)
-    obs_spec, action_spec = arm.observation_spec, arm.action_spec
+    obs_spec, action_spec = run_specs(cfg, run)
     sink = BufferSink(run.buffer, obs_spec, action_spec, task=str(cfg.task.name))
     inference = None
     if serve_policy:
-        algo = build_algorithm(cfg, arm)
+        algo = build_algorithm(cfg, obs_spec, action_spec)
         state = load_latest(run.checkpoints)
         if state is not None:
             algo.load_state_dict(state["algorithm"])

@@ -1,7 +1,8 @@
-"""A first, in-process session: one robot acting, a learner updating between steps.
+"""A first, in-process session: one robot acting, a learner updating between its steps.
 
-Later issues move the actor and learner into separate Ray processes; the run directory layout,
-the checkpoint contents and the buffer stay as they are here.
+The actor (`runtime.actor`) runs the control steps; the session stores each episode and calls
+the learner between two steps, never inside one. Later issues move actor and learner into
+separate Ray processes; the run directory layout, the checkpoint contents and the buffer stay.
 """
 
 from __future__ import annotations
@@ -11,40 +12,34 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from buffer import SAMPLERS, CacheConfig, MixedReplay, ReplayBuffer, Sampler
-from hal import ESTOP, TELEOPS, SafeRobot, SafetyLimits, Teleop
-from policies import ALGORITHMS, is_demo_side
-from policies.rewards import REWARDS, Reward, RewardContext
-from policies.rlpd import batch_split, intervention_rate
-from robot_rl.config import typed_params
-from robot_rl.core import (
-    ArraySpec,
-    Batch,
-    ConfigError,
-    DictSpec,
-    Episode,
-    HardwareError,
-    RegistryError,
-    SafetyError,
-    Source,
-    Transition,
+from buffer import ReplayBuffer
+from hal import Teleop, task_outcomes
+from policies.rlpd import intervention_rate
+from robot_rl.core import Batch, DictSpec, Episode, SafetyError, is_demo_side
+from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
+from robot_rl.runtime.build import (
+    build_algorithm,
+    build_buffer,
+    build_replay,
+    build_reward,
+    build_robot,
+    build_sampler,
+    build_teleop,
+    demo_fraction,
+    require_labels_source,
 )
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
 from robot_rl.runtime.frozen_features import FeatureObserver
+from robot_rl.runtime.learner import Learner
 from robot_rl.runtime.run_dir import RunDir
-from sim import TASKS, MujocoArm, RandomizationConfig
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -53,128 +48,6 @@ class Counters:
     episodes: int = 0
     updates: int = 0
     policy_version: int = 0
-
-
-def time_left(started: float, period: float) -> float:
-    """Seconds a control loop must still wait to keep one step per `period` from `started`."""
-    return max(0.0, started + period - time.monotonic())
-
-
-def pace(started: float, period: float) -> None:
-    """Keep a control loop at one step per `period` seconds from `started` (0: run flat out)."""
-    if period > 0:
-        time.sleep(time_left(started, period))
-
-
-def default_run_dir(cfg: DictConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.task.name}-{cfg.algo.name}-{stamp}"
-
-
-def build_robot(cfg: DictConfig) -> tuple[MujocoArm, SafeRobot]:
-    try:
-        task_cls = TASKS.get(cfg.task.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    params = OmegaConf.to_container(cfg.task.params, resolve=True)
-    try:
-        task = task_cls(max_steps=cfg.task.max_steps, **params)
-    except TypeError as exc:
-        raise ConfigError(f"task.params for {cfg.task.name!r}: {exc}") from None
-    rnd = OmegaConf.to_container(cfg.robot.randomize, resolve=True)
-    try:
-        arm = MujocoArm(
-            task, arm=cfg.robot.arm, control_hz=cfg.robot.control_hz, seed=cfg.seed,
-            robot_id=cfg.robot.id, translation_scale=cfg.robot.translation_scale,
-            yaw_scale=cfg.robot.yaw_scale, cameras=list(cfg.robot.cameras),
-            image_size=cfg.robot.image_size,
-            randomize=RandomizationConfig(**{k: v for k, v in rnd.items() if k != "enabled"})
-            if rnd["enabled"] else None,
-        )
-    except (RegistryError, HardwareError) as exc:
-        raise ConfigError(f"robot: {exc}") from None
-    limits = SafetyLimits(
-        workspace_low=tuple(cfg.safety.workspace_low),
-        workspace_high=tuple(cfg.safety.workspace_high),
-        max_delta=cfg.safety.max_delta,
-        translation_scale=cfg.robot.translation_scale,
-    )
-    return arm, SafeRobot(arm, limits)
-
-
-def build_algorithm(cfg: DictConfig, arm: MujocoArm, obs_spec: DictSpec | None = None) -> Any:
-    """The algorithm `algo.name` for the robot's observations (or `obs_spec`, when wrapped)."""
-    try:
-        algo_cls = ALGORITHMS.get(cfg.algo.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    params = typed_params(algo_cls.config_class, cfg.algo.params, "algo.params")
-    params.hidden = tuple(params.hidden)
-    return algo_cls(obs_spec or arm.observation_spec, arm.action_spec, params, seed=cfg.seed)
-
-
-def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
-    """The reward source `reward.name` with `reward.params`, checked against the observations."""
-    try:
-        reward_cls = REWARDS.get(cfg.reward.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        params = OmegaConf.to_container(cfg.reward.params, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"reward={cfg.reward.name} needs {exc.full_key}: set it on the command "
-                          f"line, e.g. {exc.full_key}=...") from None
-    try:
-        reward = reward_cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"reward.params for {cfg.reward.name!r}: {exc}") from None
-    reward.check(obs_spec)
-    return reward
-
-
-def build_teleop(cfg: DictConfig, arm: MujocoArm) -> Teleop | None:
-    """The teleop device `teleop=<name>` with `teleop.params`, or None where none is set."""
-    if cfg.get("teleop") is None:
-        return None
-    try:
-        device = TELEOPS.get(cfg.teleop.name)
-    except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        return device.for_robot(arm, cfg.seed, **OmegaConf.to_container(cfg.teleop.params))
-    except TypeError as exc:
-        raise ConfigError(f"teleop.params for {cfg.teleop.name!r}: {exc}") from None
-
-
-def build_buffer(
-    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float
-) -> ReplayBuffer:
-    """The run's own buffer, with the configured cache and sampler; n-step returns use the
-    learner's discount `gamma`."""
-    b = cfg.buffer
-    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
-    return ReplayBuffer(path, obs_spec, action_spec, sampler=build_sampler(cfg),
-                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
-
-
-def build_sampler(cfg: DictConfig) -> Sampler:
-    """The sampler `buffer.sampler` with `buffer.sampler_params`."""
-    b = cfg.buffer
-    try:
-        return SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
-    except (RegistryError, TypeError) as exc:
-        raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
-
-
-def build_replay(
-    cfg: DictConfig, buffer: ReplayBuffer, gamma: float
-) -> ReplayBuffer | MixedReplay:
-    """What the learner samples from: the run's buffer, mixed with read-only priors if any."""
-    if not cfg.buffer.priors:
-        return buffer
-    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
-              for p in cfg.buffer.priors]
-    return MixedReplay(buffer, priors, cfg.buffer.prior_fraction)
 
 
 class Session:
@@ -188,8 +61,9 @@ class Session:
         self.observer = (FeatureObserver(cfg.algo.features, raw_spec)
                          if cfg.algo.features.cameras else None)
         self.obs_spec = self.observer.spec if self.observer else raw_spec
-        self.algo = build_algorithm(cfg, self.arm, self.obs_spec)
+        self.algo = build_algorithm(cfg, self.obs_spec, self.arm.action_spec)
         self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
+        build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
         build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()
@@ -210,6 +84,7 @@ class Session:
         c = state["counters"]
         self.counters.updates = int(c["updates"])
         self.counters.policy_version = int(c["policy_version"])
+        self.algo.policy.version = self.counters.policy_version
         self._last_ckpt_step = int(c["env_steps"])
         log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"],
                  len(self.buffer))
@@ -226,16 +101,11 @@ class Session:
         self._last_ckpt_step = self.counters.env_steps
 
     # -- learning --------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[Batch]:
-        """Uniform online batches; with a demo fraction (RLPD), mixed with demo-side rows."""
-        size = self.cfg.learner.batch_size
-        online_size, demo_size = batch_split(size, self._demo_fraction())
+    def batches(self) -> Iterator[Batch]:
+        """The learner's batches: uniform online rows; with a demo fraction (RLPD), mixed with the
+        demo side (`buffer.mixing.DemoMix`)."""
         while True:
-            if self.demos is None or len(self.demos) == 0:
-                yield self.replay.sample(size, self.rng)
-            else:
-                yield Batch.concat([self.replay.sample(online_size, self.rng),
-                                    self.demos.sample(demo_size, self.rng)])
+            yield self.replay.sample(self.cfg.learner.batch_size, self.rng)
 
     def _open_demo_side(self, specs: tuple[DictSpec, Any]) -> ReplayBuffer:
         """<run>/demos; with frozen features, <run>/demos_features built once from its frames."""
@@ -248,76 +118,41 @@ class Session:
             self.observer.featurize_demos(self.run.demos, demos)
         return demos
 
-    def _demo_fraction(self) -> float:
-        return float(getattr(self.algo.config, "demo_fraction", 0.0))
-
-    def _learn(self, batches: Iterator[Batch]) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for _ in range(self.cfg.learner.updates_per_step):
-            metrics = self.algo.update(batches)
-            self.counters.updates += 1
-        self.counters.policy_version = self.counters.updates
-        self.algo.policy.version = self.counters.policy_version
-        return metrics
-
     # -- acting ----------------------------------------------------------------------------------
-    def _act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if len(self.buffer) < self.cfg.learner.warmup_steps:
-            spec = self.robot.action_spec
-            return self.rng.uniform(spec.low, spec.high, spec.shape).astype(spec.dtype)
-        return self.algo.policy.act(obs)
-
     def observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The observation as stored and acted on: with frozen camera features where configured."""
         return self.observer(raw) if self.observer else raw
 
-    def _run_episode(self, batches: Iterator[Batch], writer: Any) -> Episode:
+    def _actor(self) -> Actor:
+        cfg = self.cfg
+        realtime = self.teleop is not None and self.teleop.realtime  # a person keeps up
+        return Actor(self.robot, self.reward, ActorConfig(
+            max_steps=cfg.task.max_steps, task_reward=cfg.task.reward,
+            period=1.0 / cfg.robot.control_hz if realtime else 0.0),
+            outcomes=task_outcomes(self.arm), teleop=self.teleop,
+            observe=self.observer)
+
+    def _run_episode(self, actor: Actor, source: PolicySource, learner: Learner,
+                     writer: Any) -> Episode:
+        """One episode by the actor, the learner updating after each of its steps once the
+        buffer holds `learner.warmup_steps`; stored whole, its demo-side steps on the demo side."""
         cfg = self.cfg
         episode = Episode(self.counters.episodes, self.robot.robot_id, cfg.task.name)
-        obs = self.observe(self.robot.reset())
         metrics: dict[str, float] = {}
-        period = 1.0 / cfg.robot.control_hz if self.teleop and self.teleop.realtime else 0.0
-        for step in range(cfg.task.max_steps):
-            started = time.monotonic()
-            action, source = self._act(obs), Source.POLICY
-            command = self.teleop.read() if self.teleop is not None else None
-            if command is not None and ESTOP in command.buttons:
-                self.robot.estop("e-stop pressed at the teleop")  # holds from this step on
-            if command is not None and command.takeover and command.action is not None:
-                action, source = command.action, Source.HUMAN  # the person's action wins
-            applied = self.robot.send_action(action)
-            raw_next = self.robot.get_observation()
-            next_obs = self.observe(raw_next)
-            outcome = self.arm.outcome()
-            scored = self.reward(RewardContext(
-                raw_next, task_reward=outcome.reward(cfg.task.reward),
-                task_success=outcome.success, label=command.label if command else None))
-            healthy = self.robot.health().ok
-            terminated = scored.terminate
-            truncated = not terminated and (step + 1 == cfg.task.max_steps or not healthy)
-            episode.transitions.append(Transition(
-                obs=obs, action=applied, reward=scored.reward, next_obs=next_obs,
-                terminated=terminated, truncated=truncated, source=source,
-                intervened=source is Source.HUMAN,
-                policy_version=self.counters.policy_version, robot_id=self.robot.robot_id,
-                episode_id=episode.episode_id, step=step, wall_time=time.time(),
-                mono_time=time.monotonic(),
-            ))
+        for transition in steps(actor.episode(source, episode.episode_id)):
+            episode.transitions.append(transition)
             self.counters.env_steps += 1
             if len(self.buffer) >= cfg.learner.warmup_steps:
-                metrics = self._learn(batches)
-            obs = next_obs
-            if terminated or truncated:
-                break
-            pace(started, period)  # a person keeps up
-        episode.success = scored.success
+                metrics = learner.update(cfg.learner.updates_per_step)
+                self.counters.updates = self.counters.policy_version = learner.version
+        episode.success = actor.success
         self.buffer.add_episode(episode)
-        demo_side = [t for t in episode.transitions if is_demo_side(t)]
+        demo_side = [t for t in episode.transitions if is_demo_side(t.source, t.intervened)]
         if demo_side and self.demos is not None:  # RLPD: takeovers also feed the demo side
             self.demos.add_episode(Episode(episode.episode_id, episode.robot_id, episode.task,
                                            demo_side, episode.success))
         self.counters.episodes += 1
-        self._log(episode, metrics, writer, outcome.success)
+        self._log(episode, metrics, writer, actor.task_success)
         return episode
 
     def _log(self, episode: Episode, metrics: dict[str, float], writer: Any,
@@ -344,10 +179,7 @@ class Session:
         none was given) held open for the run and released after it, whatever happens."""
         if self.teleop is None:
             self.teleop = build_teleop(self.cfg, self.arm)
-        if self.reward.needs_labels and self.teleop is None:
-            raise ConfigError(f"reward={self.cfg.reward.name} scores episodes by a person's labels "
-                              "and this session has no teleop to read them from: add "
-                              "teleop=keyboard (y = success, n = failure)")
+        require_labels_source(self.cfg, self.reward, self.teleop)
         try:
             return self._run()
         finally:
@@ -366,10 +198,13 @@ class Session:
         specs = (self.obs_spec, self.robot.action_spec)
         gamma = self.algo.config.gamma
         self.buffer = build_buffer(self.cfg, self.run.buffer, *specs, gamma)
-        self.replay = build_replay(self.cfg, self.buffer, gamma)
-        self.demos = self._open_demo_side(specs) if self._demo_fraction() > 0 else None
+        fraction = demo_fraction(self.algo)
+        self.demos = self._open_demo_side(specs) if fraction > 0 else None
+        self.replay = build_replay(self.cfg, self.buffer, self.demos, gamma, fraction)
         self._restore()
-        batches = self._batches()
+        actor, learner = self._actor(), Learner(self.algo, self.batches(), self.counters.updates)
+        source = PolicySource(self.algo.policy, self.robot.action_spec, self.rng,
+                              exploring=lambda: len(self.buffer) < self.cfg.learner.warmup_steps)
         writer = SummaryWriter(str(self.run.tensorboard))
         bar = tqdm(total=budget, initial=min(self.counters.env_steps, budget), unit="step",
                    disable=not sys.stderr.isatty(), dynamic_ncols=True)
@@ -377,7 +212,7 @@ class Session:
         try:
             while self.counters.env_steps < budget:
                 before = self.counters.env_steps
-                episode = self._run_episode(batches, writer)
+                episode = self._run_episode(actor, source, learner, writer)
                 bar.update(self.counters.env_steps - before)
                 ups = (self.counters.updates - u0) / max(time.monotonic() - t0, 1e-6)
                 stats = {"ep": self.counters.episodes, "ret": f"{episode.total_reward:.2f}",
@@ -399,6 +234,5 @@ class Session:
             bar.close()
             writer.close()
             self.robot.disconnect()
-            for buffer in [self.buffer, *getattr(self.replay, "priors", [])]:
-                buffer.close()
+            self.replay.close()
         return self.counters

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
+from hal.outcome import TaskOutcome
 from robot_rl.core import ArraySpec
 
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    """How the current state scores: a shaped reward and the success detector's verdict."""
-
-    dense_reward: float
-    success: bool
-
-    def reward(self, kind: str) -> float:
-        return float(self.success) if kind == "sparse" else self.dense_reward
+__all__ = ["Task", "TaskOutcome"]
 
 
 class Task(ABC):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from buffer import SAMPLERS, Provenance, ReplayBuffer
-from buffer.mixing import MixedReplay
+from buffer.mixing import DemoMix
 from robot_rl.core import ConfigError, Source
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
 
@@ -34,15 +34,7 @@ def draw(buf: ReplayBuffer, n: int = 4000) -> np.ndarray:
 
 
 def test_registry_knows_every_sampler() -> None:
-    assert SAMPLERS.names() == ["balanced", "mixed", "policy_version", "recent", "uniform"]
-
-
-def test_mixed_sampler_takes_the_prior_fraction(tmp_path: Path) -> None:
-    with fill(tmp_path / "b", sampler=SAMPLERS.get("mixed")(prior_fraction=0.25)) as buf:
-        state = draw(buf)
-    assert (state[:, 0] == 1).mean() == pytest.approx(0.25, abs=1e-3)  # exactly 1000 rows
-    with pytest.raises(ConfigError, match="prior_fraction"):
-        SAMPLERS.get("mixed")(prior_fraction=1.5)
+    assert SAMPLERS.names() == ["balanced", "policy_version", "recent", "uniform"]
 
 
 def test_recent_window(tmp_path: Path) -> None:
@@ -91,7 +83,7 @@ def test_n_step_returns(tmp_path: Path) -> None:
     assert np.array_equal(batch.terminated, (step + k == 10).astype(np.float32))
 
 
-def test_prior_buffers_mix_in_read_only_without_copying(tmp_path: Path) -> None:
+def test_prior_buffers_are_demo_side_read_only_without_copying(tmp_path: Path) -> None:
     fill(tmp_path / "prior").close()
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "prior").rglob("*")}
     online = ReplayBuffer(tmp_path / "online", OBS_SPEC, ACTION_SPEC, fsync=False)
@@ -99,7 +91,7 @@ def test_prior_buffers_mix_in_read_only_without_copying(tmp_path: Path) -> None:
     online.end_episode(True)
     online.commit()
     prior = ReplayBuffer.open_prior(tmp_path / "prior", filter=Provenance(intervened=True))
-    mixed = MixedReplay(online, [prior], prior_fraction=0.5)
+    mixed = DemoMix(online, [prior], demo_fraction=0.5)
     batch = mixed.sample(512, np.random.default_rng(0))
     check_batch(batch)
     robots = batch.obs["state"][:, 0].astype(int)
@@ -109,6 +101,27 @@ def test_prior_buffers_mix_in_read_only_without_copying(tmp_path: Path) -> None:
     prior.close()
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "prior").rglob("*")}
     assert before == after
+
+
+def test_the_demo_side_splits_by_size_and_fills_a_batch_alone(tmp_path: Path) -> None:
+    online = ReplayBuffer(tmp_path / "online", OBS_SPEC, ACTION_SPEC, fsync=False)
+    demos = fill(tmp_path / "demos")  # 50 rows: robots 0 and 1
+    prior = ReplayBuffer(tmp_path / "prior", OBS_SPEC, ACTION_SPEC, fsync=False)
+    prior.append([transition(3, 0, s, last=s == 49, source=Source.DEMO) for s in range(50)])
+    prior.end_episode(True)
+    prior.commit()
+    mix = DemoMix(online, [demos, prior], demo_fraction=0.25)
+    robots = mix.sample(400, np.random.default_rng(0)).obs["state"][:, 0].astype(int)
+    assert len(robots) == 400 and 2 not in robots  # nothing online yet: all from the demo side
+    assert 150 < (robots == 3).sum() < 250  # split by the sizes of the two demo buffers
+    online.append([transition(2, 9, s, last=s == 19) for s in range(20)])
+    online.end_episode(True)
+    online.commit()
+    robots = mix.sample(400, np.random.default_rng(1)).obs["state"][:, 0].astype(int)
+    assert (robots == 2).sum() == 300  # the one knob: a quarter demo side
+    with pytest.raises(ConfigError, match="demo_fraction must be in"):
+        DemoMix(online, [demos], demo_fraction=1.5)
+    mix.close()
 
 
 def test_a_filter_matching_nothing_is_a_clear_error(tmp_path: Path) -> None:

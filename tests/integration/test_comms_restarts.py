@@ -22,7 +22,7 @@ from comms.spool import Spool
 from robot_rl.config import compose_session
 from robot_rl.core import Transition
 from robot_rl.runtime.buffer_sink import BufferSink
-from robot_rl.runtime.session import build_robot
+from robot_rl.runtime.build import build_robot
 from tests.integration.comms_helpers import FAST, QUICK_BACKOFF, TOKEN
 
 CLI = [sys.executable, "-m", "robot_rl.cli"]

@@ -8,16 +8,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from buffer import ReplayBuffer
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import spec_digest
 from robot_rl.cli import main
 from robot_rl.config import compose_session
-from robot_rl.core import Source
+from robot_rl.core import ConfigError, Source, is_demo_side
 from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.build import build_robot
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
-from robot_rl.runtime.session import build_robot
 from tests.integration.comms_helpers import FAST, TOKEN
 
 
@@ -111,5 +112,52 @@ def test_missed_deadlines_hold_and_still_close_every_episode(tmp_path: Path) -> 
     assert buffer.num_episodes == 2 and not buffer.open_episodes  # no episode merged or left open
     assert buffer.episode_table()["length"].tolist() == [5, 5]
     steps = buffer.storage.read_steps()
-    assert set(steps["source"].tolist()) == {int(Source.SCRIPTED)}  # the hold, not a policy
+    assert set(steps["source"].tolist()) == {int(Source.HOLD)}  # the hold, not a policy
+    assert not is_demo_side(steps["source"], steps["intervened"]).any()  # and no demonstration
     np.testing.assert_array_equal(steps["action"], 0.0)
+
+
+def test_the_edge_runs_the_sessions_step_takeovers_and_sparse_rewards_included(tmp_path) -> None:
+    buffer = serve_sim(tmp_path, TowardsTarget(), "--episodes", "2", "reach",
+                       "robot.control_hz=50", "task.max_steps=10", "task.reward=sparse",
+                       "teleop=scripted", "teleop.params.start_prob=1.0",
+                       "teleop.params.window=4", "teleop.params.budget=4")
+    steps = buffer.storage.read_steps()
+    human = steps["source"] == int(Source.HUMAN)
+    assert human.sum() == 4 and steps["intervened"][human].all()  # the scripted person's steps
+    assert set(steps["reward"].tolist()) <= {0.0, 1.0}  # task.reward=sparse, as in a session
+
+
+def test_an_edge_scored_by_labels_needs_a_teleop(tmp_path) -> None:
+    cfg = compose_session(["task=reach", "reward=human_label"])
+    with pytest.raises(ConfigError, match="teleop=keyboard"):
+        EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
+                                          spool_dir=tmp_path / "spool"))
+
+
+def test_an_edge_with_frozen_features_needs_the_runs_encoder(tmp_path) -> None:
+    cfg = compose_session(["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32"])
+    with pytest.raises(ConfigError, match="algo.features.weights=<run>/encoder.npz"):
+        EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
+                                          spool_dir=tmp_path / "spool"))
+
+
+def test_an_edge_with_the_runs_encoder_steps_on_frozen_features(tmp_path) -> None:
+    from policies import EncoderConfig, FrozenCameraFeatures
+
+    pixels = ["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32",
+              "algo.features.channels=8", "algo.features.feature_dim=8"]
+    arm, _ = build_robot(compose_session(pixels))
+    encoder = tmp_path / "encoder.npz"  # untrained weights: the edge only has to load them
+    FrozenCameraFeatures(arm.observation_spec, EncoderConfig(
+        cameras=("wrist_cam", "side_cam"), channels=8, feature_dim=8)).save(encoder)
+    cfg = compose_session([*pixels, f"algo.features.weights={encoder}"])
+    agent = EdgeAgent(cfg, TOKEN, EdgeOptions(gateway_url="ws://127.0.0.1:1",
+                                              spool_dir=tmp_path / "spool", policy="remote"))
+    agent.robot.connect()
+    try:
+        step = agent.actor.step(agent.observer(agent.robot.reset()), None, 0, 0, 0)
+    finally:
+        agent.robot.disconnect()
+    assert {"feat/wrist_cam", "feat/side_cam"} <= set(agent.actor_spec)  # what the edge speaks
+    agent.actor_spec.validate(step.next_obs, "the edge's stored observation")

@@ -58,7 +58,7 @@ def test_pretrained_frozen_features_are_stored_with_every_transition(tmp_path) -
     demo_side = ZarrStorage.open_existing(run.feature_demos).read_steps()
     assert len(demo_side["action"]) >= demo_steps  # demos, plus any takeovers
     assert set(FEATURES) <= {k.removeprefix("obs/") for k in demo_side}
-    batch = next(session._batches())
+    batch = next(session.batches())
     assert int((batch.source == Source.DEMO).sum()) == 4 and set(FEATURES) <= set(batch.obs)
 
 

@@ -57,7 +57,7 @@ def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
     counters = session.run_until_budget()
     assert counters.updates > 0
     assert len(session.demos) == demo_steps  # no takeovers in this run: demo side unchanged
-    batch = next(session._batches())
+    batch = next(session.batches())
     assert len(batch) == 32
     assert int((batch.source == Source.DEMO).sum()) == 16
     assert int((batch.source == Source.POLICY).sum()) == 16
@@ -71,7 +71,7 @@ def test_takeovers_are_flagged_and_feed_the_demo_side(tmp_path) -> None:
     assert isinstance(session.teleop, ScriptedIntervener) and session.teleop.used == 40
     assert len(session.demos) == 40  # exactly the intervened steps went to the demo side
     assert int(session.buffer.episode_table()["interventions"].sum()) == 40
-    batch = next(session._batches())
+    batch = next(session.batches())
     assert batch.intervened[16:].all()  # the demo half; the online half holds every step
 
 
@@ -84,7 +84,7 @@ def test_n_step_returns_reach_both_sides_of_the_batch(tmp_path) -> None:
         demos.add_episode(scripted_reach_demo(session, -1))
     assert session.run_until_budget().updates > 0
     gamma = session.algo.config.gamma
-    batch = next(session._batches())
+    batch = next(session.batches())
     # a row sums up to 3 rewards and bootstraps with gamma^(k-1), k < 3 only near an episode's end
     for half in (batch.discount[:16], batch.discount[16:]):  # online rows, then demo rows
         assert np.isclose(half[:, None], [1.0, gamma, gamma ** 2]).any(axis=1).all()

@@ -10,8 +10,8 @@ from policies.reward_classifier import SuccessClassifier
 from robot_rl.cli import main
 from robot_rl.config import compose_session
 from robot_rl.core import Episode, Transition
+from robot_rl.runtime.build import build_robot
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import build_robot
 
 
 def record_reach_run(root, episodes: int) -> RunDir:

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from policies import ALGORITHMS, RLPD, RLPDConfig, is_demo_side
+from policies import ALGORITHMS, RLPD, RLPDConfig
 from policies.rlpd import batch_split, intervention_rate
 from robot_rl.core import (
     ArraySpec,
@@ -19,6 +19,7 @@ from robot_rl.core import (
     Source,
     SpecError,
     Transition,
+    is_demo_side,
 )
 
 
@@ -53,10 +54,15 @@ def _t(intervened: bool, source: Source) -> Transition:
 
 
 def test_demo_side_routing_and_intervention_rate() -> None:
-    assert not is_demo_side(_t(False, Source.POLICY))
-    assert is_demo_side(_t(True, Source.HUMAN))
-    assert is_demo_side(_t(False, Source.DEMO))
-    assert is_demo_side(_t(True, Source.SCRIPTED))
+    assert not is_demo_side(Source.POLICY, False)
+    assert not is_demo_side(Source.HOLD, False)  # a hold is no demonstration
+    assert is_demo_side(Source.HUMAN, True)
+    assert is_demo_side(Source.DEMO, False)
+    assert is_demo_side(Source.SCRIPTED, False)
+    assert is_demo_side(Source.POLICY, True)  # any step a person took over
+    column = np.array([int(s) for s in Source], np.int8)  # the same rule over buffer columns
+    assert is_demo_side(column, np.zeros(len(column), bool)).tolist() == [
+        is_demo_side(s, False) for s in Source]
     ep = Episode(0, "r", "task", [_t(True, Source.HUMAN), _t(False, Source.POLICY)] * 2)
     assert intervention_rate(ep) == 0.5
     assert intervention_rate(Episode(1, "r", "task")) == 0.0

@@ -12,7 +12,7 @@ from comms.messages import spec_digest
 from robot_rl.cli import main
 from robot_rl.config import compose_session
 from robot_rl.runtime.buffer_sink import BufferSink
-from robot_rl.runtime.session import build_robot
+from robot_rl.runtime.build import build_robot
 from tests.integration.comms_helpers import FAST, TOKEN
 
 

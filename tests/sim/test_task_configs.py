@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from robot_rl.config import compose_session
-from robot_rl.runtime.session import build_robot
+from robot_rl.runtime.build import build_robot
 
 
 @pytest.mark.parametrize("task", ["push", "pick_cube", "peg_insertion", "pick_cube_pixels"])

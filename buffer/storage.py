@@ -1,0 +1,82 @@
+"""The Storage interface: where a buffer's rows live durably, behind one atomic commit.
+
+`ZarrStorage` is the implementation; `ReplayBuffer` composes a storage with a `Writer`
+(`buffer.writer`) and a `Sampler` (`buffer.samplers`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.core import ArraySpec, DictSpec
+
+
+class Storage(ABC):
+    """Staged rows become visible, all at once, at `commit`; readers see only committed rows."""
+
+    path: Path
+    obs_spec: DictSpec
+    action_spec: ArraySpec
+    commit_no: int
+    """The number of the commit this object reads (it grows by one per commit)."""
+    meta: dict[str, Any]
+    """The metadata stored by that commit."""
+    robots: list[str]
+    tasks: list[str]
+    next_episode: int
+
+    @abstractmethod
+    def stage(self, table: str, columns: dict[str, np.ndarray]) -> None:
+        """Add rows to `table` (steps, step_info, episodes, tails); durable only at commit."""
+
+    @abstractmethod
+    def commit(self, meta: dict[str, Any] | None, robots: list[str], tasks: list[str],
+               next_episode: int) -> None:
+        """Make everything staged durable in one atomic step, with `meta` in the same record."""
+
+    @property
+    @abstractmethod
+    def steps(self) -> int:
+        """Committed step rows."""
+
+    @property
+    @abstractmethod
+    def episodes(self) -> int:
+        """Committed (ended) episodes."""
+
+    @property
+    @abstractmethod
+    def chunk_rows(self) -> int:
+        """Step rows per chunk, the unit of caching and checksums."""
+
+    @abstractmethod
+    def read_step_info(self) -> dict[str, np.ndarray]:
+        """Per-step metadata of every committed row."""
+
+    @abstractmethod
+    def read_episodes(self) -> dict[str, np.ndarray]:
+        """Per-episode columns, in the order episodes ended."""
+
+    @abstractmethod
+    def read_tails(self) -> dict[str, np.ndarray]:
+        """Next observations stored apart from the rows (episode ends, open episodes)."""
+
+    @abstractmethod
+    def read_chunk(self, chunk: int) -> dict[str, np.ndarray]:
+        """Observations and actions of one chunk of step rows, verified."""
+
+    @abstractmethod
+    def read_rows(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Observations and actions of arbitrary committed rows."""
+
+    @abstractmethod
+    def quarantine(self, table: str, chunk: int, reason: str) -> None:
+        """Exclude a damaged chunk from sampling, and say why."""
+
+    @abstractmethod
+    def quarantined_rows(self) -> np.ndarray:
+        """A bool mask over committed step rows: True where a row's chunk is quarantined."""

@@ -1,0 +1,179 @@
+"""The factories of a session: the one place that turns config into concrete classes.
+
+Everything else in the runtime sees the interfaces (`hal.Robot`, `hal.SafeRobot`, `Teleop`,
+`Reward`, `ReplayBuffer`); only these functions name the classes behind them. The learning and
+storage stacks (torch, zarr, Hydra's typed params) load inside the factories that need them, so
+a process that builds only a robot and its reward (an edge with a remote policy) never loads them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hal import TELEOPS, Robot, SafeRobot, SafetyLimits, Teleop
+from policies.rewards import REWARDS, Reward
+from robot_rl.core import ArraySpec, ConfigError, DictSpec, HardwareError, RegistryError
+from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
+from sim import TASKS, MujocoArm, RandomizationConfig
+
+if TYPE_CHECKING:
+    from buffer import DemoMix, ReplayBuffer, Sampler
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    """runs/<task>-<algo>-<timestamp>: where a run without `run.dir` lives."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.task.name}-{cfg.algo.name}-{stamp}"
+
+
+def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
+    """The configured robot, and the same robot behind the safety layer (the one to drive)."""
+    try:
+        task_cls = TASKS.get(cfg.task.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    params = OmegaConf.to_container(cfg.task.params, resolve=True)
+    try:
+        task = task_cls(max_steps=cfg.task.max_steps, **params)
+    except TypeError as exc:
+        raise ConfigError(f"task.params for {cfg.task.name!r}: {exc}") from None
+    rnd = OmegaConf.to_container(cfg.robot.randomize, resolve=True)
+    try:
+        arm = MujocoArm(
+            task, arm=cfg.robot.arm, control_hz=cfg.robot.control_hz, seed=cfg.seed,
+            robot_id=cfg.robot.id, translation_scale=cfg.robot.translation_scale,
+            yaw_scale=cfg.robot.yaw_scale, cameras=list(cfg.robot.cameras),
+            image_size=cfg.robot.image_size,
+            randomize=RandomizationConfig(**{k: v for k, v in rnd.items() if k != "enabled"})
+            if rnd["enabled"] else None,
+        )
+    except (RegistryError, HardwareError) as exc:
+        raise ConfigError(f"robot: {exc}") from None
+    limits = SafetyLimits(
+        workspace_low=tuple(cfg.safety.workspace_low),
+        workspace_high=tuple(cfg.safety.workspace_high),
+        max_delta=cfg.safety.max_delta,
+        translation_scale=cfg.robot.translation_scale,
+    )
+    return arm, SafeRobot(arm, limits)
+
+
+def session_specs(cfg: DictConfig) -> tuple[DictSpec, ArraySpec]:
+    """The observation spec (with frozen camera features where configured) and the action spec
+    of the configured robot, which need not be connected for this."""
+    robot, _ = build_robot(cfg)
+    obs_spec = robot.observation_spec
+    if cfg.algo.features.cameras:
+        from robot_rl.runtime.frozen_features import FeatureObserver
+
+        obs_spec = FeatureObserver(cfg.algo.features, obs_spec).spec
+    return obs_spec, robot.action_spec
+
+
+def build_algorithm(cfg: DictConfig, obs_spec: DictSpec, action_spec: ArraySpec) -> Any:
+    """The algorithm `algo.name` with `algo.params`, for these observations and actions."""
+    from policies import ALGORITHMS
+    from robot_rl.config import typed_params
+
+    try:
+        algo_cls = ALGORITHMS.get(cfg.algo.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    params = typed_params(algo_cls.config_class, cfg.algo.params, "algo.params")
+    params.hidden = tuple(params.hidden)
+    return algo_cls(obs_spec, action_spec, params, seed=cfg.seed)
+
+
+def build_reward(cfg: DictConfig, obs_spec: DictSpec) -> Reward:
+    """The reward source `reward.name` with `reward.params`, checked against the observations."""
+    try:
+        reward_cls = REWARDS.get(cfg.reward.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        params = OmegaConf.to_container(cfg.reward.params, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"reward={cfg.reward.name} needs {exc.full_key}: set it on the command "
+                          f"line, e.g. {exc.full_key}=...") from None
+    try:
+        reward = reward_cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"reward.params for {cfg.reward.name!r}: {exc}") from None
+    reward.check(obs_spec)
+    return reward
+
+
+def require_labels_source(cfg: DictConfig, reward: Reward, teleop: Teleop | None) -> None:
+    """A reward scored by a person's labels needs a teleop device to read them from."""
+    if reward.needs_labels and teleop is None:
+        raise ConfigError(f"reward={cfg.reward.name} scores episodes by a person's labels and "
+                          "this session has no teleop to read them from: add teleop=keyboard "
+                          "(y = success, n = failure)")
+
+
+def build_teleop(cfg: DictConfig, robot: Robot) -> Teleop | None:
+    """The teleop device `teleop=<name>` with `teleop.params` for `robot` (the unwrapped one,
+    which a scripted stand-in may plan from), or None where none is set."""
+    if cfg.get("teleop") is None:
+        return None
+    try:
+        device = TELEOPS.get(cfg.teleop.name)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        return device.for_robot(robot, cfg.seed, **OmegaConf.to_container(cfg.teleop.params))
+    except TypeError as exc:
+        raise ConfigError(f"teleop.params for {cfg.teleop.name!r}: {exc}") from None
+
+
+def build_buffer(
+    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float
+) -> ReplayBuffer:
+    """The run's own buffer, with the configured cache and sampler; n-step returns use the
+    learner's discount `gamma`."""
+    from buffer import CacheConfig, ReplayBuffer
+
+    b = cfg.buffer
+    cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
+    return ReplayBuffer(path, obs_spec, action_spec, sampler=build_sampler(cfg),
+                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
+
+
+def build_sampler(cfg: DictConfig) -> Sampler:
+    """The sampler `buffer.sampler` with `buffer.sampler_params`."""
+    from buffer import SAMPLERS
+
+    b = cfg.buffer
+    if b.sampler == "mixed" or "prior_fraction" in b.sampler_params:
+        raise ConfigError(f"buffer.sampler=mixed and its prior_fraction were removed: "
+                          f"{DEMO_FRACTION_ADVICE}")
+    try:
+        return SAMPLERS.get(b.sampler)(**OmegaConf.to_container(b.sampler_params))
+    except (RegistryError, TypeError) as exc:
+        raise ConfigError(f"buffer.sampler {b.sampler!r}: {exc}") from None
+
+
+def demo_fraction(algorithm: Any) -> float:
+    """The algorithm's share of demo-side rows per batch: algo.params.demo_fraction (0 without)."""
+    return float(getattr(algorithm.config, "demo_fraction", 0.0))
+
+
+def build_replay(cfg: DictConfig, buffer: ReplayBuffer, demos: ReplayBuffer | None,
+                 gamma: float, fraction: float) -> ReplayBuffer | DemoMix:
+    """What the learner samples from: the run's buffer, with `fraction` of each batch from the
+    demo side (the run's `demos` and the read-only `buffer.priors`) where the fraction is set."""
+    from buffer import DemoMix, ReplayBuffer
+
+    if fraction == 0.0:
+        if cfg.buffer.priors:
+            raise ConfigError(f"buffer.priors are the demo side of algo=rlpd, and "
+                              f"{DEMO_FRACTION_ADVICE}")
+        return buffer
+    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
+              for p in cfg.buffer.priors]
+    return DemoMix(buffer, [*([demos] if demos is not None else []), *priors], fraction)

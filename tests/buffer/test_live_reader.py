@@ -1,0 +1,77 @@
+"""A reader following a live writer in another process: `refresh` sees each new whole commit."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from buffer import ReplayBuffer
+from robot_rl.core import StorageError
+from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, check_batch, transition
+from tests.buffer.test_crash import check_committed, start_writer
+
+
+def same_as_a_fresh_open(reader: ReplayBuffer) -> None:
+    """What refreshes built up equals what opening the same commit from scratch reads."""
+    with ReplayBuffer.open_prior(reader.storage.path) as fresh:
+        assert fresh.storage.commit_no == reader.storage.commit_no
+        for name in ("reward", "episode_id", "step", "prev_row", "robot_id"):
+            np.testing.assert_array_equal(reader.index.col(name), fresh.index.col(name))
+        np.testing.assert_array_equal(reader.index.next_row.view, fresh.index.next_row.view)
+        np.testing.assert_array_equal(reader.index.tail_of.view >= 0,
+                                      fresh.index.tail_of.view >= 0)
+        for k, v in fresh.episode_table().items():
+            np.testing.assert_array_equal(reader.episode_table()[k], v)
+
+
+@pytest.mark.slow
+def test_a_reader_follows_a_writer_in_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "buf"
+    proc = start_writer(path, 3)
+    try:
+        reader = ReplayBuffer.open_prior(path)
+        seen, refreshes = [len(reader)], 0
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            if reader.refresh():
+                refreshes += 1
+            n = len(reader)
+            assert n == reader.commit_meta.get("rows", 0)  # one whole commit, never a torn one
+            assert n >= seen[-1] and len(reader.index) == n
+            seen.append(n)
+            if n:
+                check_batch(reader.sample(64, np.random.default_rng(refreshes)))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert refreshes >= 3 and seen[-1] > seen[0]  # it saw the writer's progress, commit by commit
+    reader.refresh()
+    assert check_committed(path, 0) == len(reader)
+    same_as_a_fresh_open(reader)
+    reader.close()
+
+
+def test_refresh_takes_in_new_episodes_and_only_readers_refresh(tmp_path: Path) -> None:
+    writer = ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False)
+    writer.append([transition(0, 0, s) for s in range(30)])  # an open episode, committed
+    writer.commit()
+    reader = ReplayBuffer.open_prior(tmp_path / "b")
+    assert len(reader) == 30 and reader.num_episodes == 0 and not reader.refresh()
+    writer.append([transition(0, 0, s, last=s == 39) for s in range(30, 40)])
+    writer.end_episode(True)
+    writer.append([transition(1, 1, s) for s in range(5)])
+    assert not reader.refresh()  # staged is not committed
+    writer.commit()
+    assert reader.refresh() and len(reader) == 45 and reader.num_episodes == 1
+    batch = reader.sample(500, np.random.default_rng(0))
+    check_batch(batch)  # next observations link across the two commits
+    assert (batch.obs["state"][:, 2] == 29).any()
+    same_as_a_fresh_open(reader)
+    with pytest.raises(StorageError, match="only a read-only buffer"):
+        writer.refresh()
+    reader.close()
+    writer.close()
