@@ -249,7 +249,7 @@ def main() -> int:
         target("commit cost, large / small buffer (flat)", commit_large / commit_small, 2.0,
                "<="),
     ]
-    return report("buffer", results, targets, args.json)
+    return report("buffer", results, targets, args.json, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -453,7 +453,7 @@ def main() -> int:
             targets.extend(part_targets)
     if args.plot is not None:
         plot(results, args.plot)
-    return report("learning", results, targets, args.json)
+    return report("learning", results, targets, args.json, quick=args.quick)
 
 
 if __name__ == "__main__":

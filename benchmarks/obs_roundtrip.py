@@ -218,7 +218,7 @@ def main() -> int:
         target("p99_ratio_to_echo_loopback", rows[0][6], 1.5, "<="),
         target("p99_ratio_to_echo_rtt50ms", rows[1][6], 1.5, "<="),
     ]
-    return report("obs_roundtrip", results, targets, args.json)
+    return report("obs_roundtrip", results, targets, args.json, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def main() -> int:
                               row["rtf_10hz_2cams"], 1.0, ">="))
     targets += [target(f"{r['arm']} {r['task']} expert success", r["success"], 0.9, ">=")
                 for r in success]
-    return report("sim_throughput", {"throughput": speed, "experts": success}, targets, args.json)
+    return report("sim_throughput", {"throughput": speed, "experts": success}, targets, args.json,
+                  quick=args.quick)
 
 
 if __name__ == "__main__":
