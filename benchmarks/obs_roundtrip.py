@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+import torch
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -110,6 +111,10 @@ def echo_handler(request_bytes: int, response_bytes: int
 def serve_cloud_side(request_bytes: int, response_bytes: int) -> None:
     """Gateway and echo; ports on stdout as one JSON line; serve until stdin closes, then print
     the gateway's stats and every inference time as one JSON line."""
+    # deployed, the edge and the cloud never share cores; here they share this machine's, so the
+    # policy keeps to one core (at real-time priority, a second torch thread spinning for work
+    # would hold off the gateway's own loop on the other)
+    torch.set_num_threads(1)
     policy = TimedPolicy(ServedPolicy(SAC(OBS_SPEC, ACTION_SPEC).policy, OBS_SPEC, ACTION_SPEC))
     gateway = GatewayThread(Gateway(
         BufferSink(Path(tempfile.mkdtemp(prefix="obs-roundtrip-")) / "buffer", OBS_SPEC,
@@ -130,6 +135,7 @@ def serve_cloud_side(request_bytes: int, response_bytes: int) -> None:
     gateway.stop()
     stats = gateway.gateway.stats
     print(json.dumps({"inline": gateway.gateway.inline_inference,
+                      "torch_threads": torch.get_num_threads(),
                       "actions_served": stats["actions_served"],
                       "transitions_committed": stats["committed"],
                       "inference_s": policy.seconds}), flush=True)
