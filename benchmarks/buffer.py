@@ -171,6 +171,7 @@ def ours_sample(path: Path, ratio: float, data_bytes: int, runs: int) -> dict[st
         loads = buf.cache.loads
         measured = sample_runs(draw, len(buf), runs)
         return {**measured, "fill_s": fill_s, "slots": buf.cache.n_slots,
+                "slots_kept_for_newest": buf.cache.recent,
                 "resident_share": buf.cache.capacity_rows / len(buf),
                 "chunks_rotated_in": buf.cache.loads - loads}
 

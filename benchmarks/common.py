@@ -22,7 +22,10 @@ OPS = {"<": lambda v, t: v < t, "<=": lambda v, t: v <= t,
        ">": lambda v, t: v > t, ">=": lambda v, t: v >= t}
 
 
-def machine(packages: Sequence[str] = ("numpy", "msgpack", "websockets", "torch")) -> dict:
+PACKAGES = ("numpy", "torch", "mujoco", "zarr", "msgpack", "websockets", "torchrl")
+
+
+def machine(packages: Sequence[str] = PACKAGES) -> dict:
     """Cores, memory and versions of the machine the numbers were measured on."""
     pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     versions = {}
