@@ -138,42 +138,58 @@ def ours_insert(path: Path, episodes: list[list[Transition]], cache_mb: int) -> 
     return sum(map(len, episodes)) / elapsed, commit_s
 
 
-def sample_runs(draw: Callable[[], np.ndarray], rows: int, runs: int) -> dict[str, float]:
-    """`runs` runs of BATCHES batches from `draw` (which returns a batch's row numbers): the
-    median rate in batches/s and the median share of the `rows` stored that a run drew."""
-    draw()
-    rates, coverage = [], []
-    for _ in range(runs):
-        seen = np.zeros(rows, bool)
-        t0 = time.perf_counter()
-        for _ in range(BATCHES):
-            seen[draw()] = True
-        rates.append(BATCHES / (time.perf_counter() - t0))
-        coverage.append(float(seen.mean()))
-    return {"batches_per_s": float(np.median(rates)), "coverage": float(np.median(coverage)),
-            "batches_per_run": BATCHES, "runs": runs}
+def sample_runs(draws: dict[str, Callable[[], np.ndarray]], rows: int, runs: int
+                ) -> dict[str, dict[str, float]]:
+    """`runs` runs of BATCHES batches from each `draw` (which returns a batch's row numbers), the
+    samplers taking turns run by run so that all see the same machine: per sampler, the median
+    rate in batches/s and the median share of the `rows` stored that a run drew."""
+    for draw in draws.values():
+        draw()
+    rates: dict[str, list[float]] = {name: [] for name in draws}
+    coverage: dict[str, list[float]] = {name: [] for name in draws}
+    for i in range(runs):
+        names = list(draws)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            seen = np.zeros(rows, bool)
+            t0 = time.perf_counter()
+            for _ in range(BATCHES):
+                seen[draws[name]()] = True
+            rates[name].append(BATCHES / (time.perf_counter() - t0))
+            coverage[name].append(float(seen.mean()))
+    return {name: {"batches_per_s": float(np.median(rates[name])),
+                   "coverage": float(np.median(coverage[name])), "batches_per_run": BATCHES,
+                   "runs": runs} for name in draws}
 
 
-def ours_sample(path: Path, ratio: float, data_bytes: int, runs: int) -> dict[str, Any]:
-    """Reopen with a cache of `ratio` x the data, fill it, then time runs of batches."""
+def open_ours(path: Path, ratio: float, data_bytes: int) -> tuple[ReplayBuffer, dict[str, Any]]:
+    """Our buffer reopened with a cache of `ratio` x the data and filled; how the cache is laid."""
     rpc = chunk_rows(heavy_step_specs(OBS, ACTION))
     chunks = int(np.ceil(ratio * data_bytes / (rpc * ROW_BYTES)))  # the cache holds whole chunks
-    with ReplayBuffer(path, cache=CacheConfig(max_transitions=chunks * rpc), fsync=False) as buf:
-        t0 = time.perf_counter()
-        buf.cache.fill()
-        fill_s = time.perf_counter() - t0
-        rng = np.random.default_rng(0)
+    buf = ReplayBuffer(path, cache=CacheConfig(max_transitions=chunks * rpc), fsync=False)
+    t0 = time.perf_counter()
+    buf.cache.fill()
+    return buf, {"fill_s": time.perf_counter() - t0, "slots": buf.cache.n_slots,
+                 "slots_kept_for_newest": buf.cache.recent,
+                 "resident_share": buf.cache.capacity_rows / len(buf)}
 
-        def draw() -> np.ndarray:
-            buf.sample(BATCH, rng)
-            return buf.last_rows
 
+def drawing(buf: ReplayBuffer, rng: np.random.Generator) -> Callable[[], np.ndarray]:
+    """A batch from `buf`; its row numbers."""
+
+    def draw() -> np.ndarray:
+        buf.sample(BATCH, rng)
+        return buf.last_rows
+
+    return draw
+
+
+def working_set(path: Path, ratio: float, data_bytes: int, runs: int) -> dict[str, Any]:
+    """Ours with a cache of `ratio` x the data: its rate and coverage while chunks rotate in."""
+    buf, facts = open_ours(path, ratio, data_bytes)
+    with buf:
         loads = buf.cache.loads
-        measured = sample_runs(draw, len(buf), runs)
-        return {**measured, "fill_s": fill_s, "slots": buf.cache.n_slots,
-                "slots_kept_for_newest": buf.cache.recent,
-                "resident_share": buf.cache.capacity_rows / len(buf),
-                "chunks_rotated_in": buf.cache.loads - loads}
+        measured = sample_runs({"ours": drawing(buf, np.random.default_rng(0))}, len(buf), runs)
+        return {**measured["ours"], **facts, "chunks_rotated_in": buf.cache.loads - loads}
 
 
 def crash_then_recover(path: Path, episodes: list[list[Transition]], spec: DictSpec) -> dict:
@@ -222,18 +238,25 @@ def main() -> int:
         for ep in episodes:
             ring.add_episode(ep)
         ring_insert = n / (time.perf_counter() - t0)
-        ring_sample = sample_runs(lambda: ring.sample(rng), n, runs)
         peer = torchrl_peer(n, root / "torchrl")
-        trl_insert, trl_sample = None, None
+        trl_insert = None
         if peer is not None:
             t0 = time.perf_counter()
             for ep in episodes:
                 peer[0](ep)
             trl_insert = n / (time.perf_counter() - t0)
-            trl_sample = sample_runs(peer[1], n, runs)
-        ring = peer = None  # free their memory before ours runs
         ours_rate, commits = ours_insert(root / "ours", episodes, cache_mb=data_bytes >> 20)
-        caches = {r: ours_sample(root / "ours", r, data_bytes, runs) for r in RATIOS}
+        full, full_facts = open_ours(root / "ours", 1.0, data_bytes)
+        with full:
+            draws = {"ring": lambda: ring.sample(rng), "ours_cache_1.0": drawing(full, rng)}
+            if peer is not None:
+                draws["torchrl"] = peer[1]
+            uniform = sample_runs(draws, n, runs)
+        ring = peer = None  # free their memory before the working sets load theirs
+        ring_sample, trl_sample = uniform["ring"], uniform.get("torchrl")
+        uniform["ours_cache_1.0"].update(full_facts)
+        caches = {1.0: uniform["ours_cache_1.0"],
+                  **{r: working_set(root / "ours", r, data_bytes, runs) for r in RATIOS[1:]}}
         disk = sum(f.stat().st_size for f in (root / "ours").rglob("*") if f.is_file())
         tenth = max(1, len(commits) // 10)
         commit_small = float(np.median(commits[:tenth]))
