@@ -12,7 +12,7 @@ export PYOPENGL_PLATFORM ?= egl
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	@touch $(STAMP)
 
 # Headless MuJoCo rendering needs an EGL library; install it where it is missing (root only).

@@ -1,9 +1,17 @@
 """Replay buffer: insert and sample throughput against a RAM ring and TorchRL's memmap buffer,
-cache coverage, commit (checkpoint) cost against buffer size, disk bytes per transition and
-recovery time after a crash.
+the share of the buffer a run of batches covers, commit (checkpoint) cost against buffer size,
+disk bytes per transition and recovery time after a crash.
 
-Two 128x128 cameras + a 7-D state, batches of 256 with next_obs. TorchRL is a peer installed for
-the benchmark only (`pip install torchrl` with the torch pin); without it its rows are skipped.
+Two 128x128 cameras + a 7-D state, batches of 256 with next_obs. Every sampler is timed on the
+same data over runs of `BATCHES` batches, and each run's coverage (distinct rows drawn / rows
+stored) is reported with its rate. Uniform samplers (the RAM ring, TorchRL, ours with the whole
+buffer cached) are compared with each other only at equal coverage. With a cache smaller than the
+data, ours samples uniformly from the rows resident in RAM while chunks rotate in from disk: that
+is its own mode (a working set, as RLinf-USER samples a recent window), reported with its coverage
+and never put against a uniform sampler.
+
+    PIP_CONSTRAINT=constraints.txt pip install -e '.[bench]'   # TorchRL, the peer
+    python -m benchmarks.buffer [--quick] [--json benchmarks/results/buffer.json]
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ OBS = DictSpec({"wrist": ArraySpec(CAM, "uint8"), "side": ArraySpec(CAM, "uint8"
 STATE_ONLY = DictSpec({"state": ArraySpec((7,), "float32")})
 ACTION = ArraySpec((7,), "float32")
 EP_LEN, BATCH = 100, 256
+BATCHES = 100  # batches per timed run; a run's coverage is over these
+RATIOS = (1.0, 0.5, 0.25)  # cache size / data size
+EQUAL_COVERAGE = 0.02  # uniform samplers are compared when their coverages differ less
 ROW_BYTES = sum(s.nbytes for s in OBS.fields.values()) + ACTION.nbytes
 
 
@@ -73,14 +84,18 @@ class RingBuffer:
             self.action[self.n], self.reward[self.n] = t.action, t.reward
             self.n += 1
 
-    def sample(self, rng: np.random.Generator) -> Any:
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Gather a batch (obs, next_obs, action, reward) into `last_batch`; its row numbers."""
         idx = rng.integers(0, self.n - 1, BATCH)
-        return ({k: v[idx] for k, v in self.obs.items()},
-                {k: v[idx + 1] for k, v in self.obs.items()}, self.action[idx], self.reward[idx])
+        self.last_batch = ({k: v[idx] for k, v in self.obs.items()},
+                           {k: v[idx + 1] for k, v in self.obs.items()}, self.action[idx],
+                           self.reward[idx])
+        return idx
 
 
 def torchrl_peer(capacity: int, scratch: Path) -> tuple[Callable, Callable] | None:
-    """TorchRL's ReplayBuffer over LazyMemmapStorage (next obs stored as TorchRL does)."""
+    """TorchRL's ReplayBuffer over LazyMemmapStorage (next obs stored as TorchRL does): an
+    `add(episode)` and a `draw()` returning the batch's row numbers; None if not installed."""
     try:
         import torch
         from tensordict import TensorDict
@@ -88,7 +103,7 @@ def torchrl_peer(capacity: int, scratch: Path) -> tuple[Callable, Callable] | No
         from torchrl.data import ReplayBuffer as TorchRLBuffer
     except ImportError:
         print("torchrl is not installed: skipping the TorchRL LazyMemmapStorage peer "
-              "(PIP_CONSTRAINT=constraints.txt pip install torchrl)")
+              "(PIP_CONSTRAINT=constraints.txt pip install -e '.[bench]')")
         return None
     rb = TorchRLBuffer(storage=LazyMemmapStorage(capacity, scratch_dir=str(scratch)),
                        batch_size=BATCH)
@@ -101,7 +116,10 @@ def torchrl_peer(capacity: int, scratch: Path) -> tuple[Callable, Callable] | No
                               "reward": torch.tensor([t.reward for t in ep])},
                              batch_size=[len(ep)]))
 
-    return add, lambda rng: rb.sample()
+    def draw() -> np.ndarray:
+        return rb.sample(return_info=True)[1]["index"].numpy()
+
+    return add, draw
 
 
 def ours_insert(path: Path, episodes: list[list[Transition]], cache_mb: int) -> tuple[float,
@@ -120,33 +138,58 @@ def ours_insert(path: Path, episodes: list[list[Transition]], cache_mb: int) -> 
     return sum(map(len, episodes)) / elapsed, commit_s
 
 
-def rate(fn: Callable[[], Any], seconds: float) -> float:
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        fn()
-        n += 1
-    return n / (time.perf_counter() - t0)
+def sample_runs(draws: dict[str, Callable[[], np.ndarray]], rows: int, runs: int
+                ) -> dict[str, dict[str, float]]:
+    """`runs` runs of BATCHES batches from each `draw` (which returns a batch's row numbers), the
+    samplers taking turns run by run so that all see the same machine: per sampler, the median
+    rate in batches/s and the median share of the `rows` stored that a run drew."""
+    for draw in draws.values():
+        draw()
+    rates: dict[str, list[float]] = {name: [] for name in draws}
+    coverage: dict[str, list[float]] = {name: [] for name in draws}
+    for i in range(runs):
+        names = list(draws)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            seen = np.zeros(rows, bool)
+            t0 = time.perf_counter()
+            for _ in range(BATCHES):
+                seen[draws[name]()] = True
+            rates[name].append(BATCHES / (time.perf_counter() - t0))
+            coverage[name].append(float(seen.mean()))
+    return {name: {"batches_per_s": float(np.median(rates[name])),
+                   "coverage": float(np.median(coverage[name])), "batches_per_run": BATCHES,
+                   "runs": runs} for name in draws}
 
 
-def ours_sample(path: Path, ratio: float, data_bytes: int, seconds: float,
-                coverage_batches: int) -> dict[str, float]:
-    """Reopen with a cache of `ratio` x the data, fill it, then sample; and coverage over time."""
+def open_ours(path: Path, ratio: float, data_bytes: int) -> tuple[ReplayBuffer, dict[str, Any]]:
+    """Our buffer reopened with a cache of `ratio` x the data and filled; how the cache is laid."""
     rpc = chunk_rows(heavy_step_specs(OBS, ACTION))
     chunks = int(np.ceil(ratio * data_bytes / (rpc * ROW_BYTES)))  # the cache holds whole chunks
-    cache = CacheConfig(max_transitions=chunks * rpc)
-    with ReplayBuffer(path, cache=cache, fsync=False) as buf:
-        t0 = time.perf_counter()
-        buf.cache.fill()
-        fill_s = time.perf_counter() - t0
-        rng = np.random.default_rng(0)
-        per_s = rate(lambda: buf.sample(BATCH, rng), seconds)
-        seen = np.zeros(len(buf), bool)
-        for _ in range(coverage_batches):
-            buf.sample(BATCH, rng)
-            seen[buf.last_rows] = True
-        return {"batches_per_s": per_s, "fill_s": fill_s, "slots": buf.cache.n_slots,
-                "coverage": float(seen.mean()), "loads": buf.cache.loads}
+    buf = ReplayBuffer(path, cache=CacheConfig(max_transitions=chunks * rpc), fsync=False)
+    t0 = time.perf_counter()
+    buf.cache.fill()
+    return buf, {"fill_s": time.perf_counter() - t0, "slots": buf.cache.n_slots,
+                 "slots_kept_for_newest": buf.cache.recent,
+                 "resident_share": buf.cache.capacity_rows / len(buf)}
+
+
+def drawing(buf: ReplayBuffer, rng: np.random.Generator) -> Callable[[], np.ndarray]:
+    """A batch from `buf`; its row numbers."""
+
+    def draw() -> np.ndarray:
+        buf.sample(BATCH, rng)
+        return buf.last_rows
+
+    return draw
+
+
+def working_set(path: Path, ratio: float, data_bytes: int, runs: int) -> dict[str, Any]:
+    """Ours with a cache of `ratio` x the data: its rate and coverage while chunks rotate in."""
+    buf, facts = open_ours(path, ratio, data_bytes)
+    with buf:
+        loads = buf.cache.loads
+        measured = sample_runs({"ours": drawing(buf, np.random.default_rng(0))}, len(buf), runs)
+        return {**measured["ours"], **facts, "chunks_rotated_in": buf.cache.loads - loads}
 
 
 def crash_then_recover(path: Path, episodes: list[list[Transition]], spec: DictSpec) -> dict:
@@ -169,16 +212,22 @@ def crash_then_recover(path: Path, episodes: list[list[Transition]], spec: DictS
     return {"transitions": rows, "recovery_s": seconds, "disk_bytes_per_transition": disk / rows}
 
 
+def uniform_ratio(ours: dict[str, Any], peer: dict[str, Any] | None) -> float | None:
+    """ours' rate / the peer's, if both were measured at equal coverage (else not comparable)."""
+    if peer is None or abs(ours["coverage"] - peer["coverage"]) > EQUAL_COVERAGE:
+        return None
+    return ours["batches_per_s"] / peer["batches_per_s"]
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     n = 2_000 if args.quick else 20_000
     n_recover_img = 2_000 if args.quick else 100_000
     n_recover_state = 20_000 if args.quick else 1_000_000
-    seconds = 1.0 if args.quick else 4.0
-    cover = 50 if args.quick else 400
+    runs = 1 if args.quick else 3
     root = Path(tempfile.mkdtemp(prefix="buffer-bench-"))
     try:
         episodes = make_episodes(n, OBS)
@@ -189,19 +238,25 @@ def main() -> int:
         for ep in episodes:
             ring.add_episode(ep)
         ring_insert = n / (time.perf_counter() - t0)
-        ring_sample = rate(lambda: ring.sample(rng), seconds)
         peer = torchrl_peer(n, root / "torchrl")
-        trl_insert = trl_sample = None
+        trl_insert = None
         if peer is not None:
             t0 = time.perf_counter()
             for ep in episodes:
                 peer[0](ep)
             trl_insert = n / (time.perf_counter() - t0)
-            trl_sample = rate(lambda: peer[1](rng), seconds)
-        ring = peer = None  # free their memory before ours runs
         ours_rate, commits = ours_insert(root / "ours", episodes, cache_mb=data_bytes >> 20)
-        caches = {r: ours_sample(root / "ours", r, data_bytes, seconds, cover)
-                  for r in (1.0, 0.25, 0.0)}
+        full, full_facts = open_ours(root / "ours", 1.0, data_bytes)
+        with full:
+            draws = {"ring": lambda: ring.sample(rng), "ours_cache_1.0": drawing(full, rng)}
+            if peer is not None:
+                draws["torchrl"] = peer[1]
+            uniform = sample_runs(draws, n, runs)
+        ring = peer = None  # free their memory before the working sets load theirs
+        ring_sample, trl_sample = uniform["ring"], uniform.get("torchrl")
+        uniform["ours_cache_1.0"].update(full_facts)
+        caches = {1.0: uniform["ours_cache_1.0"],
+                  **{r: working_set(root / "ours", r, data_bytes, runs) for r in RATIOS[1:]}}
         disk = sum(f.stat().st_size for f in (root / "ours").rglob("*") if f.is_file())
         tenth = max(1, len(commits) // 10)
         commit_small = float(np.median(commits[:tenth]))
@@ -215,15 +270,26 @@ def main() -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    rows = [["numpy ring (RAM limit)", ring_insert, ring_sample, 1.0, "-"],
-            ["torchrl LazyMemmapStorage", trl_insert or "n/a", trl_sample or "n/a",
-             (trl_sample / ring_sample) if trl_sample else "n/a", "-"],
-            *[[f"ours, cache ratio {r}", ours_rate if r == 1.0 else "-", c["batches_per_s"],
-               c["batches_per_s"] / ring_sample, f"{c['coverage']:.2f}"]
-              for r, c in caches.items()]]
-    print_table(["buffer", "insert/s", "batches/s", "x ring", f"seen in {cover} batches"], rows,
-                title=f"insert (transitions/s) and sample (batches of {BATCH} with next_obs), "
-                      f"{n} transitions, two 128x128 cameras")
+    def row(name: str, insert: float | None, sampled: dict[str, Any] | None) -> list[Any]:
+        if sampled is None:
+            return [name, "n/a", "n/a", "n/a", "n/a"]
+        return [name, "-" if insert is None else insert, sampled["batches_per_s"],
+                sampled["batches_per_s"] / ring_sample["batches_per_s"], sampled["coverage"]]
+
+    uniform = caches[1.0]
+    print_table(["uniform sampler", "insert/s", "batches/s", "x ring", f"coverage/{BATCHES}"],
+                [row("numpy ring (RAM limit)", ring_insert, ring_sample),
+                 row("torchrl LazyMemmapStorage", trl_insert, trl_sample),
+                 row("ours, cache 1.0", ours_rate, uniform)],
+                title=f"uniform over all {n} transitions (two 128x128 cameras): insert "
+                      f"(transitions/s) and sample (batches of {BATCH} with next_obs)")
+    print_table(["working set", "resident", "batches/s", "x ring", f"coverage/{BATCHES}",
+                 "chunks in"],
+                [[f"ours, cache {r}", caches[r]["resident_share"], caches[r]["batches_per_s"],
+                  caches[r]["batches_per_s"] / ring_sample["batches_per_s"],
+                  caches[r]["coverage"], caches[r]["chunks_rotated_in"]] for r in RATIOS[1:]],
+                title="ours with a cache smaller than the data: uniform over the resident rows, "
+                      "chunks rotating in (not a uniform sampler: compare coverage, not speed)")
     print_table(["buffer size", "commit ms"],
                 [[f"first {tenth * EP_LEN} steps", 1e3 * commit_small],
                  [f"last {tenth * EP_LEN} of {n}", 1e3 * commit_large]],
@@ -234,22 +300,27 @@ def main() -> int:
                  ["state only", rec_state["transitions"],
                   rec_state["disk_bytes_per_transition"], rec_state["recovery_s"]]],
                 title="disk and recovery after a crash")
-    results = {"transitions": n, "ring": {"insert_per_s": ring_insert, "batches_per_s":
-                                          ring_sample},
-               "torchrl": {"insert_per_s": trl_insert, "batches_per_s": trl_sample},
-               "ours": {"insert_per_s": ours_rate, "disk_bytes_per_transition": disk / n,
-                        **{f"cache_{r}": c for r, c in caches.items()}},
-               "commit_ms": {"small": 1e3 * commit_small, "large": 1e3 * commit_large},
-               "recovery": {"images": rec_img, "state_only": rec_state}}
+    results = {
+        "transitions": n, "batch": BATCH,
+        "uniform": {"ring": {"insert_per_s": ring_insert, **ring_sample},
+                    "torchrl": trl_sample and {"insert_per_s": trl_insert, **trl_sample},
+                    "ours_cache_1.0": {"insert_per_s": ours_rate, **uniform}},
+        "working_set": {f"ours_cache_{r}": caches[r] for r in RATIOS[1:]},
+        "disk_bytes_per_transition": disk / n,
+        "commit_ms": {"small": 1e3 * commit_small, "large": 1e3 * commit_large},
+        "recovery": {"images": rec_img, "state_only": rec_state}}
+    if trl_sample is None:
+        results["uniform"]["torchrl"] = {"skipped": "torchrl is not installed: "
+                                         "pip install -e '.[bench]'"}
     targets = [
-        target("cache 1.0 sample rate / RAM ring", caches[1.0]["batches_per_s"] / ring_sample,
-               0.8, ">="),
-        target("cache 0.25 sample rate / TorchRL memmap",
-               caches[0.25]["batches_per_s"] / trl_sample if trl_sample else None, 1.0, ">="),
+        target("cache 1.0 sample rate / RAM ring (equal coverage)",
+               uniform_ratio(uniform, ring_sample), 0.8, ">="),
+        target("cache 1.0 sample rate / TorchRL memmap (equal coverage)",
+               uniform_ratio(uniform, trl_sample), 1.0, ">="),
         target("commit cost, large / small buffer (flat)", commit_large / commit_small, 2.0,
                "<="),
     ]
-    return report("buffer", results, targets, args.json)
+    return report("buffer", results, targets, args.json, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Sim throughput: control steps/s of each arm with and without cameras, render fps, and the
 overhead against a bare `mujoco.mj_step` loop on the same model in the same run; plus the
-scripted experts' success rates.
+scripted experts' success rates. Targets: 1x real time at 10 Hz without cameras, 10x with two
+128 px cameras (a learner can then be fed faster than a real arm), experts >= 0.9 on every task.
 
-    python -m benchmarks.sim_throughput [--quick] [--json out.json]
+    python -m benchmarks.sim_throughput [--quick] [--json benchmarks/results/sim_throughput.json]
 """
 
 from __future__ import annotations
@@ -107,10 +108,11 @@ def main() -> int:
         targets.append(target(f"{row['arm']} real-time factor at 10 Hz", row["rtf_10hz"],
                               1.0, ">="))
         targets.append(target(f"{row['arm']} real-time factor at 10 Hz with 2 cameras",
-                              row["rtf_10hz_2cams"], 1.0, ">="))
+                              row["rtf_10hz_2cams"], 10.0, ">="))
     targets += [target(f"{r['arm']} {r['task']} expert success", r["success"], 0.9, ">=")
                 for r in success]
-    return report("sim_throughput", {"throughput": speed, "experts": success}, targets, args.json)
+    return report("sim_throughput", {"throughput": speed, "experts": success}, targets, args.json,
+                  quick=args.quick)
 
 
 if __name__ == "__main__":

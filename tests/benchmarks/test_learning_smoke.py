@@ -1,6 +1,5 @@
 """`benchmarks.learning --quick` end to end: real sessions, the scripted teleop, the JSON."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,14 +9,8 @@ import pytest
 
 
 @pytest.mark.slow
-def test_quick_learning_benchmark_runs_sessions_and_writes_its_json(tmp_path) -> None:
-    out = tmp_path / "learning.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.learning", "--quick", "--seeds", "1",
-         "--parts", "pick_cube,throughput", "--json", str(out)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "MUJOCO_GL": "egl"})
-    assert result.returncode in (0, 1), result.stderr  # 1: a quick run misses the targets
-    payload = json.loads(out.read_text())
+def test_quick_learning_benchmark_runs_sessions_and_writes_its_json(run_quick) -> None:
+    payload, _ = run_quick("learning", "--seeds", "1", "--parts", "pick_cube,throughput")
     pick = payload["results"]["pick_cube_rlpd_vs_sac"]
     assert pick["rlpd"]["interventions"] == [100]  # teleop=scripted spent its whole budget
     assert pick["sac"]["interventions"] == [0]

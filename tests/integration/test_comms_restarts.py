@@ -91,7 +91,7 @@ def test_sigkilled_gateway_restarts_and_nothing_is_lost_or_doubled(tmp_path: Pat
         spool.close()
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(10)
-    buffer = ReplayBuffer(tmp_path / "run" / "buffer", obs_spec, action_spec)
+    buffer = ReplayBuffer(tmp_path / "run" / "buffer", readonly=True)
     wall = buffer.storage.read_steps()["timestamp"]
     np.testing.assert_array_equal(wall, np.arange(produced, dtype=np.float64))
     assert buffer.commit_meta["streams"]["sim0"] == produced - 1
@@ -129,7 +129,7 @@ def test_sigkilled_edge_restarts_and_nothing_is_lost_or_doubled(tmp_path: Path) 
     spool = Spool(tmp_path / "spool" / "transitions.spool")
     produced = spool.next_seq("sim0")
     spool.close()
-    buffer = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+    buffer = ReplayBuffer(tmp_path / "buffer", readonly=True)
     assert len(buffer) == produced and buffer.commit_meta["streams"]["sim0"] == produced - 1
     episode_ids = buffer.storage.read_steps()["episode_id"]
     table = buffer.episode_table()

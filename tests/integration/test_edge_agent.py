@@ -66,7 +66,7 @@ def test_remote_policy_estop_from_the_gateway_and_hold_when_the_link_dies(tmp_pa
         runner.join(60)
     assert not runner.is_alive()
     assert agent.stats["held_deadline"] >= 1  # steps without a policy were held, not guessed
-    versions = ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec).storage.read_steps()[
+    versions = ReplayBuffer(tmp_path / "buffer", readonly=True).storage.read_steps()[
         "policy_version"]
     assert len(versions) > 5 and set(versions.tolist()) == {3}
 
@@ -87,7 +87,7 @@ def serve_sim(tmp_path: Path, inference: object, *args: str) -> ReplayBuffer:
     finally:
         gw.stop()
     assert code == 0
-    return ReplayBuffer(tmp_path / "buffer", obs_spec, action_spec)
+    return ReplayBuffer(tmp_path / "buffer", readonly=True)
 
 
 def test_sim_server_is_a_sim_arm_served_to_a_gateway_like_a_real_one(tmp_path: Path) -> None:

@@ -33,11 +33,11 @@ def record_raw_demos(session: Session, episodes: int) -> int:
     """Scripted pick-cube demos with raw camera frames into <run>/demos; returns their steps."""
     robot, arm = session.robot, session.arm
     robot.connect()
-    demos = ReplayBuffer(session.run.demos, robot.observation_spec, robot.action_spec)
     expert = EXPERTS.get("pick_cube")(arm, seed=0)
-    for e in range(episodes):
-        demos.add_episode(record_episode(arm, robot, expert, -1 - e, session.cfg))
-    return len(demos)
+    with ReplayBuffer(session.run.demos, robot.observation_spec, robot.action_spec) as demos:
+        for e in range(episodes):
+            demos.add_episode(record_episode(arm, robot, expert, -1 - e, session.cfg))
+        return len(demos)
 
 
 @pytest.mark.slow

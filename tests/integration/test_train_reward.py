@@ -46,6 +46,7 @@ def record_reach_run(root, episodes: int) -> RunDir:
             buffer.add_episode(ep)
     finally:
         robot.disconnect()
+        buffer.close()
     return run
 
 
