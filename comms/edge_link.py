@@ -98,6 +98,7 @@ class EdgeLink:
         self.stats: Counter[str] = Counter()
         self.fatal_error: CommsError | None = None
         self._connected = False
+        self._errors_said: set[str] = set()  # error codes the gateway sent on this connection
         self._ids = itertools.count()
         self._requests: PendingRequests[ActionResponse] = PendingRequests()
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
@@ -303,6 +304,7 @@ class EdgeLink:
                 await asyncio.to_thread(self.spool.ack, stream, last)
         inbound.serve(self._on_message)  # from now on each message is handled as it arrives
         self._ws, self._connected = ws, True
+        self._errors_said.clear()
         self.stats["connects"] += 1
         log.info("edge link %s: connected to %s", self.edge_id, self.url)
         tasks = [asyncio.create_task(t) for t in (
@@ -389,4 +391,10 @@ class EdgeLink:
             self._callback(self.on_control, control)
 
     def _on_error(self, error: Error) -> None:
-        log.warning("edge link %s: gateway reports %s: %s", self.edge_id, error.code, error.reason)
+        """Each kind of error once per connection (a gateway with no policy answers every
+        request with one); the rest are counted."""
+        self.stats[f"errors_{error.code}"] += 1
+        if error.code not in self._errors_said:
+            self._errors_said.add(error.code)
+            log.warning("edge link %s: gateway reports %s: %s (said once per connection)",
+                        self.edge_id, error.code, error.reason)

@@ -60,7 +60,7 @@ class EdgeCommand(Command):
             policy=args.policy, deadline=args.deadline_ms / 1000.0, episodes=args.episodes,
             pace=not args.no_pace, ssl_context=client_tls(args.gateway, args.cafile),
         )
-        agent = EdgeAgent(cfg, token, options)
+        agent = EdgeAgent(cfg, token, options, say=lambda line: print(line, flush=True))
         stats = agent.run()
         acked = agent.link.stats
         print(f"edge {cfg.robot.id}: {stats['episodes']} episodes, {stats['steps']} steps; "

@@ -88,9 +88,7 @@ class Train(Command):
             print(f"{'resuming' if resumed else 'starting'} run in {run.root}", flush=True)
             try:
                 session.run_until_budget()
-            except KeyboardInterrupt:
-                if getattr(session, "buffer", None) is not None:
-                    session.checkpoint()
+            except KeyboardInterrupt:  # the session checkpointed on its way out
                 print(f"\ninterrupted: the buffer keeps every ended episode and the learner is "
                       f"checkpointed; resume with\n  {resume_command(run)}", flush=True)
                 return 130

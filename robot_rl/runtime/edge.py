@@ -16,6 +16,7 @@ import logging
 import time
 from abc import abstractmethod
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from comms.edge_link import EdgeLink
 from comms.messages import Control, spec_digest
 from comms.spool import Spool
 from hal import task_outcomes
-from robot_rl.core import ConfigError, DictSpec, Observation, Registry
+from robot_rl.core import ConfigError, DictSpec, Observation, Registry, Source
 from robot_rl.core.durable import write_file_atomic
 from robot_rl.runtime.actor import ActionSource, Actor, ActorConfig, PolicySource
 from robot_rl.runtime.build import (
@@ -115,8 +116,10 @@ class EdgeOptions:
 class EdgeAgent:
     """Runs episodes on one robot and streams each transition, durably, to the gateway."""
 
-    def __init__(self, cfg: DictConfig, token: bytes, options: EdgeOptions) -> None:
-        self.cfg, self.options = cfg, options
+    def __init__(self, cfg: DictConfig, token: bytes, options: EdgeOptions,
+                 say: Callable[[str], None] = lambda line: None) -> None:
+        self.cfg, self.options, self.say = cfg, options, say
+        self._link_up: bool | None = None  # what was last said of the link
         self.arm, self.robot = build_robot(cfg)
         raw_spec = self.arm.observation_spec
         self.observer = edge_observer(cfg, raw_spec)
@@ -198,6 +201,7 @@ class EdgeAgent:
         self.robot.connect()
         try:
             await self._wait_connected(self.options.connect_wait)
+            self._say_link()
             done = 0
             while self.options.episodes is None or done < self.options.episodes:
                 await self._episode()
@@ -235,6 +239,7 @@ class EdgeAgent:
         episode_id = self._next_episode_id()
         left_open = self.spool.episode_open(self.stream)  # a crash interrupted the last episode
         await self._wait_released()
+        ret, steps, held = 0.0, 0, 0
         async for transition in self.actor.episode(self.source, episode_id):
             ends = {0: self.actor.success} if transition.done else None
             # durable on return; the disk write runs off the loop so heartbeats keep flowing
@@ -242,7 +247,27 @@ class EdgeAgent:
                                     False if left_open else None)
             left_open = False
             self.stats["steps"] += 1
+            ret, steps = ret + transition.reward, steps + 1
+            held += transition.source is Source.HOLD
+            self._say_link()
         self.stats["episodes"] += 1
+        self.say(f"edge {self.stream}: episode {episode_id}: return {ret:.2f}, "
+                 f"{'success' if self.actor.success else 'no success'}, {steps} steps, {held} "
+                 f"held; {self.spool.pending_count()} transitions not yet acked")
+
+    def _say_link(self) -> None:
+        """A line when the link comes up or goes down (checked between steps: no callback)."""
+        up = self.link.connected
+        if up == self._link_up:
+            return
+        if up:
+            self.say(f"edge {self.stream}: connected to {self.options.gateway_url}")
+        elif self._link_up:
+            what = ("holding the robot until it returns" if self.options.policy == "remote" else
+                    "acting on the last weights it has")
+            self.say(f"edge {self.stream}: link to the gateway down, {what}; every step waits "
+                     "in the spool and is sent when it returns")
+        self._link_up = up
 
 
 def edge_observer(cfg: DictConfig, raw_spec: DictSpec) -> FeatureObserver | None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from buffer import ReplayBuffer
 from hal import Teleop, task_outcomes
@@ -40,6 +41,7 @@ from robot_rl.runtime.learner import Learner
 from robot_rl.runtime.run_dir import RunDir
 
 log = logging.getLogger(__name__)
+PLAIN_REPORT_S = 10.0  # without a terminal: a progress line this often
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Session:
         self.counters.policy_version = int(c["policy_version"])
         self.algo.policy.version = self.counters.policy_version
         self._last_ckpt_step = int(c["env_steps"])
+        self.robot.events.update(state.get("safety", {}))  # the safety/* counts go on, not from 0
         log.info("resumed from checkpoint at %d env steps (%d stored)", c["env_steps"],
                  len(self.buffer))
 
@@ -95,6 +98,7 @@ class Session:
             "numpy_rng": self.rng.bit_generator.state,
             "counters": vars(self.counters).copy(),
             "buffer_commit": {"steps": len(self.buffer), "episodes": self.buffer.num_episodes},
+            "safety": dict(self.robot.events),
         }
         save_checkpoint(self.run.checkpoints, self.counters.env_steps, state,
                         keep=self.cfg.run.keep_checkpoints)
@@ -206,19 +210,21 @@ class Session:
         source = PolicySource(self.algo.policy, self.robot.action_spec, self.rng,
                               exploring=lambda: len(self.buffer) < self.cfg.learner.warmup_steps)
         writer = SummaryWriter(str(self.run.tensorboard))
-        bar = tqdm(total=budget, initial=min(self.counters.env_steps, budget), unit="step",
+        bar = tqdm(total=budget, initial=min(self.counters.env_steps, budget), unit=" steps",
                    disable=not sys.stderr.isatty(), dynamic_ncols=True)
         t0, u0 = time.monotonic(), self.counters.updates
+        said = t0
         try:
             while self.counters.env_steps < budget:
-                before = self.counters.env_steps
-                episode = self._run_episode(actor, source, learner, writer)
-                bar.update(self.counters.env_steps - before)
+                with logging_redirect_tqdm():  # warnings print above the bar, not through it
+                    episode = self._run_episode(actor, source, learner, writer)
+                bar.update(min(self.counters.env_steps, budget) - bar.n)
                 ups = (self.counters.updates - u0) / max(time.monotonic() - t0, 1e-6)
                 stats = {"ep": self.counters.episodes, "ret": f"{episode.total_reward:.2f}",
                          "succ20": f"{self.success_rate_last_20():.2f}", "upd/s": f"{ups:.0f}"}
                 bar.set_postfix(stats)
-                if bar.disable and self.counters.episodes % 20 == 0:
+                if bar.disable and time.monotonic() - said >= PLAIN_REPORT_S:  # not a terminal
+                    said = time.monotonic()
                     print(f"steps {self.counters.env_steps}/{budget} " +
                           " ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
                 if self.robot.estopped:
@@ -230,6 +236,9 @@ class Session:
                 if self.counters.env_steps - self._last_ckpt_step >= self.cfg.run.checkpoint_every:
                     self.checkpoint()
             self.checkpoint()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the learner's progress is kept too
+            self.checkpoint()
+            raise
         finally:
             bar.close()
             writer.close()

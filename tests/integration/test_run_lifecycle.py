@@ -154,6 +154,9 @@ def test_train_on_a_run_a_gateway_writes_is_refused_and_every_edge_episode_stays
                    "task.max_steps=10")
         assert edge.returncode == 0, edge.stderr
         assert "unacked in spool: 0" in edge.stdout
+        assert f"edge sim0: connected to {url}" in edge.stdout  # what happens, as it happens
+        assert sum("edge sim0: episode " in ln and " steps, " in ln
+                   for ln in edge.stdout.splitlines()) == 3
         refused = cli("train", f"run.dir={run}", timeout=120)
         assert refused.returncode == 2 and f"pid {gateway.pid}" in refused.stderr
         assert "gateway" in refused.stderr  # the holder's command line is named
