@@ -84,7 +84,7 @@ class SafeRobot(Robot):
         for name, bound in (("joint_low", lim.joint_low), ("joint_high", lim.joint_high)):
             if bound is not None and (len(bound),) != spec[lim.joint_key].shape:
                 raise ConfigError(f"safety.{name} has {len(bound)} values; {self.robot_id} has "
-                                  f"{spec[lim.joint_key].shape[0]} joints")
+                                  f"{spec[lim.joint_key].shape[0]} joints: give one per joint")
 
     # -- pass-through ------------------------------------------------------------------------
     def connect(self) -> None:

@@ -57,6 +57,10 @@ class SafetyConfig:
     workspace_low: list[float] = field(default_factory=lambda: [0.0, -0.45, 0.01])
     workspace_high: list[float] = field(default_factory=lambda: [0.55, 0.45, 0.5])
     max_delta: float = 1.0
+    max_speed: float | None = None  # end-effector m/s (null: only the per-step limit)
+    joint_low: list[float] | None = None  # joint position limits, where the robot reports joints
+    joint_high: list[float] | None = None
+    max_joint_velocity: float | None = None  # rad/s
 
 
 @dataclass

@@ -59,6 +59,10 @@ def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
         workspace_high=tuple(cfg.safety.workspace_high),
         max_delta=cfg.safety.max_delta,
         translation_scale=cfg.robot.translation_scale,
+        max_speed=cfg.safety.max_speed, control_hz=float(cfg.robot.control_hz),
+        joint_low=None if cfg.safety.joint_low is None else tuple(cfg.safety.joint_low),
+        joint_high=None if cfg.safety.joint_high is None else tuple(cfg.safety.joint_high),
+        max_joint_velocity=cfg.safety.max_joint_velocity,
     )
     return arm, SafeRobot(arm, limits)
 
