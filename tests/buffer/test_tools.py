@@ -114,6 +114,26 @@ def test_replay_renders_recorded_camera_with_overlay_and_plots(tmp_path: Path) -
     assert main(["replay", str(run.root), "--episode", "7"]) == 2
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--out", "{tmp}/nodir/x.mp4"], "the folder {tmp}/nodir does not exist"),
+    (["--out", "{tmp}/x.txt"], "the video must end in .mp4 or .gif"),
+    (["--camera", "top"], "--camera top: not recorded in this run (recorded: cam)"),
+])
+def test_replay_refuses_what_it_cannot_do_in_one_line_before_rendering(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+        expected: str) -> None:
+    from robot_rl.config import compose_session
+    from robot_rl.runtime.run_dir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.save_config(compose_session([]))
+    make_buffer(run.buffer)
+    assert main(["replay", str(run.root), *[a.format(tmp=tmp_path) for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert expected.format(tmp=tmp_path) in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("**/*.mp4")) and not list(tmp_path.glob("**/*.png"))
+
+
 def imageio_frames(path: Path) -> list[np.ndarray]:
     import imageio.v2 as imageio
 

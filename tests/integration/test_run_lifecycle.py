@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from buffer import ZarrStorage
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["learner.warmup_steps=60", "learner.batch_size=32", "algo.params.hidden=[32,32]"]
 
@@ -164,6 +166,7 @@ def test_train_on_a_run_a_gateway_writes_is_refused_and_every_edge_episode_stays
         gateway.send_signal(signal.SIGINT)
         gateway.communicate(timeout=30)
     assert verified_episodes(run) == 3
+    assert ZarrStorage.open_existing(run / "buffer").tasks == ["reach"]  # as configured
 
 
 def test_a_gateway_on_a_port_in_use_says_so_and_creates_nothing(tmp_path: Path) -> None:
