@@ -144,9 +144,9 @@ def record_demos(session: Session, episodes: int) -> None:
     robot, arm, cfg = session.robot, session.arm, session.cfg
     expert = EXPERTS.get(cfg.task.name)(arm, seed=cfg.seed)
     robot.connect()
-    demos = ReplayBuffer(session.run.demos, robot.observation_spec, robot.action_spec)
-    for e in range(episodes):
-        demos.add_episode(record_episode(arm, robot, expert, -1 - e, cfg))
+    with ReplayBuffer(session.run.demos, robot.observation_spec, robot.action_spec) as demos:
+        for e in range(episodes):  # closed after: the session is the next writer
+            demos.add_episode(record_episode(arm, robot, expert, -1 - e, cfg))
 
 
 def scripted_teleop(budget: int) -> list[str]:

@@ -70,6 +70,7 @@ class RecordDemos(Command):
         record, who, teleop = self._demonstrator(cfg, arm, robot, own["skill"], own["miss"])
         path = run.demos if own["into"] == "demos" else run.buffer
         wins = recorded = 0
+        buffer: ReplayBuffer | None = None
         try:
             lock.acquire()
             if not run.exists:
@@ -89,6 +90,8 @@ class RecordDemos(Command):
             if teleop is not None:
                 teleop.close()
             robot.disconnect()
+            if buffer is not None:
+                buffer.close()  # its writer lock too: the next writer may be this process
             lock.release()
         print(f"recorded {recorded} {cfg.task.name} demos ({who}): {wins} successful; {path} now "
               f"holds {buffer.num_episodes} episodes, {len(buffer)} steps")

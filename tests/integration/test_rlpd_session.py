@@ -49,11 +49,11 @@ def new_session(tmp_path, env_steps: int, *overrides: str) -> Session:
 def test_rlpd_session_mixes_demo_side_into_every_batch(tmp_path) -> None:
     session = new_session(tmp_path, env_steps=120)
     session.robot.connect()
-    demos = ReplayBuffer(session.run.demos, session.robot.observation_spec,
-                         session.robot.action_spec)
-    for i in range(3):
-        demos.add_episode(scripted_reach_demo(session, i))
-    demo_steps = len(demos)
+    with ReplayBuffer(session.run.demos, session.robot.observation_spec,
+                      session.robot.action_spec) as demos:  # closed: one writer at a time
+        for i in range(3):
+            demos.add_episode(scripted_reach_demo(session, i))
+        demo_steps = len(demos)
     counters = session.run_until_budget()
     assert counters.updates > 0
     assert len(session.demos) == demo_steps  # no takeovers in this run: demo side unchanged
