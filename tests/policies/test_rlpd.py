@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from policies import ALGORITHMS, RLPD, RLPDConfig
-from policies.rlpd import batch_split, intervention_rate
+from policies.rlpd import intervention_rate
 from robot_rl.core import (
     ArraySpec,
     Batch,
@@ -19,6 +19,7 @@ from robot_rl.core import (
     Source,
     SpecError,
     Transition,
+    batch_split,
     is_demo_side,
 )
 
