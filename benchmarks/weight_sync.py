@@ -501,7 +501,7 @@ def main() -> int:
         f"patch_vs_full_bytes_one_layer_of_ten_{big}",
         results[f"{big}/patch/1robots/direct"]["wire_bytes_per_robot"]
         / results[f"{big}/full/1robots/direct"]["wire_bytes_per_robot"], 0.10, "<="))
-    return report("weight_sync", results, targets, args.json)
+    return report("weight_sync", results, targets, args.json, quick=args.quick)
 
 
 if __name__ == "__main__":

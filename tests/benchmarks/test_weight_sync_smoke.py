@@ -1,18 +1,12 @@
 """`benchmarks.weight_sync --quick` end to end: sender, relay and robot processes, both baselines,
 the SAC patch ratio, and its JSON."""
 
-import json
-import subprocess
-import sys
+from tests.benchmarks.conftest import QuickRun
 
 
-def test_quick_weight_sync_benchmark_runs_every_case_and_writes_its_json(tmp_path) -> None:
-    out = tmp_path / "weight_sync.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.weight_sync", "--quick", "--json", str(out)],
-        capture_output=True, text=True, timeout=600)
-    assert result.returncode in (0, 1), result.stderr  # 1: a target missed on a busy machine
-    payload = json.loads(out.read_text())
+def test_quick_weight_sync_benchmark_runs_every_case_and_writes_its_json(
+        run_quick: QuickRun) -> None:
+    payload, stdout = run_quick("weight_sync")
     results = payload["results"]
     for size, nbytes in (("2MB", 2_000_000), ("8MB", 8_000_000)):
         assert results[f"{size}/raw_tcp"]["bytes"] == nbytes
@@ -32,4 +26,4 @@ def test_quick_weight_sync_benchmark_runs_every_case_and_writes_its_json(tmp_pat
     targets = {t["name"]: t for t in payload["targets"]}
     assert targets["relay_upstream_transfers_for_4_robots"]["met"]
     assert targets["patch_vs_full_bytes_one_layer_of_ten_8MB"]["value"] == 0.1
-    assert "upstream transfers" in result.stdout
+    assert "upstream transfers" in stdout
