@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -58,7 +59,10 @@ def check_buffer_layout(run: RunDir, obs_spec: DictSpec, action_spec: object) ->
 
 
 def resume_command(run: RunDir) -> str:
-    return f"robot-rl train run.dir={run.root}"
+    """The command that resumes `run`, spelled as this one was started (`.venv/bin/robot-rl`
+    under make demo)."""
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "robot-rl" else "robot-rl"
+    return f"{prog} train run.dir={run.root}"
 
 
 @COMMANDS.register("train")
