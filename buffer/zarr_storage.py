@@ -54,6 +54,25 @@ def _info_specs() -> dict[str, ArraySpec]:
     return {k: ArraySpec((), d) for k, d in STEP_META.items()}
 
 
+def open_header(path: Path, readonly: bool = True) -> tuple[zarr.Group, Header]:
+    """A buffer's Zarr group and header, nothing else read; a damaged zarr.json is one
+    StorageError line."""
+    try:
+        group = zarr.open_group(str(path), mode="r" if readonly else "a")
+        attrs = dict(group.attrs)
+    except Exception as exc:  # zarr raises JSON, Unicode and its own errors alike
+        raise StorageError(f"{path}/zarr.json: the buffer header is damaged "
+                           f"({type(exc).__name__}: {str(exc)[:80]}); restore it from a "
+                           "backup or from a run recorded with the same robot and task") from None
+    return group, Header.from_attrs(str(path), attrs)
+
+
+def stored_specs(path: Path) -> tuple[DictSpec, ArraySpec]:
+    """The observation and action specs a buffer was created with, from its header alone."""
+    header = open_header(Path(path))[1]
+    return header.obs_spec, header.action_spec
+
+
 class ZarrStorage(Storage):
     """The tables `steps` (obs, action), `step_info`, `episodes` and `tails` plus the commit."""
 
@@ -116,16 +135,7 @@ class ZarrStorage(Storage):
 
     # -- layout ----------------------------------------------------------------------------------
     def _open_header(self) -> tuple[zarr.Group, Header]:
-        """The Zarr group and its header; a damaged zarr.json is one StorageError line."""
-        try:
-            group = zarr.open_group(str(self.path), mode="r" if self.readonly else "a")
-            attrs = dict(group.attrs)
-        except Exception as exc:  # zarr raises JSON, Unicode and its own errors alike
-            raise StorageError(f"{self.path}/zarr.json: the buffer header is damaged "
-                               f"({type(exc).__name__}: {str(exc)[:80]}); restore it from a "
-                               "backup or from a run recorded with the same robot and task"
-                               ) from None
-        return group, Header.from_attrs(str(self.path), attrs)
+        return open_header(self.path, self.readonly)
 
     def _tables(self, group: zarr.Group) -> dict[str, ChunkedTable]:
         heavy = heavy_step_specs(self.obs_spec, self.action_spec)

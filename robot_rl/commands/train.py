@@ -42,15 +42,15 @@ def check_buffer_layout(run: RunDir, obs_spec: DictSpec, action_spec: object) ->
     observations and actions its buffer holds (say, robot.cameras changed)."""
     if not run.buffer.exists():
         return
-    from buffer import ZarrStorage
+    from buffer.zarr_storage import stored_specs
 
     try:
-        stored = ZarrStorage.open_existing(run.buffer)
+        stored_obs, stored_action = stored_specs(run.buffer)
     except StorageError:
         return  # a damaged buffer is reported, with what to do, when the session opens it
-    if stored.obs_spec != obs_spec or stored.action_spec != action_spec:
-        ours, theirs = set(obs_spec), set(stored.obs_spec)
-        differ = sorted(k for k in ours & theirs if obs_spec[k] != stored.obs_spec[k])
+    if stored_obs != obs_spec or stored_action != action_spec:
+        ours, theirs = set(obs_spec), set(stored_obs)
+        differ = sorted(k for k in ours & theirs if obs_spec[k] != stored_obs[k])
         raise ConfigError(
             f"{run.root}'s buffer holds other observations than this config gives (only in the "
             f"buffer: {sorted(theirs - ours)}, only in the config: {sorted(ours - theirs)}, "

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 from omegaconf import DictConfig
 
-from buffer import ZarrStorage
+from buffer.zarr_storage import stored_specs
 from comms.edge_keys import EdgeKeys
 from comms.gateway import Gateway
 from comms.messages import spec_digest
@@ -44,8 +44,7 @@ def run_specs(cfg: DictConfig, run: RunDir) -> tuple[DictSpec, ArraySpec]:
     """The specs edges must speak: those in the header of the run's buffer; for a run with no
     buffer yet, those of the robot (and frozen features) that the config describes."""
     if run.buffer.exists():
-        storage = ZarrStorage.open_existing(run.buffer)
-        return storage.obs_spec, storage.action_spec
+        return stored_specs(run.buffer)
     return session_specs(cfg)
 
 

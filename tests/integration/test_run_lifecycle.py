@@ -198,7 +198,8 @@ def test_a_bad_override_on_a_resumed_run_leaves_its_config_alone(tmp_path: Path)
     run = tmp_path / "run"
     assert cli("train", "run.env_steps=70", *SMALL, f"run.dir={run}").returncode == 0
     before = (run / "config.yaml").read_text()
-    for bad in (["buffer.sampler=prioritized"], ["teleop=gamepadz"], ["task=push"]):
+    for bad in (["buffer.sampler=prioritized"], ["teleop=gamepadz"], ["task=push"],
+                ["robot.cameras=[side_cam]"]):  # a buffer that holds other observations
         result = cli("train", f"run.dir={run}", *bad, timeout=120)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
