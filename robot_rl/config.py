@@ -72,6 +72,21 @@ class LearnerConfig:
 
 
 @dataclass
+class RuntimeConfig:
+    """How the session runs its parts (launch/config.yaml says what each value means)."""
+
+    mode: str = "async"  # async | sync | inline
+    sync_every: int = 50
+    max_lead: int = 100
+    realtime: bool = False
+
+
+@dataclass
+class ClusterConfig:
+    address: str | None = None  # a Ray cluster's HOST:PORT; None: a private one on this machine
+
+
+@dataclass
 class BufferConfig:
     """Replay: RAM cache size (null = a quarter of available memory), sampler, prior buffers."""
 
@@ -134,6 +149,8 @@ class SessionConfig:
     robot: RobotConfig = field(default_factory=RobotConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)

@@ -48,3 +48,7 @@ class CommsError(RobotRLError):
 
 class AuthError(CommsError):
     """A peer failed authentication."""
+
+
+class SessionError(RobotRLError):
+    """A part of a running session (a worker, the learner, the writer) failed."""

@@ -136,16 +136,18 @@ def build_teleop(cfg: DictConfig, robot: Robot) -> Teleop | None:
 
 
 def build_buffer(
-    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float
+    cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float,
+    *, readonly: bool = False,
 ) -> ReplayBuffer:
     """The run's own buffer, with the configured cache and sampler; n-step returns use the
-    learner's discount `gamma`."""
+    learner's discount `gamma`. `readonly`: a learner's view that follows the session's writer."""
     from buffer import CacheConfig, ReplayBuffer
 
     b = cfg.buffer
     cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
     return ReplayBuffer(path, obs_spec, action_spec, sampler=build_sampler(cfg),
-                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma)
+                        cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma,
+                        readonly=readonly)
 
 
 def build_sampler(cfg: DictConfig) -> Sampler:

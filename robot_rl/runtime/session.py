@@ -63,9 +63,9 @@ class Session:
         self.observer = (FeatureObserver(cfg.algo.features, raw_spec)
                          if cfg.algo.features.cameras else None)
         self.obs_spec = self.observer.spec if self.observer else raw_spec
+        self.action_spec = self.arm.action_spec
         self.algo = build_algorithm(cfg, self.obs_spec, self.arm.action_spec)
         self.reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
-        build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
         build_sampler(cfg)  # a bad sampler is refused now, before the run directory is written
         self.rng = np.random.default_rng(cfg.seed)
         self.counters = Counters()

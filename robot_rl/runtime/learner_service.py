@@ -1,0 +1,154 @@
+"""The session's learner in a process of its own: trains on what the writer commits, publishes a
+weight version every `runtime.sync_every` updates, checkpoints the run.
+
+It reads the buffer through a read-only view that follows the writer (`ReplayBuffer.refresh`), so
+it never waits for a robot and no robot waits for it. Runs without Ray; `runtime.ray` hosts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from buffer import ReplayBuffer
+from robot_rl.core import ArraySpec, Batch, DictSpec
+from robot_rl.runtime.build import build_algorithm, build_buffer, build_replay, demo_fraction
+from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
+from robot_rl.runtime.env_worker import WeightUpdate
+from robot_rl.runtime.learner import Learner
+from robot_rl.runtime.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+REFRESH_S = 0.2  # how often the learner takes in new commits while it trains
+
+
+class LearnerService:
+    """One algorithm, its batches from the run's buffer (and demo side), its versions and
+    checkpoints; `run` trains until `stop`, `train(n)` runs n updates (the sync mode)."""
+
+    def __init__(self, cfg: DictConfig, run: RunDir, obs_spec: DictSpec,
+                 action_spec: ArraySpec) -> None:
+        import torch
+
+        torch.set_num_threads(int(cfg.learner.threads))
+        self.cfg, self.run_dir = cfg, run
+        self.algo = build_algorithm(cfg, obs_spec, action_spec)
+        self.rng = np.random.default_rng(cfg.seed)
+        state = load_latest(run.checkpoints)
+        updates = 0
+        if state is not None:
+            self.algo.load_state_dict(state["algorithm"])
+            self.rng.bit_generator.state = state["numpy_rng"]
+            updates = int(state["counters"]["updates"])
+        self.algo.policy.version = updates
+        gamma = self.algo.config.gamma
+        self.buffer = build_buffer(cfg, run.buffer, obs_spec, action_spec, gamma, readonly=True)
+        fraction = demo_fraction(self.algo)
+        self.demos = (ReplayBuffer(run.demos, readonly=True, n_step=cfg.buffer.n_step,
+                                   gamma=gamma) if fraction > 0 else None)
+        self.replay = build_replay(cfg, self.buffer, self.demos, gamma, fraction)
+        self.learner = Learner(self.algo, self._batches(), updates)
+        self.metrics: dict[str, float] = {}
+        self._lock = threading.Lock()  # an update, a checkpoint and a publish never interleave
+        self._stop = threading.Event()
+        self._times: deque[float] = deque(maxlen=200)
+        self._refreshed = 0.0
+        self.latest = self._publish()
+
+    def _batches(self) -> Iterator[Batch]:
+        while True:
+            yield self.replay.sample(int(self.cfg.learner.batch_size), self.rng)
+
+    def _publish(self) -> WeightUpdate:
+        policy = self.algo.policy
+        self.latest = WeightUpdate(self.learner.version, policy.get_weights(), time.time(),
+                                   self.learner.updates)
+        return self.latest
+
+    def _refresh(self) -> int:
+        """Take in the writer's new commits; the rows stored now."""
+        self.buffer.refresh()
+        if self.demos is not None:
+            self.demos.refresh()
+        self._refreshed = time.monotonic()
+        return len(self.buffer)
+
+    # -- training ----------------------------------------------------------------------------------
+    def _update(self) -> None:
+        with self._lock:
+            self.metrics = self.learner.update(1)
+            self._times.append(time.monotonic())
+            if self.learner.updates % int(self.cfg.runtime.sync_every) == 0:
+                self._publish()
+
+    def train(self, n: int) -> int:
+        """`n` updates on everything committed so far, then a new version; the update count."""
+        if self._refresh() >= int(self.cfg.learner.warmup_steps):
+            for _ in range(n):
+                self._update()
+        with self._lock:
+            self._publish()
+        return self.learner.updates
+
+    def run(self) -> int:
+        """Train as fast as this process goes until `stop`, once warm-up data is stored."""
+        stored = self._refresh()
+        while not self._stop.is_set():
+            if time.monotonic() - self._refreshed >= REFRESH_S:
+                stored = self._refresh()
+            if stored < int(self.cfg.learner.warmup_steps):
+                self._stop.wait(0.05)
+                continue
+            self._update()
+        return self.learner.updates
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- what others ask ---------------------------------------------------------------------------
+    def poll_weights(self, have: int) -> WeightUpdate | None:
+        """The latest version if it is newer than `have`, else None (never waits)."""
+        latest = self.latest
+        return latest if latest.version > have else None
+
+    def updates(self) -> int:
+        return self.learner.updates
+
+    def progress(self) -> dict[str, Any]:
+        """Updates, version, updates/s over the last ~200 updates, the last update's metrics."""
+        times = list(self._times)
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        if times and time.monotonic() - times[-1] > 2.0:
+            rate = 0.0  # not training now (warm-up, or sync mode between episodes)
+        return {"updates": self.learner.updates, "version": self.learner.version,
+                "published": self.latest.version, "updates_per_s": rate,
+                "metrics": dict(self.metrics)}
+
+    def checkpoint(self, safety: dict[str, int]) -> int:
+        """Model, optimizers, temperature, RNG, counters and the buffer's commit point, atomically;
+        the env steps it was taken at."""
+        with self._lock:
+            stored = self._refresh()
+            state = {
+                "algorithm": self.algo.state_dict(),
+                "numpy_rng": self.rng.bit_generator.state,
+                "counters": {"env_steps": stored, "episodes": self.buffer.num_episodes,
+                             "updates": self.learner.updates,
+                             "policy_version": self.learner.version},
+                "buffer_commit": {"steps": stored, "episodes": self.buffer.num_episodes},
+                "safety": dict(safety),
+            }
+            save_checkpoint(self.run_dir.checkpoints, stored, state,
+                            keep=int(self.cfg.run.keep_checkpoints))
+        return stored
+
+    def close(self) -> None:
+        self.stop()
+        self.replay.close()
