@@ -67,7 +67,7 @@ class SafetyConfig:
 class LearnerConfig:
     batch_size: int = 256
     warmup_steps: int = 500
-    updates_per_step: int = 1
+    updates_per_step: float | None = 1  # update-to-data ratio; null: as fast as the learner goes
     threads: int = 1
 
 
@@ -75,7 +75,7 @@ class LearnerConfig:
 class RuntimeConfig:
     """How the session runs its parts (launch/config.yaml says what each value means)."""
 
-    mode: str = "async"  # async | sync | inline
+    mode: str = "async"  # async | sync
     sync_every: int = 50
     max_lead: int = 100
     realtime: bool = False
@@ -84,6 +84,19 @@ class RuntimeConfig:
 @dataclass
 class ClusterConfig:
     address: str | None = None  # a Ray cluster's HOST:PORT; None: a private one on this machine
+
+
+@dataclass
+class GatewayConfig:
+    """The session's gateway for edge robots (`robot-rl edge`, `robot-rl sim-server`)."""
+
+    port: int | None = None  # null: no edge robots; 0: any free port
+    host: str = "127.0.0.1"
+    token_file: str | None = None  # the shared token; null: $ROBOT_RL_TOKEN
+    edges_file: str | None = None  # per-edge keys (robot-rl token issue)
+    certfile: str | None = None  # serve wss with this certificate ...
+    keyfile: str | None = None  # ... and its private key
+    serve_policy: bool = True  # answer the action requests of remote-policy edges
 
 
 @dataclass
@@ -149,8 +162,12 @@ class SessionConfig:
     robot: RobotConfig = field(default_factory=RobotConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    robots: dict[str, dict[str, Any]] | None = None
+    """The robots this session drives itself, by id, each overriding `robot`; null: one, `robot`;
+    {}: none (only edge robots, through the gateway)."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
@@ -214,7 +231,35 @@ def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     for key in ("env_steps", "checkpoint_every"):
         if merged.run[key] <= 0:
             raise ConfigError(f"run.{key} must be positive, got {merged.run[key]}")
+    _check_runtime(merged)
     return merged
+
+
+RUNTIME_MODES = ("async", "sync")
+
+
+def _check_runtime(cfg: DictConfig) -> None:
+    """The session's shape: its mode, its knobs, and that it has a robot to learn from."""
+    rt = cfg.runtime
+    if rt.mode not in RUNTIME_MODES:
+        raise ConfigError(f"runtime.mode must be one of {', '.join(RUNTIME_MODES)}, got "
+                          f"{rt.mode!r}")
+    if rt.sync_every <= 0 or rt.max_lead < 0:
+        raise ConfigError("runtime.sync_every must be positive and runtime.max_lead >= 0")
+    ratio = cfg.learner.updates_per_step
+    if ratio is not None and ratio <= 0:
+        raise ConfigError(f"learner.updates_per_step must be positive (null: as fast as the "
+                          f"learner goes), got {ratio}")
+    edges = cfg.gateway.port is not None
+    if cfg.robots is not None and not cfg.robots and not edges:
+        raise ConfigError("robots={} leaves this session no robot: list robots, or set "
+                          "gateway.port=N for edge robots to connect")
+    if rt.mode == "sync" and ratio is None:
+        raise ConfigError("runtime.mode=sync trains a fixed number of updates per step: set "
+                          "learner.updates_per_step")
+    if rt.mode == "sync" and edges:
+        raise ConfigError("runtime.mode=sync runs its robots in lockstep with the learner and "
+                          "cannot pause edge robots: use runtime.mode=async with gateway.port")
 
 
 def _compose(overrides: list[str]) -> DictConfig:

@@ -4,44 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
-import socket
-import ssl
 from pathlib import Path
 
 from comms.auth import TOKEN_ENV, load_token
 from comms.edge_keys import EdgeKeys
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.commands.train import resolve_config
-from robot_rl.core import ConfigError
-from robot_rl.runtime.gateway import build_gateway, serve_until_signalled
-
-
-def server_tls(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
-    """A TLS context for wss, or None for plain ws; both files or neither."""
-    if certfile is None and keyfile is None:
-        return None
-    if certfile is None or keyfile is None:
-        raise ConfigError("wss needs both --certfile and --keyfile")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(certfile, keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"cannot load the TLS certificate {certfile} / key {keyfile}: {exc}") from None
-    return context
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Refuse an address already in use before anything is created (port 0 is always free)."""
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        hint = ("another gateway may be running: stop it or pass --port N (0 picks a free port)"
-                if exc.errno == errno.EADDRINUSE else "check --host")
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
+from robot_rl.runtime.gateway import (
+    build_gateway,
+    check_port_free,
+    serve_until_signalled,
+    server_tls,
+)
 
 
 @COMMANDS.register("gateway")

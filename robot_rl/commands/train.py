@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -15,28 +14,6 @@ from robot_rl.config import GROUPS, compose_session, resume_config
 from robot_rl.core import ConfigError, DictSpec, StorageError
 from robot_rl.runtime.build import default_run_dir
 from robot_rl.runtime.run_dir import RunDir, summarize
-from robot_rl.runtime.session import Session
-
-MODES = ("async", "sync", "inline")
-
-
-def session_for(cfg: DictConfig, run: RunDir) -> Any:
-    """The session `runtime.mode` names; inline wherever a part must live in this process (a
-    teleop device read from this terminal, camera features fitted for this run)."""
-    mode = str(cfg.runtime.mode)
-    if mode not in MODES:
-        raise ConfigError(f"runtime.mode={mode!r}: choose one of {', '.join(MODES)}")
-    local = [f"teleop={cfg.teleop.name}"] if cfg.get("teleop") is not None else []
-    local += ["frozen camera features"] if cfg.algo.features.cameras else []
-    if mode != "inline" and local:
-        print(f"runtime: inline, one process ({' and '.join(local)} live in this process; the "
-              f"Ray session runs sim robots without them)", flush=True)
-        cfg.runtime.mode = mode = "inline"
-    if mode == "inline":
-        return Session(cfg, run)
-    from robot_rl.runtime.ray.session import RaySession  # ray: only for a Ray session
-
-    return RaySession(cfg, run)
 
 
 def named_run_dir(overrides: list[str]) -> Path | None:
@@ -107,8 +84,17 @@ class Train(Command):
         lock = run.writer_lock()
         if resumed:
             lock.acquire()  # a second writer is refused at once, before anything is written
-        session = session_for(cfg, run)  # builds robot and learner: config errors surface here
-        check_buffer_layout(run, session.obs_spec, session.action_spec)
+        from robot_rl.runtime.gateway import check_port_free
+        from robot_rl.runtime.ray.session import RaySession  # Ray: only once a session runs
+
+        if cfg.gateway.port is not None:
+            check_port_free(str(cfg.gateway.host), int(cfg.gateway.port))
+        session = RaySession(cfg, run)  # builds robot and learner: config errors surface here
+        try:
+            check_buffer_layout(run, session.obs_spec, session.action_spec)
+        except ConfigError:
+            session.close_devices()
+            raise
         with lock:  # a new run's folder is created only now that its config is known good
             run.save_config(cfg)
             print(f"{'resuming' if resumed else 'starting'} run in {run.root}", flush=True)

@@ -22,6 +22,6 @@ from robot_rl.core.types import Batch, Episode, Observation, Source, Transition
 __all__ = [
     "DEMO_SIDE_SOURCES", "ArraySpec", "AuthError", "Batch", "CommsError", "ConfigError",
     "CorruptDataError", "DictSpec", "Episode", "HardwareError", "Observation", "Registry",
-    "RegistryError", "RobotRLError", "RunDirError", "SafetyError", "SessionError", "Source", "SpecError",
-    "StorageError", "Transition", "batch_split", "is_demo_side",
+    "RegistryError", "RobotRLError", "RunDirError", "SafetyError", "SessionError", "Source",
+    "SpecError", "StorageError", "Transition", "batch_split", "is_demo_side",
 ]

@@ -23,6 +23,7 @@ from sim import TASKS, MujocoArm, RandomizationConfig
 
 if TYPE_CHECKING:
     from buffer import DemoMix, ReplayBuffer, Sampler
+    from robot_rl.runtime.run_dir import RunDir
 
 
 def default_run_dir(cfg: DictConfig) -> Path:
@@ -65,6 +66,30 @@ def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
         max_joint_velocity=cfg.safety.max_joint_velocity,
     )
     return arm, SafeRobot(arm, limits)
+
+
+def session_robots(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The robots this session drives itself, by id: each a copy of `cfg` whose `robot` is
+    overridden by its entry of `robots` (null: the one `robot`); robots after the first get their
+    own seed, so their scenes and exploration differ."""
+    if cfg.robots is None:
+        return {str(cfg.robot.id): cfg}
+    robots = {}
+    for index, (robot_id, entry) in enumerate(cfg.robots.items()):
+        one = cfg.copy()
+        try:
+            one.robot = OmegaConf.merge(cfg.robot, entry or {}, {"id": str(robot_id)})
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"robots.{robot_id}: {exc.msg}; its keys are those of `robot` "
+                              f"({', '.join(cfg.robot)})") from None
+        one.seed = int(cfg.seed) + 1000 * index
+        robots[str(robot_id)] = one
+    return robots
+
+
+def demo_side_path(cfg: DictConfig, run: RunDir) -> Path:
+    """The run's own demo side: its demos, with frozen camera features where configured."""
+    return run.feature_demos if cfg.algo.features.cameras else run.demos
 
 
 def session_specs(cfg: DictConfig) -> tuple[DictSpec, ArraySpec]:

@@ -1,25 +1,37 @@
-"""One robot of a session in its own process: the actor's episodes, committed to the session's
+"""One robot of a session in its own process: the actor's episodes committed to the session's
 writer, new weights applied between two steps.
 
-The worker knows its writer and its learner only through `SessionPorts`, which the Ray layer
-(`runtime.ray`) fills with remote calls, so this module runs (and is tested) without Ray.
+The worker reaches the writer and the learner only through `SessionPorts`, which the Ray layer
+(`runtime.ray`) fills with remote calls, so this module runs (and is tested) without Ray. A robot
+a person drives, or one paced at its control rate, never waits for the learner; an unpaced sim
+robot waits between two episodes while it is `runtime.max_lead` steps ahead of the update-to-data
+ratio, so a fast simulator does not outrun the learning it feeds.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from hal import task_outcomes
-from robot_rl.core import Episode
+from hal import Teleop, task_outcomes
+from robot_rl.core import DictSpec, Episode, Observation
 from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
-from robot_rl.runtime.build import build_algorithm, build_reward, build_robot
+from robot_rl.runtime.build import (
+    build_algorithm,
+    build_reward,
+    build_robot,
+    build_teleop,
+    require_labels_source,
+)
+from robot_rl.runtime.run_dir import RunDir
 
-
+log = logging.getLogger(__name__)
 GATE_S = 0.05  # how often a waiting sim robot looks at the learner's progress
 
 
@@ -33,79 +45,140 @@ class WeightUpdate:
     updates: int  # the learner's update count then
 
 
+@dataclass(frozen=True)
+class SessionStart:
+    """Where this run of the session began: the update-to-data ratio counts from here, so a
+    resumed run has no burst of updates to catch up."""
+
+    stored: int  # steps in the buffer
+    updates: int  # the learner's updates
+
+    def ahead(self, stored: int, updates: int, ratio: float, warmup: int) -> float:
+        """How many steps the data is ahead of the learner at `ratio` updates a step (negative:
+        the learner is ahead of the data)."""
+        base = max(self.stored, warmup)
+        return (max(stored - base, 0) * ratio - (updates - self.updates)) / ratio
+
+
 @dataclass
 class SessionPorts:
     """What a worker calls: the writer (blocking, durable on return) and the learner (never
-    blocking: `poll_weights` answers None until a newer version is there)."""
+    blocking: `poll_weights(held)` answers None unless a version newer than `held` is ready)."""
 
     next_episode_id: Callable[[], int]
     last_seq: Callable[[str], int]
     commit_episode: Callable[[str, int, Episode], int]
-    poll_weights: Callable[[], WeightUpdate | None]
+    poll_weights: Callable[[int], WeightUpdate | None]
     learner_updates: Callable[[], int]
 
 
-class EnvWorker:
-    """A sim robot run for a session: unpaced, it never runs more than `max_lead` steps ahead of
-    the learner's update-to-data ratio (a sim may wait; a paced robot never does)."""
+def worker_observer(cfg: DictConfig, raw_spec: DictSpec, run: RunDir
+                    ) -> Callable[[Observation], Observation] | None:
+    """Frozen camera features from the run's encoder (prepared by the session before any worker
+    starts), or None without `algo.features.cameras`."""
+    if not cfg.algo.features.cameras:
+        return None
+    from robot_rl.runtime.frozen_features import FeatureObserver  # torch: only for features
 
-    def __init__(self, cfg: DictConfig, ports: SessionPorts, stored_steps: int, *,
-                 gated: bool = True) -> None:
-        self.cfg, self.ports = cfg, ports
+    observer = FeatureObserver(cfg.algo.features, raw_spec)
+    weights = cfg.algo.features.weights
+    observer.load(Path(weights) if weights else run.root / "encoder.npz")
+    return observer
+
+
+class EnvWorker:
+    """A robot run for a session (`cfg` is the session's config with this robot's `robot`)."""
+
+    def __init__(self, cfg: DictConfig, run: RunDir, ports: SessionPorts, start: SessionStart,
+                 *, gated: bool = True, safety: dict[str, int] | None = None,
+                 teleop: Teleop | None = None) -> None:
+        self.cfg, self.ports, self.start = cfg, ports, start
         self.arm, self.robot = build_robot(cfg)
-        spec = self.arm.observation_spec
-        self.stream = str(cfg.robot.id)
-        self.rng = np.random.default_rng([int(cfg.seed), 1])
+        self.robot.events.update(safety or {})  # the safety/* counts go on across a resume
+        raw_spec = self.arm.observation_spec
+        observer = worker_observer(cfg, raw_spec, run)
+        spec = observer.spec if observer is not None else raw_spec  # type: ignore[attr-defined]
         self.policy = build_algorithm(cfg, spec, self.arm.action_spec).policy
-        self.stored = stored_steps
-        self.paced = bool(cfg.runtime.realtime)
-        self.gated = gated and not self.paced  # sync mode: the session itself alternates
-        self.source = PolicySource(self.policy, self.arm.action_spec, self.rng,
+        self.teleop = teleop or build_teleop(cfg, self.arm)  # given: the device a person drives
+        reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
+        require_labels_source(cfg, reward, self.teleop)
+        self.paced = bool(cfg.runtime.realtime) or bool(self.teleop and self.teleop.realtime)
+        self.gated = gated and not self.paced and cfg.learner.updates_per_step is not None
+        self.stream = str(cfg.robot.id)
+        self.stored = start.stored
+        rng = np.random.default_rng([int(cfg.seed), *self.stream.encode()])
+        self.source = PolicySource(self.policy, self.arm.action_spec, rng,
                                    exploring=lambda: self.stored < cfg.learner.warmup_steps)
         period = 1.0 / float(cfg.robot.control_hz) if self.paced else 0.0
-        self.actor = Actor(self.robot, build_reward(cfg, spec), ActorConfig(
+        self.actor = Actor(self.robot, reward, ActorConfig(
             max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward, period=period),
-            outcomes=task_outcomes(self.arm))
+            outcomes=task_outcomes(self.arm), teleop=self.teleop, observe=observer)
         self.seq = ports.last_seq(self.stream) + 1
         self.sync_latency_s: float | None = None
-        self.learner_updates = 0
+        self.learner_updates = start.updates
         self.robot.connect()
 
+    # -- weights -----------------------------------------------------------------------------------
     def apply_weights(self, update: WeightUpdate) -> None:
         """A new policy version, taken at a step boundary (between two actions)."""
         self.policy.set_weights(update.weights, update.version)
-        self.sync_latency_s = time.time() - update.published_at
-        self.learner_updates = update.updates
+        self.sync_latency_s = max(time.time() - update.published_at, 0.0)
+        self.learner_updates = max(self.learner_updates, update.updates)
 
-    def _between_steps(self) -> None:
-        self._take_weights()
-        if not self.gated or self.stored < self.cfg.learner.warmup_steps:
-            return
-        ratio, lead = float(self.cfg.learner.updates_per_step), int(self.cfg.runtime.max_lead)
-        while (self.stored - self.cfg.learner.warmup_steps) * ratio - lead > self.learner_updates:
-            time.sleep(GATE_S)  # a sim waits for the learner, taking new weights meanwhile
-            self._take_weights()
-            self.learner_updates = max(self.learner_updates, self.ports.learner_updates())
-
-    def _take_weights(self) -> None:
-        update = self.ports.poll_weights()
+    def take_weights(self) -> None:
+        update = self.ports.poll_weights(self.policy.version)
         if update is not None:
             self.apply_weights(update)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def wait_for_learner(self, stopping: Callable[[], bool] = lambda: False) -> None:
+        """Before an episode: an unpaced sim robot waits while the data it adds would be more
+        than `runtime.max_lead` steps ahead of the learner's update-to-data ratio."""
+        if not self.gated:
+            return
+        cfg = self.cfg
+        ratio, lead = float(cfg.learner.updates_per_step), int(cfg.runtime.max_lead)
+        while not stopping() and self.start.ahead(
+                self.stored, self.learner_updates, ratio, cfg.learner.warmup_steps) > lead:
+            time.sleep(GATE_S)
+            self.take_weights()
+            self.learner_updates = max(self.learner_updates, self.ports.learner_updates())
 
     def run_episode(self) -> Episode:
         """One episode, committed whole (durable) before this returns."""
         episode = Episode(self.ports.next_episode_id(), self.robot.robot_id, self.cfg.task.name)
         for transition in steps(self.actor.episode(self.source, episode.episode_id)):
             episode.transitions.append(transition)
-            self._between_steps()
+            self.stored += 1
+            self.take_weights()
         episode.success = self.actor.success
         self.stored = self.ports.commit_episode(self.stream, self.seq, episode)
         self.seq += episode.length
         return episode
 
-    def safety_events(self) -> dict[str, int]:
-        return dict(self.robot.events)
+    def run(self, budget: int, stopping: Callable[[], bool]) -> str:
+        """Episodes until the buffer holds `budget` steps, `stopping()` says so, or the e-stop is
+        pressed; why it ended: "budget", "stopped" or "estop"."""
+        while self.stored < budget:
+            if stopping():
+                return "stopped"
+            self.wait_for_learner(stopping)
+            self.run_episode()
+            if self.robot.estopped:
+                log.warning("robot %s: e-stop pressed at the teleop; it holds", self.stream)
+                return "estop"
+        return "budget"
+
+    def status(self) -> dict[str, object]:
+        """What the session shows of this robot."""
+        return {"robot": self.stream, "version": self.policy.version,
+                "sync_latency_s": self.sync_latency_s, "safety": dict(self.robot.events),
+                "estopped": self.robot.estopped}
 
     def close(self) -> None:
-        """The robot holds and disconnects."""
-        self.robot.disconnect()
+        """The robot holds and disconnects; the teleop device is released."""
+        try:
+            self.robot.disconnect()
+        finally:
+            if self.teleop is not None:
+                self.teleop.close()

@@ -2,7 +2,9 @@
 weight version every `runtime.sync_every` updates, checkpoints the run.
 
 It reads the buffer through a read-only view that follows the writer (`ReplayBuffer.refresh`), so
-it never waits for a robot and no robot waits for it. Runs without Ray; `runtime.ray` hosts it.
+no robot waits for it, and it never waits for a robot beyond the update-to-data ratio it is
+configured with (`learner.updates_per_step`; null: as fast as it goes). Runs without Ray;
+`runtime.ray` hosts it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,21 @@ from omegaconf import DictConfig
 
 from buffer import ReplayBuffer
 from robot_rl.core import ArraySpec, Batch, DictSpec
-from robot_rl.runtime.build import build_algorithm, build_buffer, build_replay, demo_fraction
+from robot_rl.runtime.build import (
+    build_algorithm,
+    build_buffer,
+    build_replay,
+    demo_fraction,
+    demo_side_path,
+)
 from robot_rl.runtime.checkpoint import load_latest, save_checkpoint
-from robot_rl.runtime.env_worker import WeightUpdate
+from robot_rl.runtime.env_worker import SessionStart, WeightUpdate
 from robot_rl.runtime.learner import Learner
 from robot_rl.runtime.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 REFRESH_S = 0.2  # how often the learner takes in new commits while it trains
+WAIT_S = 0.02  # how long the learner waits for data before it looks again
 
 
 class LearnerService:
@@ -51,10 +60,12 @@ class LearnerService:
         gamma = self.algo.config.gamma
         self.buffer = build_buffer(cfg, run.buffer, obs_spec, action_spec, gamma, readonly=True)
         fraction = demo_fraction(self.algo)
-        self.demos = (ReplayBuffer(run.demos, readonly=True, n_step=cfg.buffer.n_step,
-                                   gamma=gamma) if fraction > 0 else None)
+        self.demos = (ReplayBuffer(demo_side_path(cfg, run), readonly=True,
+                                   n_step=cfg.buffer.n_step, gamma=gamma)
+                      if fraction > 0 else None)
         self.replay = build_replay(cfg, self.buffer, self.demos, gamma, fraction)
         self.learner = Learner(self.algo, self._batches(), updates)
+        self.start = SessionStart(len(self.buffer), updates)
         self.metrics: dict[str, float] = {}
         self._lock = threading.Lock()  # an update, a checkpoint and a publish never interleave
         self._stop = threading.Event()
@@ -67,9 +78,8 @@ class LearnerService:
             yield self.replay.sample(int(self.cfg.learner.batch_size), self.rng)
 
     def _publish(self) -> WeightUpdate:
-        policy = self.algo.policy
-        self.latest = WeightUpdate(self.learner.version, policy.get_weights(), time.time(),
-                                   self.learner.updates)
+        self.latest = WeightUpdate(self.learner.version, self.algo.policy.get_weights(),
+                                   time.time(), self.learner.updates)
         return self.latest
 
     def _refresh(self) -> int:
@@ -88,6 +98,15 @@ class LearnerService:
             if self.learner.updates % int(self.cfg.runtime.sync_every) == 0:
                 self._publish()
 
+    def _ahead_of_data(self, stored: int) -> bool:
+        """True while the learner is `runtime.max_lead` updates ahead of the data's ratio."""
+        ratio = self.cfg.learner.updates_per_step
+        if ratio is None:
+            return False
+        ahead = self.start.ahead(stored, self.learner.updates, float(ratio),
+                                 int(self.cfg.learner.warmup_steps))
+        return -ahead * float(ratio) >= int(self.cfg.runtime.max_lead)
+
     def train(self, n: int) -> int:
         """`n` updates on everything committed so far, then a new version; the update count."""
         if self._refresh() >= int(self.cfg.learner.warmup_steps):
@@ -98,13 +117,14 @@ class LearnerService:
         return self.learner.updates
 
     def run(self) -> int:
-        """Train as fast as this process goes until `stop`, once warm-up data is stored."""
+        """Train until `stop`, once warm-up data is stored, within the update-to-data ratio."""
         stored = self._refresh()
         while not self._stop.is_set():
             if time.monotonic() - self._refreshed >= REFRESH_S:
                 stored = self._refresh()
-            if stored < int(self.cfg.learner.warmup_steps):
-                self._stop.wait(0.05)
+            if stored < int(self.cfg.learner.warmup_steps) or self._ahead_of_data(stored):
+                self._stop.wait(WAIT_S)
+                stored = self._refresh()
                 continue
             self._update()
         return self.learner.updates
@@ -126,14 +146,15 @@ class LearnerService:
         times = list(self._times)
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
         if times and time.monotonic() - times[-1] > 2.0:
-            rate = 0.0  # not training now (warm-up, or sync mode between episodes)
+            rate = 0.0  # not training now (warm-up, waiting for data, or between sync rounds)
         return {"updates": self.learner.updates, "version": self.learner.version,
-                "published": self.latest.version, "updates_per_s": rate,
-                "metrics": dict(self.metrics)}
+                "published": self.latest.version, "published_at": self.latest.published_at,
+                "updates_per_s": rate, "metrics": dict(self.metrics)}
 
-    def checkpoint(self, safety: dict[str, int]) -> int:
-        """Model, optimizers, temperature, RNG, counters and the buffer's commit point, atomically;
-        the env steps it was taken at."""
+    def checkpoint(self, session: dict[str, Any]) -> int:
+        """Model, optimizers, temperature, RNG, counters and the buffer's commit point, atomically,
+        with the session's own counters (`elapsed_s`, per-robot `safety`); the env steps it was
+        taken at."""
         with self._lock:
             stored = self._refresh()
             state = {
@@ -141,9 +162,10 @@ class LearnerService:
                 "numpy_rng": self.rng.bit_generator.state,
                 "counters": {"env_steps": stored, "episodes": self.buffer.num_episodes,
                              "updates": self.learner.updates,
-                             "policy_version": self.learner.version},
+                             "policy_version": self.learner.version,
+                             "elapsed_s": float(session["elapsed_s"])},
                 "buffer_commit": {"steps": stored, "episodes": self.buffer.num_episodes},
-                "safety": dict(safety),
+                "safety": session["safety"],
             }
             save_checkpoint(self.run_dir.checkpoints, stored, state,
                             keep=int(self.cfg.run.keep_checkpoints))
@@ -151,4 +173,5 @@ class LearnerService:
 
     def close(self) -> None:
         self.stop()
-        self.replay.close()
+        with self._lock:
+            self.replay.close()

@@ -56,3 +56,16 @@ def make_link(tmp_path: Path) -> Iterator[Callable[..., EdgeLink]]:
     for link in links:
         link.close()
         link.spool.close()
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One private Ray instance (every socket on 127.0.0.1) for the suite's in-process sessions;
+    each session finds it started and keeps it, as in a notebook."""
+    import ray
+
+    from robot_rl.runtime.ray.cluster import start_local_ray
+
+    start_local_ray(tmp_path_factory.mktemp("ray") / "ray.log")
+    yield
+    ray.shutdown()

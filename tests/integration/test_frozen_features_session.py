@@ -11,9 +11,12 @@ from robot_rl.cli import main
 from robot_rl.commands.record_demos import record_episode
 from robot_rl.config import compose_session
 from robot_rl.core import ConfigError, Source
+from robot_rl.runtime.build import build_robot
+from robot_rl.runtime.learner_service import LearnerService
+from robot_rl.runtime.ray.session import RaySession
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import Session
 from sim.experts import EXPERTS
+from tests.integration.sessions import new_session as session_at
 
 TINY = ["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32", "task.max_steps=10",
         "algo.features.channels=8", "algo.features.feature_dim=8",
@@ -22,30 +25,30 @@ TINY = ["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32", "tas
 FEATURES = ["feat/wrist_cam", "feat/side_cam"]
 
 
-def new_session(root, *overrides: str) -> Session:
+def record_raw_demos(root, episodes: int) -> int:
+    """Scripted pick-cube demos with raw camera frames into <run>/demos (a new run); their
+    steps."""
     run = RunDir(root)
-    cfg = compose_session([*TINY, *overrides, f"run.dir={root}"])
+    cfg = compose_session([*TINY, f"run.dir={root}"])
     run.save_config(cfg)
-    return Session(cfg, run)
-
-
-def record_raw_demos(session: Session, episodes: int) -> int:
-    """Scripted pick-cube demos with raw camera frames into <run>/demos; returns their steps."""
-    robot, arm = session.robot, session.arm
+    arm, robot = build_robot(cfg)
     robot.connect()
     expert = EXPERTS.get("pick_cube")(arm, seed=0)
-    with ReplayBuffer(session.run.demos, robot.observation_spec, robot.action_spec) as demos:
+    with ReplayBuffer(run.demos, robot.observation_spec, robot.action_spec) as demos:
         for e in range(episodes):
-            demos.add_episode(record_episode(arm, robot, expert, -1 - e, session.cfg))
+            demos.add_episode(record_episode(arm, robot, expert, -1 - e, cfg))
         return len(demos)
 
 
+def new_session(root, *overrides: str) -> RaySession:
+    return session_at(root, *TINY, *overrides)
+
+
 @pytest.mark.slow
-def test_pretrained_frozen_features_are_stored_with_every_transition(tmp_path) -> None:
+def test_pretrained_frozen_features_are_stored_with_every_transition(tmp_path, ray_local) -> None:
+    demo_steps = record_raw_demos(tmp_path / "run", 2)
     session = new_session(tmp_path / "run", "algo.features.keep_images=true")
-    demo_steps = record_raw_demos(session, 2)
-    counters = session.run_until_budget()
-    assert counters.updates > 0
+    assert session.run_until_budget()["updates"] > 0
     run = session.run
     encoder = FrozenCameraFeatures.load(run.root / "encoder.npz")
     steps = ZarrStorage.open_existing(run.buffer).read_steps()
@@ -58,36 +61,37 @@ def test_pretrained_frozen_features_are_stored_with_every_transition(tmp_path) -
     demo_side = ZarrStorage.open_existing(run.feature_demos).read_steps()
     assert len(demo_side["action"]) >= demo_steps  # demos, plus any takeovers
     assert set(FEATURES) <= {k.removeprefix("obs/") for k in demo_side}
-    batch = next(session.batches())
+    learner = LearnerService(session.cfg, run, session.obs_spec, session.action_spec)
+    batch = next(learner._batches())
     assert int((batch.source == Source.DEMO).sum()) == 4 and set(FEATURES) <= set(batch.obs)
 
 
 @pytest.mark.slow
 def test_dropping_images_stores_features_only_and_resumes_with_the_saved_encoder(
-    tmp_path,
+    tmp_path, ray_local,
 ) -> None:
+    record_raw_demos(tmp_path / "run", 1)
     session = new_session(tmp_path / "run")
-    record_raw_demos(session, 1)
     session.run_until_budget()
     stored = ZarrStorage.open_existing(session.run.buffer).obs_spec
     assert set(FEATURES) <= set(stored) and not {"wrist_cam", "side_cam"} & set(stored)
     saved = (session.run.root / "encoder.npz").read_bytes()
     resumed = new_session(tmp_path / "run", "run.env_steps=45")
-    resumed.run_until_budget()  # loads <run>/encoder.npz: no second pretraining
-    assert (session.run.root / "encoder.npz").read_bytes() == saved
-    assert len(resumed.buffer) >= 45
+    assert resumed.run_until_budget()["env_steps"] >= 45  # no second pretraining:
+    assert (session.run.root / "encoder.npz").read_bytes() == saved  # <run>/encoder.npz loaded
 
 
 def test_without_weights_or_demos_the_session_says_what_to_do(tmp_path) -> None:
-    session = new_session(tmp_path / "run")
     with pytest.raises(ConfigError, match="algo.features.weights"):
-        session.run_until_budget()
+        new_session(tmp_path / "run")
     with pytest.raises(ConfigError, match="no file"):
-        new_session(tmp_path / "other", "algo.features.weights=/nonexistent.npz").run_until_budget()
+        new_session(tmp_path / "other", "algo.features.weights=/nonexistent.npz")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "other").exists()
 
 
 @pytest.mark.slow
-def test_cli_record_demos_into_the_demo_side_then_train_on_frozen_features(tmp_path) -> None:
+def test_cli_record_demos_into_the_demo_side_then_train_on_frozen_features(
+        tmp_path, ray_local) -> None:
     run = RunDir(tmp_path / "run")
     assert main(["record-demos", *TINY, "episodes=2", "into=demos", f"run.dir={run.root}"]) == 0
     assert not run.buffer.exists() and len(ZarrStorage.open_existing(run.demos).read_steps()[

@@ -12,15 +12,15 @@ from policies.reward_classifier import SuccessClassifier
 from robot_rl.cli import main
 from robot_rl.config import compose_session
 from robot_rl.core import ArraySpec, ConfigError, DictSpec
+from robot_rl.runtime.ray.session import RaySession
 from robot_rl.runtime.run_dir import RunDir
-from robot_rl.runtime.session import Session
 from tests.integration.test_train_reward import record_reach_run
 
 CAMERA = ["robot.cameras=[side_cam]", "robot.image_size=32"]
 
 
 @pytest.mark.slow
-def test_a_session_scores_steps_with_a_trained_classifier(tmp_path, capsys) -> None:
+def test_a_session_scores_steps_with_a_trained_classifier(tmp_path, capsys, ray_local) -> None:
     labelled = record_reach_run(tmp_path / "labelled", episodes=6)
     model_path = tmp_path / "reward.npz"
     assert main(["train-reward", str(labelled.root), "--camera", "side_cam", "--size", "32",
@@ -45,7 +45,7 @@ def test_a_session_scores_steps_with_a_trained_classifier(tmp_path, capsys) -> N
 def test_classifier_reward_without_a_path_names_the_missing_key(tmp_path) -> None:
     cfg = compose_session(["reward=classifier", f"run.dir={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match=r"reward.params.path"):
-        Session(cfg, RunDir(tmp_path / "run"))
+        RaySession(cfg, RunDir(tmp_path / "run"))
 
 
 def test_classifier_reward_needs_the_robot_to_give_its_camera(tmp_path) -> None:
@@ -54,7 +54,7 @@ def test_classifier_reward_needs_the_robot_to_give_its_camera(tmp_path) -> None:
                       EncoderConfig(cameras=("side_cam",), channels=8)).save(path)
     cfg = compose_session(["reward=classifier", f"reward.params.path={path}"])
     with pytest.raises(ConfigError, match="reads camera 'side_cam'.*robot.cameras"):
-        Session(cfg, RunDir(tmp_path / "run"))
+        RaySession(cfg, RunDir(tmp_path / "run"))
 
 
 def test_unknown_reward_source_is_a_config_error(tmp_path) -> None:
@@ -62,4 +62,4 @@ def test_unknown_reward_source_is_a_config_error(tmp_path) -> None:
         compose_session(["reward=oracle"])
     cfg = compose_session(["reward.name=oracle"])
     with pytest.raises(ConfigError, match="oracle"):
-        Session(cfg, RunDir(tmp_path / "run"))
+        RaySession(cfg, RunDir(tmp_path / "run"))

@@ -1,4 +1,5 @@
-"""The session's parts as Ray actors: the buffer's writer, the learner, one env worker a robot.
+"""The session's parts as Ray actors: the buffer's writer (with the gateway for edge robots), the
+learner, one env worker per robot.
 
 Each wraps a plain class of `robot_rl.runtime` (which runs without Ray) and logs to the run's
 log folder; a config travels as a plain dict, since Ray pickles what it sends between processes.
@@ -7,15 +8,19 @@ log folder; a config travels as a plain dict, since Ray pickles what it sends be
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import ray
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from hal import Teleop
 from robot_rl.core import ArraySpec, DictSpec, Episode
-from robot_rl.runtime.env_worker import EnvWorker, SessionPorts, WeightUpdate
+from robot_rl.runtime.env_worker import EnvWorker, SessionPorts, SessionStart, WeightUpdate
+from robot_rl.runtime.gateway import SessionGateway
 from robot_rl.runtime.learner_service import LearnerService
 from robot_rl.runtime.ray.cluster import log_to
 from robot_rl.runtime.run_dir import RunDir
@@ -24,33 +29,84 @@ from robot_rl.runtime.session_writer import EpisodeSummary, SessionWriter
 POLL_S = 0.05  # an env worker asks for new weights at most this often (between two steps)
 
 
-def _setup(cfg: dict[str, Any], name: str) -> Any:
+def _setup(cfg: dict[str, Any], name: str) -> DictConfig:
     config = OmegaConf.create(cfg)
     log_to(Path(config.run.dir) / "logs" / f"{name}.log")
     logging.getLogger().setLevel(logging.INFO)
     return config
 
 
-@ray.remote(num_cpus=0)
+class WeightPoller:
+    """Asks the learner for a newer version without ever waiting: a request in flight is looked
+    at, a new one sent at most every `POLL_S`."""
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+        self._pending: Any = None
+        self._asked = 0.0
+
+    def __call__(self, held: int) -> WeightUpdate | None:
+        if self._pending is None:
+            if time.monotonic() - self._asked < POLL_S:
+                return None
+            self._asked = time.monotonic()
+            self._pending = self.learner.poll_weights.remote(held)
+        ready, _ = ray.wait([self._pending], timeout=0)
+        if not ready:
+            return None
+        update, self._pending = ray.get(self._pending), None
+        return update if update is not None and update.version > held else None
+
+
+def worker_ports(writer: Any, learner: Any) -> SessionPorts:
+    """An env worker's ports as remote calls to the session's writer and learner actors."""
+    return SessionPorts(
+        next_episode_id=lambda: ray.get(writer.next_episode_id.remote()),
+        last_seq=lambda stream: ray.get(writer.last_seq.remote(stream)),
+        commit_episode=lambda s, q, e: ray.get(writer.commit_episode.remote(s, q, e)),
+        poll_weights=WeightPoller(learner),
+        learner_updates=lambda: ray.get(learner.updates.remote()))
+
+
+@ray.remote(num_cpus=0, max_concurrency=8)
 class WriterActor:
-    """The one writer of the run's buffer (and demo side); calls run one at a time."""
+    """The one writer of the run's buffer (and demo side), and the gateway edge robots commit
+    through: in one process, so an edge's frames reach the buffer with no further hop."""
 
     def __init__(self, cfg: dict[str, Any], obs_spec: DictSpec, action_spec: ArraySpec,
-                 gamma: float, with_demos: bool) -> None:
+                 demo_side: str | None, gamma: float) -> None:
         config = _setup(cfg, "writer")
-        run = RunDir(Path(config.run.dir))
+        self.cfg, self.obs_spec, self.action_spec = config, obs_spec, action_spec
         from buffer import ReplayBuffer
 
-        demos = (ReplayBuffer(run.demos, obs_spec, action_spec, n_step=config.buffer.n_step,
-                              gamma=gamma) if with_demos else None)
-        self.writer = SessionWriter(run, obs_spec, action_spec, str(config.task.name), demos)
+        demos = (ReplayBuffer(Path(demo_side), obs_spec, action_spec, n_step=config.buffer.n_step,
+                              gamma=gamma) if demo_side is not None else None)
+        self.writer = SessionWriter(RunDir(Path(config.run.dir)), obs_spec, action_spec,
+                                    str(config.task.name), demos)
+        self.gateway: SessionGateway | None = None
+
+    def start_gateway(self, learner: Any) -> int:
+        """Serve edge robots on `gateway.port`; the port it listens on."""
+        poll = WeightPoller(learner)
+        lock = threading.Lock()  # the follower thread is the poller's only caller; be sure
+
+        def newest(held: int) -> WeightUpdate | None:
+            with lock:
+                return poll(held)
+
+        self.gateway = SessionGateway(self.cfg, self.writer, self.obs_spec, self.action_spec,
+                                      newest)
+        return self.gateway.port
+
+    def edge_status(self) -> dict[str, Any]:
+        """The gateway's counters and the version remote-policy edges are answered with."""
+        if self.gateway is None:
+            return {}
+        return {"version": self.gateway.version, "sync_latency_s": self.gateway.sync_latency_s,
+                "stats": self.gateway.stats()}
 
     def last_seq(self, stream_id: str) -> int:
         return self.writer.last_seq(stream_id)
-
-    def commit(self, stream_id: str, first_seq: int, transitions: list[Any],
-               episode_ends: list[tuple[int, bool]]) -> None:
-        self.writer.commit(stream_id, first_seq, transitions, episode_ends)
 
     def next_episode_id(self) -> int:
         return self.writer.next_episode_id()
@@ -65,6 +121,8 @@ class WriterActor:
         return self.writer.episodes_since(index)
 
     def close(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
         self.writer.close()
 
 
@@ -76,6 +134,9 @@ class LearnerActor:
         config = _setup(cfg, "learner")
         self.service = LearnerService(config, RunDir(Path(config.run.dir)), obs_spec,
                                       action_spec)
+
+    def start(self) -> SessionStart:
+        return self.service.start
 
     def run(self) -> int:
         return self.service.run()
@@ -95,68 +156,68 @@ class LearnerActor:
     def progress(self) -> dict[str, Any]:
         return self.service.progress()
 
-    def checkpoint(self, safety: dict[str, int]) -> int:
-        return self.service.checkpoint(safety)
+    def checkpoint(self, session: dict[str, Any]) -> int:
+        return self.service.checkpoint(session)
 
     def close(self) -> None:
         self.service.close()
 
 
-@ray.remote(num_cpus=0, max_concurrency=2)
-class EnvWorkerActor:
-    """One sim robot: `run` acts until the budget is stored or `stop`; `status` answers meanwhile."""
+class WorkerHost:
+    """An env worker with a stop flag, its robot touched by one thread only (a GL context, a
+    driver's socket belong to the thread that made them): `run` acts until the budget, `stop`,
+    or the e-stop, while `status` and `stop` answer from any thread."""
 
-    def __init__(self, cfg: dict[str, Any], writer: Any, learner: Any, stored: int,
-                 gated: bool) -> None:
-        config = _setup(cfg, f"env-{cfg['robot']['id']}")
-        self.learner, self.budget = learner, int(config.run.env_steps)
-        self._pending: Any = None
-        self._asked = 0.0
-        self._stop = False
-        ports = SessionPorts(
-            next_episode_id=lambda: ray.get(writer.next_episode_id.remote()),
-            last_seq=lambda stream: ray.get(writer.last_seq.remote(stream)),
-            commit_episode=lambda s, q, e: ray.get(writer.commit_episode.remote(s, q, e)),
-            poll_weights=self._poll, learner_updates=lambda: ray.get(learner.updates.remote()))
-        self.worker = EnvWorker(config, ports, stored, gated=gated)
+    def __init__(self, cfg: DictConfig, writer: Any, learner: Any, start: SessionStart,
+                 gated: bool, safety: dict[str, int], teleop: Teleop | None = None) -> None:
+        self._stop = threading.Event()
+        self._robot_thread = ThreadPoolExecutor(1, thread_name_prefix=f"robot-{cfg.robot.id}")
+        self.worker = self._robot_thread.submit(
+            EnvWorker, cfg, RunDir(Path(cfg.run.dir)), worker_ports(writer, learner), start,
+            gated=gated, safety=safety, teleop=teleop).result()
 
-    def _poll(self) -> WeightUpdate | None:
-        """Never waits: a request in flight is looked at, a new one sent at most every POLL_S."""
-        if self._pending is None:
-            if time.monotonic() - self._asked < POLL_S:
-                return None
-            self._asked = time.monotonic()
-            self._pending = self.learner.poll_weights.remote(self.worker.policy.version)
-        ready, _ = ray.wait([self._pending], timeout=0)
-        if not ready:
-            return None
-        update, self._pending = ray.get(self._pending), None
-        return update
+    def submit_run(self, budget: int) -> Future[str]:
+        return self._robot_thread.submit(self.worker.run, budget, self._stop.is_set)
 
-    def run(self) -> int:
-        while not self._stop and self.worker.stored < self.budget:
-            self.worker.run_episode()
-        return self.worker.stored
+    def run(self, budget: int) -> str:
+        return self.submit_run(budget).result()
+
+    def submit_episode(self) -> Future[tuple[int, float]]:
+        """One episode (the sync mode); its length and seconds."""
+        def episode() -> tuple[int, float]:
+            started = time.monotonic()
+            return self.worker.run_episode().length, time.monotonic() - started
+
+        return self._robot_thread.submit(episode)
 
     def run_episode(self) -> tuple[int, float]:
-        """One episode (the sync mode): its length and seconds."""
-        started = time.monotonic()
-        episode = self.worker.run_episode()
-        return episode.length, time.monotonic() - started
+        return self.submit_episode().result()
 
-    def take_weights(self) -> int:
-        """The learner's latest version, now (the sync mode's lockstep); the version applied."""
-        update = ray.get(self.learner.poll_weights.remote(self.worker.policy.version))
+    def take_weights(self, update: WeightUpdate | None) -> int:
+        """Apply `update` now (the sync mode's lockstep); the version held."""
         if update is not None:
-            self.worker.apply_weights(update)
+            self._robot_thread.submit(self.worker.apply_weights, update).result()
         return self.worker.policy.version
 
     def stop(self) -> None:
-        self._stop = True
+        self._stop.set()
 
     def status(self) -> dict[str, Any]:
-        return {"version": self.worker.policy.version, "sync_latency_s": self.worker.sync_latency_s,
-                "safety": self.worker.safety_events()}
+        return self.worker.status()
 
     def close(self) -> None:
-        self.worker.close()
+        self._stop.set()
+        try:
+            self._robot_thread.submit(self.worker.close).result()
+        finally:
+            self._robot_thread.shutdown(wait=True)
+
+
+@ray.remote(num_cpus=0, max_concurrency=2)
+class EnvWorkerActor(WorkerHost):
+    """One robot in its own process: `run` acts while `status` and `stop` answer."""
+
+    def __init__(self, cfg: dict[str, Any], writer: Any, learner: Any, start: SessionStart,
+                 gated: bool, safety: dict[str, int]) -> None:
+        config = _setup(cfg, f"env-{cfg['robot']['id']}")
+        super().__init__(config, writer, learner, start, gated, safety)

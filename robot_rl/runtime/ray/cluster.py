@@ -16,15 +16,22 @@ from robot_rl.core import ConfigError
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every Ray socket on 127.0.0.1
 
 
-def log_to(path: Path) -> None:
-    """Send this process's Ray chatter (and our warnings) to the run's log, not the terminal."""
+def log_to(path: Path) -> logging.Handler:
+    """Send this process's Ray chatter (and our warnings) to the run's log, not the terminal;
+    the handler, for `stop_logging`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in ("ray", ""):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
+        logging.getLogger(name).addHandler(handler)
     logging.getLogger("ray").propagate = False
+    return handler
+
+
+def stop_logging(handler: logging.Handler) -> None:
+    for name in ("ray", ""):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
 
 
 @contextmanager
@@ -46,26 +53,42 @@ def output_to(path: Path) -> Iterator[None]:
                 os.close(copy)
 
 
+INIT = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+            configure_logging=False)
+
+
+def start_local_ray(log: Path) -> None:
+    """A private Ray instance on this machine, every socket on 127.0.0.1; what it prints at
+    start-up goes to `log`."""
+    os.environ[LOOPBACK_ONLY] = "0"  # read by ray.init's node start-up, and its children
+    with output_to(log):
+        ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **INIT)
+
+
 @contextmanager
 def ray_for_session(address: str | None, log_dir: Path) -> Iterator[None]:
     """`address` None: start a private Ray on this machine (loopback only, shut down after);
-    else join the cluster at HOST:PORT (and leave it running)."""
-    log_to(log_dir / "ray.log")
-    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                  configure_logging=False)
-    if address is None:
-        os.environ[LOOPBACK_ONLY] = "0"  # read by ray.init's node start-up, and its children
-        with output_to(log_dir / "ray.log"):
-            ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kwargs)
-    else:
-        try:
-            with output_to(log_dir / "ray.log"):
-                ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot join the Ray cluster at cluster.address={address}: {exc}; "
-                              "check the address (ray status on the head node prints it) or "
-                              "drop cluster.address for a private one") from None
+    else join the cluster at HOST:PORT (and leave it running). A process already connected to
+    Ray (a test suite, a notebook) keeps its connection."""
+    handler = log_to(log_dir / "ray.log")
+    started = not ray.is_initialized()
     try:
+        if started and address is None:
+            start_local_ray(log_dir / "ray.log")
+        elif started:
+            _join(address, log_dir / "ray.log")
         yield
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
+        stop_logging(handler)
+
+
+def _join(address: str, log: Path) -> None:
+    try:
+        with output_to(log):
+            ray.init(address=address, **INIT)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot join the Ray cluster at cluster.address={address}: {exc}; "
+                          "check the address (ray status on the head node prints it) or "
+                          "drop cluster.address for a private one") from None
