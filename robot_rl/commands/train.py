@@ -88,7 +88,7 @@ class Train(Command):
         from robot_rl.runtime.ray.session import RaySession  # Ray: only once a session runs
 
         if cfg.gateway.port is not None:
-            check_port_free(str(cfg.gateway.host), int(cfg.gateway.port))
+            check_port_free(str(cfg.gateway.host), int(cfg.gateway.port), "gateway.port=N")
         session = RaySession(cfg, run)  # builds robot and learner: config errors surface here
         try:
             check_buffer_layout(run, session.obs_spec, session.action_spec)

@@ -194,16 +194,27 @@ def demo_fraction(algorithm: Any) -> float:
     return float(getattr(algorithm.config, "demo_fraction", 0.0))
 
 
+def check_replay(cfg: DictConfig, fraction: float) -> None:
+    """Refuse, before anything opens a buffer, what `build_replay` would refuse: a bad sampler,
+    prior buffers without a demo side to go to, prior buffers that are not there."""
+    build_sampler(cfg)
+    if fraction == 0.0 and cfg.buffer.priors:
+        raise ConfigError(f"buffer.priors are the demo side of algo=rlpd, and "
+                          f"{DEMO_FRACTION_ADVICE}")
+    for prior in cfg.buffer.priors:
+        if not (Path(prior) / "zarr.json").exists():
+            raise ConfigError(f"buffer.priors: {prior} is not a robot_rl buffer (no zarr.json); "
+                              "name a run's buffer/ or demos/ folder")
+
+
 def build_replay(cfg: DictConfig, buffer: ReplayBuffer, demos: ReplayBuffer | None,
                  gamma: float, fraction: float) -> ReplayBuffer | DemoMix:
     """What the learner samples from: the run's buffer, with `fraction` of each batch from the
     demo side (the run's `demos` and the read-only `buffer.priors`) where the fraction is set."""
     from buffer import DemoMix, ReplayBuffer
 
+    check_replay(cfg, fraction)
     if fraction == 0.0:
-        if cfg.buffer.priors:
-            raise ConfigError(f"buffer.priors are the demo side of algo=rlpd, and "
-                              f"{DEMO_FRACTION_ADVICE}")
         return buffer
     priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
               for p in cfg.buffer.priors]

@@ -77,14 +77,15 @@ def server_tls(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | 
     return context
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Refuse an address already in use before anything is created (port 0 is always free)."""
+def check_port_free(host: str, port: int, option: str = "--port N") -> None:
+    """Refuse an address already in use before anything is created (port 0 is always free);
+    `option` is how the user sets the port."""
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
-        hint = ("another gateway may be running: stop it or choose another port (0 picks a free "
-                "one)" if exc.errno == errno.EADDRINUSE else "check the host address")
+        hint = (f"another gateway may be running: stop it or pass {option} (0 picks a free "
+                "port)" if exc.errno == errno.EADDRINUSE else "check the host address")
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
 
 

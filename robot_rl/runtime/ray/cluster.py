@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,11 +58,23 @@ INIT = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.
             configure_logging=False)
 
 
+@contextmanager
+def our_signals() -> Iterator[None]:
+    """ray.init installs its own SIGTERM handler (it aborts the process); keep ours, which ends
+    a session like Ctrl-C: checkpointed, robots holding."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def start_local_ray(log: Path) -> None:
     """A private Ray instance on this machine, every socket on 127.0.0.1; what it prints at
     start-up goes to `log`."""
     os.environ[LOOPBACK_ONLY] = "0"  # read by ray.init's node start-up, and its children
-    with output_to(log):
+    with output_to(log), our_signals():
         ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **INIT)
 
 
@@ -86,7 +99,7 @@ def ray_for_session(address: str | None, log_dir: Path) -> Iterator[None]:
 
 def _join(address: str, log: Path) -> None:
     try:
-        with output_to(log):
+        with output_to(log), our_signals():
             ray.init(address=address, **INIT)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at cluster.address={address}: {exc}; "

@@ -11,6 +11,7 @@ with the device the session opened.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -26,10 +27,12 @@ from robot_rl.runtime.build import (
     build_reward,
     build_robot,
     build_teleop,
+    check_replay,
     demo_fraction,
     demo_side_path,
     require_labels_source,
     session_robots,
+    session_specs,
 )
 from robot_rl.runtime.checkpoint import load_latest
 from robot_rl.runtime.gateway import run_specs
@@ -69,8 +72,12 @@ class RaySession:
     def __init__(self, cfg: DictConfig, run: RunDir) -> None:
         self.cfg, self.run = cfg, run
         self.robots = session_robots(cfg)
-        self.obs_spec, self.action_spec = run_specs(cfg, run)
+        # what this session's robots give (checked against the buffer by `train`); with only edge
+        # robots, what the run's buffer holds, which they must speak
+        self.obs_spec, self.action_spec = (session_specs(cfg) if self.robots
+                                           else run_specs(cfg, run))
         algo = build_algorithm(cfg, self.obs_spec, self.action_spec)  # config errors: now
+        check_replay(cfg, demo_fraction(algo))
         self.devices: dict[str, Teleop] = {}  # robot -> the device a person drives it with here
         for robot_id, robot_cfg in self.robots.items():
             device = open_robot_devices(robot_cfg)
@@ -85,6 +92,7 @@ class RaySession:
         self.recent: list[EpisodeSummary] = []
         self.seen = 0
         self.edge_port: int | None = None
+        self.handles: dict[str, RobotHandle] = {}
         self._prepare_features()
 
     # -- start and stop ----------------------------------------------------------------------------
@@ -121,6 +129,7 @@ class RaySession:
                 observer.featurize_demos(self.run.demos, into)
 
     def _start(self) -> None:
+        self.handles = {}
         cfg = OmegaConf.to_container(self.cfg, resolve=True)
         demo_side = str(demo_side_path(self.cfg, self.run)) if self.with_demos else None
         self.writer = WriterActor.remote(cfg, self.obs_spec, self.action_spec, demo_side,
@@ -128,7 +137,6 @@ class RaySession:
         ray.get(self.writer.stored.remote())  # the buffer exists before the learner reads it
         self.learner = LearnerActor.remote(cfg, self.obs_spec, self.action_spec)
         start = ray.get(self.learner.start.remote())
-        self.handles: dict[str, RobotHandle] = {}
         gated = self.mode == "async"
         for robot_id, robot_cfg in self.robots.items():
             safety = self.safety_base.get(robot_id, {})
@@ -179,7 +187,6 @@ class RaySession:
         from torch.utils.tensorboard import SummaryWriter
 
         self.t0 = time.monotonic()
-        self._start()
         budget = int(self.cfg.run.env_steps)
         self.tb = SummaryWriter(str(self.run.tensorboard))
         display = LiveDisplay(self.run.root / "metrics.jsonl", f"{self.cfg.task.name} "
@@ -187,6 +194,7 @@ class RaySession:
         runs: dict[str, Any] = {}
         learner_run = None
         try:
+            self._start()
             if self.mode == "async":
                 learner_run = self.learner.run.remote()
                 runs = {rid: h.run(budget) for rid, h in self.handles.items()}
@@ -195,11 +203,13 @@ class RaySession:
                 self._lockstep(display, budget)
             self._stop(runs, learner_run)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the parts, keep the learner
-            self._stop(runs, learner_run)
+            if self.handles:
+                self._stop(runs, learner_run)
             raise
         except ray.exceptions.RayError as exc:
-            raise SessionError(f"a part of the session died: {exc}; every committed episode is "
-                               "in the buffer: run the same command again to resume") from None
+            raise SessionError(f"a part of the session died ({_why(exc)}); every committed "
+                               f"episode is in the buffer; logs in {self.run.root / 'logs'}; run "
+                               "the same command again to resume") from None
         finally:
             display.close()
             self.tb.close()
@@ -296,6 +306,16 @@ class RaySession:
         self.tb.add_scalar("episode/interventions", ep.interventions, step)
         self.tb.add_scalar("episode/intervention_rate", ep.intervention_rate, step)
         self.tb.add_scalar(f"robot/{ep.robot_id}/success", float(ep.success), step)
+
+
+def _why(exc: ray.exceptions.RayError) -> str:
+    """The error a Ray failure carries, in one line: the exception its task or actor raised (the
+    last `SomethingError: ...` line of its report), else Ray's own first line."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        return f"{type(exc.cause).__name__}: {exc.cause}"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    raised = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt): ", ln)]
+    return (raised or lines or [type(exc).__name__])[-1 if raised else 0]
 
 
 def _per_robot(saved: dict[str, Any], first: str) -> dict[str, dict[str, int]]:
