@@ -84,11 +84,8 @@ class Train(Command):
         lock = run.writer_lock()
         if resumed:
             lock.acquire()  # a second writer is refused at once, before anything is written
-        from robot_rl.runtime.gateway import check_port_free
         from robot_rl.runtime.ray.session import RaySession  # Ray: only once a session runs
 
-        if cfg.gateway.port is not None:
-            check_port_free(str(cfg.gateway.host), int(cfg.gateway.port), "gateway.port=N")
         session = RaySession(cfg, run)  # builds robot and learner: config errors surface here
         try:
             check_buffer_layout(run, session.obs_spec, session.action_spec)

@@ -80,8 +80,8 @@ def session_robots(cfg: DictConfig) -> dict[str, DictConfig]:
         try:
             one.robot = OmegaConf.merge(cfg.robot, entry or {}, {"id": str(robot_id)})
         except OmegaConfBaseException as exc:
-            raise ConfigError(f"robots.{robot_id}: {exc.msg}; its keys are those of `robot` "
-                              f"({', '.join(cfg.robot)})") from None
+            raise ConfigError(f"robots.{robot_id}: {exc.msg.splitlines()[0]}; its keys are those "
+                              f"of `robot` ({', '.join(cfg.robot)})") from None
         one.seed = int(cfg.seed) + 1000 * index
         robots[str(robot_id)] = one
     return robots

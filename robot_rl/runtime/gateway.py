@@ -132,6 +132,18 @@ def _path(value: str | None) -> Path | None:
     return None if value is None else Path(value)
 
 
+def check_gateway(cfg: DictConfig) -> None:
+    """Refuse now what the session's gateway would refuse when it starts: no token, a TLS pair
+    that does not load, a keys file that does not open, a port in use."""
+    g = cfg.gateway
+    load_token(_path(g.token_file))
+    server_tls(_path(g.certfile), _path(g.keyfile))
+    if g.edges_file is not None and not Path(g.edges_file).is_file():
+        raise ConfigError(f"gateway.edges_file: no file {g.edges_file}; issue each edge a key "
+                          "with robot-rl token issue --edges-file ...")
+    check_port_free(str(g.host), int(g.port), "gateway.port=N")
+
+
 class SessionGateway:
     """The session's gateway (config `gateway.*`): edges commit through `sink` (the session's
     writer); remote-policy edges are answered with the learner's newest version, which a thread

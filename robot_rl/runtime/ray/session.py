@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -35,7 +36,7 @@ from robot_rl.runtime.build import (
     session_specs,
 )
 from robot_rl.runtime.checkpoint import load_latest
-from robot_rl.runtime.gateway import run_specs
+from robot_rl.runtime.gateway import check_gateway, run_specs
 from robot_rl.runtime.live_display import LiveDisplay
 from robot_rl.runtime.ray.actors import EnvWorkerActor, LearnerActor, WriterActor
 from robot_rl.runtime.ray.cluster import ray_for_session
@@ -78,6 +79,8 @@ class RaySession:
                                            else run_specs(cfg, run))
         algo = build_algorithm(cfg, self.obs_spec, self.action_spec)  # config errors: now
         check_replay(cfg, demo_fraction(algo))
+        if cfg.gateway.port is not None:
+            check_gateway(cfg)
         self.devices: dict[str, Teleop] = {}  # robot -> the device a person drives it with here
         for robot_id, robot_cfg in self.robots.items():
             device = open_robot_devices(robot_cfg)
@@ -93,6 +96,7 @@ class RaySession:
         self.seen = 0
         self.edge_port: int | None = None
         self.handles: dict[str, RobotHandle] = {}
+        self._stopping = threading.Event()
         self._prepare_features()
 
     # -- start and stop ----------------------------------------------------------------------------
@@ -172,6 +176,11 @@ class RaySession:
         for actor in (self.learner, self.writer):
             ray.kill(actor)
 
+    def request_stop(self) -> None:
+        """End the session as if its budget were reached: robots finish their episode, the
+        learner checkpoints (from any thread: an operator's page, a test)."""
+        self._stopping.set()
+
     def elapsed(self) -> float:
         return self.elapsed_base + time.monotonic() - self.t0
 
@@ -235,7 +244,8 @@ class RaySession:
             ended = [p for p in runs.values() if p.done()]
             for pending in ended:
                 pending.result()  # raises what ended a robot early
-            if sample["env_steps"] >= budget or any(p.result() == "estop" for p in ended):
+            if (sample["env_steps"] >= budget or self._stopping.is_set()
+                    or any(p.result() == "estop" for p in ended)):
                 return
             if runs and len(ended) == len(runs) and self.edge_port is None:
                 return
@@ -246,7 +256,7 @@ class RaySession:
         """Each round: an episode on every robot, then the update-to-data ratio times their
         steps of updates (after warm-up), then every robot takes the new weights."""
         ratio, last_ckpt = float(self.cfg.learner.updates_per_step), self.sample()["env_steps"]
-        while (sample := self.sample())["env_steps"] < budget:
+        while (sample := self.sample())["env_steps"] < budget and not self._stopping.is_set():
             started = time.monotonic()
             episodes = [h.run_episode() for h in self.handles.values()]
             results = [e.result() for e in episodes]
