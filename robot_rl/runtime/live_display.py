@@ -46,7 +46,7 @@ class LiveDisplay:
         self._log.write(json.dumps(sample) + "\n")
         self._log.flush()
         if self._live is not None:
-            self._live.update(self._table(sample))
+            self._live.update(self._table(sample), refresh=True)
         elif time.monotonic() - self._said >= PLAIN_REPORT_S:
             self._said = time.monotonic()
             print(f"steps {sample['env_steps']}/{self.budget} " + " ".join(
