@@ -19,7 +19,7 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-PRIVATE_NET = "ROBOT_RL_PRIVATE_NET"  # set inside the namespace: "1", or "0" where none could be made
+PRIVATE_NET = "ROBOT_RL_PRIVATE_NET"  # "1" inside the namespace, "0" where none could be made
 LOOPBACK_UP = 'ip link set lo up && exec "$@"'
 
 
