@@ -296,7 +296,7 @@ class RaySession:
             held.append(edges["version"])
             latencies.append(edges["sync_latency_s"])
         latencies = [x for x in latencies if x is not None]
-        return {
+        row = {
             "t": round(self.elapsed(), 3), "mode": self.mode, "env_steps": steps,
             "episodes": episodes, "buffer_steps": steps,
             "success_20": float(np.mean([e.success for e in self.recent])) if self.recent else 0.0,
@@ -307,6 +307,13 @@ class RaySession:
             "policy_lag": progress["version"] - min(held) if held else None,
             "sync_latency_s": round(max(latencies), 4) if latencies else None,
         }
+        for key in ("updates_per_s", "policy_lag", "sync_latency_s"):
+            if row[key] is not None:
+                self.tb.add_scalar(f"session/{key}", row[key], steps)
+        for status in statuses:
+            for kind, count in status["safety"].items():
+                self.tb.add_scalar(f"safety/{status['robot']}/{kind}", count, steps)
+        return row
 
     def _log_episode(self, ep: EpisodeSummary) -> None:
         step = ep.stored_steps
