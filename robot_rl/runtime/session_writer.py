@@ -17,6 +17,7 @@ from buffer import ReplayBuffer
 from comms.sink import TransitionSink
 from robot_rl.core import ArraySpec, DictSpec, Episode, Transition, is_demo_side
 from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.demo_mirror import DemoSideMirror
 from robot_rl.runtime.run_dir import RunDir
 
 
@@ -64,7 +65,9 @@ class SessionWriter(TransitionSink):
     def __init__(self, run: RunDir, obs_spec: DictSpec, action_spec: ArraySpec, task: str,
                  demos: ReplayBuffer | None = None) -> None:
         self.sink = BufferSink(run.buffer, obs_spec, action_spec, task=task)
-        self.demos, self.task = demos, task
+        self.task = task
+        self.demos = (DemoSideMirror(demos, run.buffer, self.sink.buffer.num_episodes)
+                      if demos is not None else None)
         self._lock = threading.RLock()
         self._episodes: list[EpisodeSummary] = []
         self._next_episode = self.sink.buffer.num_episodes
@@ -78,12 +81,14 @@ class SessionWriter(TransitionSink):
     def commit(self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
                episode_ends: Sequence[tuple[int, bool]] = ()) -> None:
         with self._lock:
+            before = self.sink.buffer.num_episodes
             self.sink.commit(stream_id, first_seq, transitions, episode_ends)
-            self._follow_stream(first_seq, transitions, dict(episode_ends))
+            self._follow_stream(first_seq, transitions, dict(episode_ends), before)
 
     def _follow_stream(self, first_seq: int, transitions: Sequence[Transition],
-                       ends: dict[int, bool]) -> None:
-        """Summaries (and demo-side copies) of the edge episodes this commit ended."""
+                       ends: dict[int, bool], position: int) -> None:
+        """Summaries (and demo-side copies) of the edge episodes this commit ended, the first of
+        them the buffer's episode `position`."""
         for i, t in enumerate(transitions):
             episode = self._open.get(t.robot_id)
             if episode is None or episode.episode_id != t.episode_id:
@@ -91,12 +96,13 @@ class SessionWriter(TransitionSink):
             episode.add(t)
             if first_seq + i in ends:
                 del self._open[t.robot_id]
-                self._ended(t.robot_id, episode, ends[first_seq + i])
+                self._ended(t.robot_id, episode, ends[first_seq + i], position)
+                position += 1
 
-    def _ended(self, robot_id: str, episode: _OpenEpisode, success: bool) -> None:
-        if episode.demo_side and self.demos is not None:  # RLPD: takeovers feed the demo side
-            self.demos.add_episode(Episode(episode.episode_id, robot_id, self.task,
-                                           episode.demo_side, success))
+    def _ended(self, robot_id: str, episode: _OpenEpisode, success: bool, position: int) -> None:
+        if self.demos is not None:  # RLPD: takeovers feed the demo side
+            self.demos.add(position, Episode(episode.episode_id, robot_id, self.task,
+                                             episode.demo_side, success))
         self._episodes.append(EpisodeSummary(
             robot_id, episode.episode_id, episode.total_reward, episode.length, success,
             episode.interventions, episode.policy_version, len(self.sink.buffer)))
@@ -119,7 +125,8 @@ class SessionWriter(TransitionSink):
             summary = _OpenEpisode(episode.episode_id)
             for t in episode.transitions:
                 summary.add(t)
-            self._ended(episode.robot_id, summary, bool(episode.success))
+            position = self.sink.buffer.num_episodes - 1
+            self._ended(episode.robot_id, summary, bool(episode.success), position)
             return len(self.sink.buffer)
 
     # -- what the session shows --------------------------------------------------------------------
