@@ -66,8 +66,8 @@ def server_tls(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | 
     if certfile is None and keyfile is None:
         return None
     if certfile is None or keyfile is None:
-        raise ConfigError("wss needs both a certificate and its key (--certfile and --keyfile, "
-                          "or gateway.certfile and gateway.keyfile)")
+        raise ConfigError("wss needs both --certfile and --keyfile (in a session: "
+                          "gateway.certfile and gateway.keyfile)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(certfile, keyfile)
