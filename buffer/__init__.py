@@ -2,9 +2,9 @@
 
 from buffer.cache import CacheConfig
 from buffer.mixing import DemoMix
-from buffer.replay_buffer import ReplayBuffer
+from buffer.replay_buffer import NothingToSampleError, ReplayBuffer
 from buffer.samplers import SAMPLERS, Provenance, Sampler
 from buffer.zarr_storage import ZarrStorage
 
-__all__ = ["SAMPLERS", "CacheConfig", "DemoMix", "Provenance", "ReplayBuffer", "Sampler",
-           "ZarrStorage"]
+__all__ = ["SAMPLERS", "CacheConfig", "DemoMix", "NothingToSampleError", "Provenance",
+           "ReplayBuffer", "Sampler", "ZarrStorage"]

@@ -25,6 +25,11 @@ from robot_rl.core import (
 )
 
 
+class NothingToSampleError(StorageError):
+    """No committed row can be sampled yet: none is resident in the cache with a known next
+    observation (a reader right after a writer's first commits, a tiny cache). Try again."""
+
+
 class ReplayBuffer:
     """A run's transitions: `append`/`end_episode`/`commit` to write, `sample` to learn from.
 
@@ -239,8 +244,9 @@ class ReplayBuffer:
                     return rows, self._gather(rows) if gather else None
             if not self.cache.rotate_once():  # nothing resident qualifies: load more now
                 break
-        raise StorageError(f"{self.storage.path}: nothing to sample ({len(self)} committed rows, "
-                           "none with a known next observation and passing the filter)")
+        raise NothingToSampleError(
+            f"{self.storage.path}: nothing to sample ({len(self)} committed rows, none resident "
+            "with a known next observation and passing the filter)")
 
     def _next_obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         nxt = self.index.next_row.data[rows]

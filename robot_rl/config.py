@@ -79,6 +79,9 @@ class RuntimeConfig:
     sync_every: int = 50
     max_lead: int = 100
     realtime: bool = False
+    max_restarts: int = 3
+    restart_window_s: float = 300.0
+    heartbeat_timeout_s: float = 30.0
 
 
 @dataclass
@@ -246,6 +249,9 @@ def _check_runtime(cfg: DictConfig) -> None:
                           f"{rt.mode!r}")
     if rt.sync_every <= 0 or rt.max_lead < 0:
         raise ConfigError("runtime.sync_every must be positive and runtime.max_lead >= 0")
+    if rt.max_restarts < 1 or rt.restart_window_s <= 0 or rt.heartbeat_timeout_s <= 0:
+        raise ConfigError("runtime.max_restarts must be >= 1, runtime.restart_window_s and "
+                          "runtime.heartbeat_timeout_s positive")
     ratio = cfg.learner.updates_per_step
     if ratio is not None and ratio <= 0:
         raise ConfigError(f"learner.updates_per_step must be positive (null: as fast as the "

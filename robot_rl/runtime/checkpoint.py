@@ -94,3 +94,12 @@ def load_latest(root: Path) -> dict[str, Any] | None:
             f"checkpoint under {root} is unreadable ({exc}); remove {pointer} to start the "
             "learner afresh from the buffer"
         ) from exc
+
+
+def safety_counts(state: dict[str, Any] | None, robot_id: str, first_robot: str) -> dict[str, int]:
+    """A robot's safety-layer counts in a checkpoint (those of one-robot runs were kept flat,
+    for the run's only robot, `first_robot`)."""
+    saved = (state or {}).get("safety", {})
+    if saved and all(isinstance(v, int | np.integer) for v in saved.values()):
+        saved = {first_robot: saved}
+    return {str(k): int(v) for k, v in saved.get(robot_id, {}).items()}

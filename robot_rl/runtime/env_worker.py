@@ -29,6 +29,7 @@ from robot_rl.runtime.build import (
     build_teleop,
     require_labels_source,
 )
+from robot_rl.runtime.checkpoint import load_latest, safety_counts
 from robot_rl.runtime.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,14 @@ class EnvWorker:
     """A robot run for a session (`cfg` is the session's config with this robot's `robot`)."""
 
     def __init__(self, cfg: DictConfig, run: RunDir, ports: SessionPorts, start: SessionStart,
-                 *, gated: bool = True, safety: dict[str, int] | None = None,
+                 *, gated: bool = True, first_robot: str | None = None,
                  teleop: Teleop | None = None) -> None:
         self.cfg, self.ports, self.start = cfg, ports, start
         self.arm, self.robot = build_robot(cfg)
-        self.robot.events.update(safety or {})  # the safety/* counts go on across a resume
+        self.stream = str(cfg.robot.id)
+        # the safety/* counts go on across a resume, and across a restart of this worker
+        self.robot.events.update(safety_counts(load_latest(run.checkpoints), self.stream,
+                                               first_robot or self.stream))
         raw_spec = self.arm.observation_spec
         observer = worker_observer(cfg, raw_spec, run)
         spec = observer.spec if observer is not None else raw_spec  # type: ignore[attr-defined]
@@ -104,7 +108,6 @@ class EnvWorker:
         require_labels_source(cfg, reward, self.teleop)
         self.paced = bool(cfg.runtime.realtime) or bool(self.teleop and self.teleop.realtime)
         self.gated = gated and not self.paced and cfg.learner.updates_per_step is not None
-        self.stream = str(cfg.robot.id)
         self.stored = start.stored
         rng = np.random.default_rng([int(cfg.seed), *self.stream.encode()])
         self.source = PolicySource(self.policy, self.arm.action_spec, rng,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from buffer import ReplayBuffer
+from buffer import NothingToSampleError, ReplayBuffer
 from robot_rl.core import ArraySpec, Batch, DictSpec
 from robot_rl.runtime.build import (
     build_algorithm,
@@ -56,9 +56,13 @@ class LearnerService:
             self.algo.load_state_dict(state["algorithm"])
             self.rng.bit_generator.state = state["numpy_rng"]
             updates = int(state["counters"]["updates"])
-        self.algo.policy.version = updates
         gamma = self.algo.config.gamma
         self.buffer = build_buffer(cfg, run.buffer, obs_spec, action_spec, gamma, readonly=True)
+        # a learner restarted after a crash goes on from its checkpoint's model, but its versions
+        # never go back below one a robot already acted with
+        acted = self.buffer.index.col("policy_version")
+        updates = max(updates, int(acted.max()) if len(acted) else 0)
+        self.algo.policy.version = updates
         fraction = demo_fraction(self.algo)
         self.demos = (ReplayBuffer(demo_side_path(cfg, run), readonly=True,
                                    n_step=cfg.buffer.n_step, gamma=gamma)
@@ -126,7 +130,12 @@ class LearnerService:
                 self._stop.wait(WAIT_S)
                 stored = self._refresh()
                 continue
-            self._update()
+            try:
+                self._update()
+            except NothingToSampleError as exc:  # committed rows not sampleable yet: wait
+                log.warning("learner waits for data: %s", exc)
+                self._stop.wait(REFRESH_S)
+                stored = self._refresh()
         return self.learner.updates
 
     def stop(self) -> None:

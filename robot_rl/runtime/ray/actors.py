@@ -7,7 +7,11 @@ log folder; a config travels as a plain dict, since Ray pickles what it sends be
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +30,7 @@ from robot_rl.runtime.ray.cluster import log_to
 from robot_rl.runtime.run_dir import RunDir
 from robot_rl.runtime.session_writer import EpisodeSummary, SessionWriter
 
+log = logging.getLogger(__name__)
 POLL_S = 0.05  # an env worker asks for new weights at most this often (between two steps)
 
 
@@ -36,9 +41,24 @@ def _setup(cfg: dict[str, Any], name: str) -> DictConfig:
     return config
 
 
+class _Named:
+    """A part reached by its Ray name, looked up when first used (it may start after the caller
+    and is the same part after a restart)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handle: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        if self._handle is None:
+            self._handle = ray.get_actor(self.name)  # ValueError until it exists
+        return getattr(self._handle, method)
+
+
 class WeightPoller:
     """Asks the learner for a newer version without ever waiting: a request in flight is looked
-    at, a new one sent at most every `POLL_S`."""
+    at, a new one sent at most every `POLL_S`. A learner that is not there yet, or restarting,
+    gives no new version: the robot acts on what it holds."""
 
     def __init__(self, learner: Any) -> None:
         self.learner = learner
@@ -46,15 +66,21 @@ class WeightPoller:
         self._asked = 0.0
 
     def __call__(self, held: int) -> WeightUpdate | None:
-        if self._pending is None:
-            if time.monotonic() - self._asked < POLL_S:
+        try:
+            if self._pending is None:
+                if time.monotonic() - self._asked < POLL_S:
+                    return None
+                self._asked = time.monotonic()
+                self._pending = self.learner.poll_weights.remote(held)
+            ready, _ = ray.wait([self._pending], timeout=0)
+            if not ready:
                 return None
-            self._asked = time.monotonic()
-            self._pending = self.learner.poll_weights.remote(held)
-        ready, _ = ray.wait([self._pending], timeout=0)
-        if not ready:
+            pending, self._pending = self._pending, None
+            update = ray.get(pending)
+        except (ValueError, ray.exceptions.RayError) as exc:  # not started, or died mid-call
+            self._pending = None
+            log.info("no new weights from the learner now (%s)", type(exc).__name__)
             return None
-        update, self._pending = ray.get(self._pending), None
         return update if update is not None and update.version > held else None
 
 
@@ -68,35 +94,58 @@ def worker_ports(writer: Any, learner: Any) -> SessionPorts:
         learner_updates=lambda: ray.get(learner.updates.remote()))
 
 
-@ray.remote(num_cpus=0, max_concurrency=8)
-class WriterActor:
+RESTARTED = dict(max_restarts=-1, max_task_retries=-1)
+"""Ray restarts a part whose process dies (re-running its constructor) and retries the calls it
+was running; every part is written to start again from what the run directory holds."""
+
+
+def actor_name(run_dir: str, part: str) -> str:
+    """The Ray name of a session's part: unique per run directory on a shared cluster."""
+    return f"robot_rl-{part}-{hashlib.sha1(run_dir.encode()).hexdigest()[:12]}"
+
+
+class Part:
+    """What every part answers: who it is now (a new pid after a restart)."""
+
+    def ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+@ray.remote(num_cpus=0, max_concurrency=8, **RESTARTED)
+class WriterActor(Part):
     """The one writer of the run's buffer (and demo side), and the gateway edge robots commit
     through: in one process, so an edge's frames reach the buffer with no further hop."""
 
     def __init__(self, cfg: dict[str, Any], obs_spec: DictSpec, action_spec: ArraySpec,
-                 demo_side: str | None, gamma: float) -> None:
+                 demo_side: str | None, gamma: float, session: str) -> None:
         config = _setup(cfg, "writer")
         self.cfg, self.obs_spec, self.action_spec = config, obs_spec, action_spec
         from buffer import ReplayBuffer
 
+        run = RunDir(Path(config.run.dir))
         demos = (ReplayBuffer(Path(demo_side), obs_spec, action_spec, n_step=config.buffer.n_step,
                               gamma=gamma) if demo_side is not None else None)
-        self.writer = SessionWriter(RunDir(Path(config.run.dir)), obs_spec, action_spec,
-                                    str(config.task.name), demos)
+        self.writer = SessionWriter(run, obs_spec, action_spec, str(config.task.name), demos)
         self.gateway: SessionGateway | None = None
+        if config.gateway.port is not None:
+            self._serve_edges(run, session)
 
-    def start_gateway(self, learner: Any) -> int:
-        """Serve edge robots on `gateway.port`; the port it listens on."""
-        poll = WeightPoller(learner)
-        lock = threading.Lock()  # the follower thread is the poller's only caller; be sure
+    def _serve_edges(self, run: RunDir, session: str) -> None:
+        """Serve edge robots on `gateway.port`; a writer restarted in the same session keeps the
+        port it had (`gateway.port=0` picks one the first time), so edges find it again."""
+        chosen = run.root / "logs" / "gateway.json"
+        cfg = self.cfg.copy()
+        if int(cfg.gateway.port) == 0 and chosen.exists():
+            before = json.loads(chosen.read_text())
+            if before.get("session") == session:
+                cfg.gateway.port = int(before["port"])
+        learner = _Named(actor_name(str(run.root), "learner"))
+        self.gateway = SessionGateway(cfg, self.writer, self.obs_spec, self.action_spec,
+                                      WeightPoller(learner))
+        chosen.write_text(json.dumps({"session": session, "port": self.gateway.port}))
 
-        def newest(held: int) -> WeightUpdate | None:
-            with lock:
-                return poll(held)
-
-        self.gateway = SessionGateway(self.cfg, self.writer, self.obs_spec, self.action_spec,
-                                      newest)
-        return self.gateway.port
+    def edge_port(self) -> int | None:
+        return None if self.gateway is None else self.gateway.port
 
     def edge_status(self) -> dict[str, Any]:
         """The gateway's counters and the version remote-policy edges are answered with."""
@@ -126,8 +175,8 @@ class WriterActor:
         self.writer.close()
 
 
-@ray.remote(num_cpus=0, max_concurrency=4)
-class LearnerActor:
+@ray.remote(num_cpus=0, max_concurrency=4, **RESTARTED)
+class LearnerActor(Part):
     """The learner: `run` trains until `stop`; the other calls answer while it does."""
 
     def __init__(self, cfg: dict[str, Any], obs_spec: DictSpec, action_spec: ArraySpec) -> None:
@@ -169,12 +218,12 @@ class WorkerHost:
     or the e-stop, while `status` and `stop` answer from any thread."""
 
     def __init__(self, cfg: DictConfig, writer: Any, learner: Any, start: SessionStart,
-                 gated: bool, safety: dict[str, int], teleop: Teleop | None = None) -> None:
+                 gated: bool, first_robot: str, teleop: Teleop | None = None) -> None:
         self._stop = threading.Event()
         self._robot_thread = ThreadPoolExecutor(1, thread_name_prefix=f"robot-{cfg.robot.id}")
         self.worker = self._robot_thread.submit(
             EnvWorker, cfg, RunDir(Path(cfg.run.dir)), worker_ports(writer, learner), start,
-            gated=gated, safety=safety, teleop=teleop).result()
+            gated=gated, first_robot=first_robot, teleop=teleop).result()
 
     def submit_run(self, budget: int) -> Future[str]:
         return self._robot_thread.submit(self.worker.run, budget, self._stop.is_set)
@@ -213,11 +262,11 @@ class WorkerHost:
             self._robot_thread.shutdown(wait=True)
 
 
-@ray.remote(num_cpus=0, max_concurrency=2)
-class EnvWorkerActor(WorkerHost):
+@ray.remote(num_cpus=0, max_concurrency=4, **RESTARTED)
+class EnvWorkerActor(WorkerHost, Part):
     """One robot in its own process: `run` acts while `status` and `stop` answer."""
 
     def __init__(self, cfg: dict[str, Any], writer: Any, learner: Any, start: SessionStart,
-                 gated: bool, safety: dict[str, int]) -> None:
+                 gated: bool, first_robot: str) -> None:
         config = _setup(cfg, f"env-{cfg['robot']['id']}")
-        super().__init__(config, writer, learner, start, gated, safety)
+        super().__init__(config, writer, learner, start, gated, first_robot)

@@ -14,6 +14,8 @@ from hal import Teleop
 from robot_rl.runtime.env_worker import SessionStart, WeightUpdate
 from robot_rl.runtime.ray.actors import WorkerHost
 
+ANSWER_S = 10.0  # how long a question to a robot's process may take before it counts as failed
+
 
 class Pending:
     """A call in flight, on a Ray actor (an object ref) or on a thread of this process."""
@@ -74,7 +76,7 @@ class RemoteRobot(RobotHandle):
         self.actor.stop.remote()
 
     def status(self) -> dict[str, Any]:
-        return dict(ray.get(self.actor.status.remote()))
+        return dict(ray.get(self.actor.status.remote(), timeout=ANSWER_S))
 
     def close(self) -> None:
         try:
