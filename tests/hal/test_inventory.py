@@ -243,7 +243,8 @@ def test_a_network_robot_with_a_port_that_is_not_a_number_says_so():
 def test_hal_check_with_session_overrides_checks_the_units_that_session_needs(tmp_path, capsys):
     lab = str(write_lab(tmp_path, closed_port()))
     assert main(["hal", "check", "--hardware", lab]) == 0
-    assert "ok: sim:small_arm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok: the session can be placed on" in out and "robot    sim:small_arm" in out
     assert main(["hal", "check", "robot.arm=so101", "teleop=gamepad", "teleop.params.index=3",
                  "--hardware", lab]) == 2
     err = capsys.readouterr().err
