@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import asdict
 
 import numpy as np
 import pytest
