@@ -9,7 +9,7 @@ a node's operator can print them without Ray; `robot_rl.runtime.ray.placement` h
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hal.checkers import AcceleratorChecker
@@ -78,30 +78,35 @@ class _Planner:
     problems: list[str] = field(default_factory=list)
     booked: dict[tuple[str, str], str] = field(default_factory=dict)  # (node, unit) -> by whom
 
-    def nodes(self, ref: str) -> tuple[str, set[str] | None]:
-        """The unit a reference names, and the nodes it may be on (None: any)."""
+    @staticmethod
+    def split(ref: str) -> tuple[str, str | None]:
+        """`unit@where` -> (unit, where); a bare unit -> (unit, None)."""
         unit, at, where = ref.rpartition("@")
-        if not at:
-            return ref, None
-        if where in self.spec.node_groups:
-            return unit, set(self.spec.node_groups[where])
-        if any(inv.node == where for inv in self.inventories):
-            return unit, {where}
-        groups = ", ".join(self.spec.node_groups) or "none"
-        self.problems.append(f"{ref}: no node or node group {where!r} (groups: {groups})")
-        return unit, set()
+        return (unit, where) if at else (ref, None)
 
-    def candidates(self, ref: str, match: str | None = None) -> list[Entry]:
-        """Entries `ref` may mean: the unit it names (or, with `match`, any unit whose name
-        starts with it) on the nodes it allows, the local node's first."""
-        name, allowed = self.nodes(ref)
+    def candidates(self, ref: str, match: Callable[[Unit], bool]) -> list[Entry] | None:
+        """The entries that `match` on the nodes `ref` allows, the local node's first; None
+        (and the problem noted) where it names no node or group."""
+        _, where = self.split(ref)
+        if where is None:
+            allowed = None
+        elif where in self.spec.node_groups:
+            allowed = set(self.spec.node_groups[where])
+        elif any(inv.node == where for inv in self.inventories):
+            allowed = {where}
+        else:
+            groups = ", ".join(self.spec.node_groups) or "none"
+            self.problems.append(f"{ref}: no node or node group {where!r} (groups: {groups})")
+            return None
         return [e for inv in self.inventories if allowed is None or inv.node in allowed
-                for e in inv.entries
-                if (e.unit.name.startswith(match) if match else e.unit.name == name)]
+                for e in inv.entries if match(e.unit)]
 
-    def choose(self, ref: str, entries: list[Entry], who: str, book: bool = True) -> Entry | None:
+    def choose(self, ref: str, entries: list[Entry] | None, who: str,
+               book: bool = True) -> Entry | None:
         """The first healthy entry not booked yet (booked for `who` now, unless the unit serves
         every part, like the CPU); else note why none will do."""
+        if entries is None:
+            return None
         if not entries:
             self.problems.append(f"missing: {ref}")
             return None
@@ -128,7 +133,8 @@ class _Planner:
             self.problems.append(f"leased: {unit.name} to {record.holder.describe()}")
 
     def robot(self, ref: str) -> Assignment | None:
-        entry = self.choose(ref, self.candidates(ref), f"robot {ref}")
+        name, _ = self.split(ref)
+        entry = self.choose(ref, self.candidates(ref, lambda u: u.name == name), f"robot {ref}")
         if entry is None:
             return None
         unit = entry.unit
@@ -142,16 +148,17 @@ class _Planner:
 
     def learner(self) -> Assignment | None:
         ref = self.spec.learner
-        name, _ = self.nodes(ref)
+        name, where = self.split(ref)
         if name == "cpu":  # on the first node allowed, unless pinned: any node's CPU will do
-            entry = self.choose(ref, self.candidates(ref), "the learner", book=False)
-            return None if entry is None else Assignment("learner", entry.unit, "@" in ref)
+            entries = self.candidates(ref, lambda u: u.name == name)
+            entry = self.choose(ref, entries, "the learner", book=False)
+            return None if entry is None else Assignment("learner", entry.unit, where is not None)
         index = name.removeprefix(GPU_RESOURCE)
         if name != "gpu" and not (name.startswith(GPU_RESOURCE) and index.isdigit()):
             self.problems.append(f"placement.learner={ref}: use {LEARNER_UNITS}, optionally "
                                  "@NODE or @GROUP")
             return None
-        entries = self.candidates(ref, match=GPU_RESOURCE if name == "gpu" else None)
+        entries = self.candidates(ref, is_gpu if name == "gpu" else lambda u: u.name == name)
         entry = self.choose(ref, entries, "the learner")
         return None if entry is None else Assignment("learner", entry.unit)
 

@@ -150,3 +150,12 @@ def test_a_session_that_stops_heartbeating_leaves_its_robot_held(tmp_path, other
         assert worker.step() == 0.0 and worker.robot.estopped
     finally:
         worker.close()
+
+
+def test_a_lease_removed_behind_the_session_s_back_is_reported_lost(tmp_path):
+    store = FileLeaseStore(tmp_path / "leases", ttl_s=0.3)
+    with SessionLeases(store, ["bench0", "bench1"], session="reach-10") as leases:
+        (tmp_path / "leases" / "bench0.lease").unlink()  # an operator cleared it by hand
+        wait_for(lambda: "bench0" in leases.lost(), "the next heartbeat")
+        assert leases.lost() == {"bench0": "lost the lease on bench0: it is free"}
+        assert store.current("bench1").holder == leases.holder
