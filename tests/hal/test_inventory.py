@@ -179,6 +179,8 @@ def test_hal_list_shows_the_cpu_the_sim_arms_and_the_declared_robot(tmp_path, ca
     assert units["cpu"]["health"] == "ok"
     assert units["sim:small_arm"]["health"] == "ok"
     assert units["sim:small_arm"]["type"] == "sim_robot"
+    assert units["sim:small_arm"]["robot"] and not units["sim:small_arm"]["exclusive"]
+    assert units["arm0"]["robot"] and units["arm0"]["exclusive"] and not units["cpu"]["robot"]
     assert units["arm0"]["health"] == "disconnected" and "refused" in units["arm0"]["message"]
     assert main(["hal", "list", "--hardware", lab]) == 0
     table = capsys.readouterr().out
