@@ -1,17 +1,22 @@
-"""In-package hardware fakes for tests: a point-mass 'arm', a gamepad and a SpaceMouse's HID, and
-a teleop that replays a script of commands."""
+"""In-package hardware fakes for tests: a point-mass 'arm' (`robot=fake`, on `fake_robot` units
+a hardware file declares), a gamepad and a SpaceMouse's HID, and a teleop that replays a script
+of commands."""
 
 from __future__ import annotations
 
 import struct
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hal.checker import CHECKERS, Checker
 from hal.robot import Health, HealthStatus, Robot
+from hal.robots import ROBOTS, RobotKind, RobotSetup
 from hal.teleop import Teleop, TeleopCommand
+from hal.units import Node, Unit, declared_unit
 from robot_rl.core import ArraySpec, DictSpec, HardwareError, Observation
 
 
@@ -90,6 +95,48 @@ class PointRobot(Robot):
         if self.scene_problem:
             return Health(HealthStatus.RESET_NEEDED, self.scene_problem)
         return Health(HealthStatus.OK)
+
+
+@dataclass
+class PointRobotSettings:
+    """The keys of `robot=fake` beyond the common ones."""
+
+    joints: int = 0
+    journal: str | None = None
+
+
+@ROBOTS.register("fake")
+class FakeRobotKind(RobotKind):
+    """`robot=fake`: a PointRobot standing in for hardware on a declared `fake_robot` unit."""
+
+    settings = PointRobotSettings
+    unit_type = "fake_robot"
+
+    @classmethod
+    def unit(cls, settings: PointRobotSettings, setup: RobotSetup) -> str:
+        return setup.robot_id
+
+    @classmethod
+    def build(cls, settings: PointRobotSettings, setup: RobotSetup) -> Robot:
+        return PointRobot(setup.robot_id, scale=setup.translation_scale, joints=settings.joints,
+                          journal=None if settings.journal is None else Path(settings.journal))
+
+
+@CHECKERS.register("fake_robot")
+class FakeRobotChecker(Checker):
+    """Fake robots a hardware file declares (`type: fake_robot`): exclusive, like real arms;
+    a declared `fault: why` makes one unhealthy."""
+
+    type = "fake_robot"
+
+    def discover(self, node: Node) -> list[Unit]:
+        return [declared_unit(d, node, robot=True, exclusive=True)
+                for d in node.declared_of(self.type)]
+
+    def validate(self, unit: Unit) -> Health:
+        if unit.meta.get("fault"):
+            return Health(HealthStatus.FAULT, str(unit.meta["fault"]))
+        return Health(HealthStatus.OK, "a fake robot")
 
 
 class FakeJoystick:

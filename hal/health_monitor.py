@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hal.leases import Lease
+from hal.leases import LeaseHandle
 from hal.robot import Health, HealthStatus
 from hal.safety import SafeRobot
 from robot_rl.core import HardwareError
@@ -20,7 +20,7 @@ FAULT_PREFIX = "health monitor: "
 @dataclass
 class _Watched:
     robot: SafeRobot
-    lease: Lease | None
+    lease: LeaseHandle | None
     faulted: str | None = None  # why the monitor holds it; None while it is in service
     recovered: bool = False
 
@@ -44,7 +44,8 @@ class HealthMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, robot: SafeRobot, lease: Lease | None = None) -> None:
+    def watch(self, robot: SafeRobot, lease: LeaseHandle | None = None) -> None:
+        """Poll `robot` from now on; a lost `lease` counts as a failed health check."""
         with self._lock:
             self._watched[robot.robot_id] = _Watched(robot, lease)
 
@@ -53,8 +54,9 @@ class HealthMonitor:
         return self._watched[robot_id].faulted
 
     def _health(self, w: _Watched) -> Health:
-        if w.lease is not None and w.lease.lost is not None:
-            return Health(HealthStatus.FAULT, f"lease lost: {w.lease.lost}")
+        lost = w.lease.lost if w.lease is not None else None
+        if lost is not None:
+            return Health(HealthStatus.FAULT, f"lease lost: {lost}")
         try:
             return w.robot.inner.health()
         except Exception as exc:  # noqa: BLE001 - a driver that throws is a faulted robot

@@ -24,8 +24,8 @@ class Entry:
     def as_dict(self) -> dict[str, Any]:
         u = self.unit
         return {"name": u.name, "type": u.type, "node": u.node, "model": u.model,
-                "meta": dict(u.meta), "health": self.health.status.value,
-                "message": self.health.message}
+                "meta": dict(u.meta), "robot": u.robot, "exclusive": u.exclusive,
+                "health": self.health.status.value, "message": self.health.message}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from robot_rl.core import HardwareError
@@ -181,6 +182,16 @@ class FileLeaseStore(LeaseStore):
 
     def current(self, unit: str) -> LeaseRecord | None:
         return self._read(self._path(unit))  # no lock: writers replace the file atomically
+
+
+class LeaseHandle(Protocol):
+    """What watching a leased robot needs of its lease: whether it is lost, and a way to mark the
+    unit faulted ('' clears it) where other sessions and `hal list` see it."""
+
+    @property
+    def lost(self) -> str | None: ...
+
+    def mark_faulted(self, reason: str) -> None: ...
 
 
 class Lease:

@@ -66,13 +66,18 @@ class Unit:
     model: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
     problem: str = ""  # why it is unusable, found at discovery (an unset env var, ...)
+    robot: bool = False  # a robot a session can place an env worker on
+    exclusive: bool = False
+    """Serves one session at a time, so a session leases it (a real arm: yes; a sim arm, a GPU
+    that sessions may share: no)."""
 
 
-def declared_unit(declared: DeclaredUnit, node: Node) -> Unit:
+def declared_unit(declared: DeclaredUnit, node: Node, *, robot: bool = False,
+                  exclusive: bool = False) -> Unit:
     """The Unit for a declared one, its fields resolved on `node` (or the reason they cannot be)."""
     try:
         fields, problem = declared.resolve(node.env), ""
     except HardwareError as exc:
         fields, problem = dict(declared.fields), str(exc)
     return Unit(declared.name, declared.type, node.name, str(fields.pop("model", "")), fields,
-                problem)
+                problem, robot=robot, exclusive=exclusive)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from robot_rl.core import ConfigError
+from hal.robots import ROBOTS, RobotKind
+from robot_rl.core import ConfigError, RegistryError
 from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
 
 T = TypeVar("T")
@@ -29,27 +31,23 @@ class RunConfig:
 
 
 @dataclass
-class RandomizeConfig:
-    """Domain randomization of the sim scene at every reset (seeded by `seed`)."""
+class RobotConfig:
+    """The keys every robot has; the rest of `robot:` belongs to its kind (`robot=<name>`), whose
+    own schema (`hal.ROBOTS[name].settings`) checks them."""
 
-    enabled: bool = False
-    colours: bool = True
-    light_pos: float = 0.3
-    light_intensity: float = 0.3
-    camera_pos: float = 0.01
-    camera_angle: float = 0.03
+    name: str = "sim"  # the kind in hal.ROBOTS; runs saved before the robot group had only sim
+    id: str = "sim0"
+    control_hz: float = 10.0
+    translation_scale: float = 0.05  # metres per unit of a Δ end-effector action
 
 
 @dataclass
-class RobotConfig:
-    id: str = "sim0"
-    arm: str = "small_arm"  # a name in sim.ARMS: small_arm | so101
-    control_hz: float = 10.0
-    translation_scale: float = 0.05
-    yaw_scale: float = 0.2
-    cameras: list[str] = field(default_factory=list)  # e.g. [wrist_cam, side_cam]
-    image_size: int = 128
-    randomize: RandomizeConfig = field(default_factory=RandomizeConfig)
+class PlacementConfig:
+    """Where a session's parts run; `hal.placement` checks it against the hardware first."""
+
+    robots: list[str] = field(default_factory=list)  # units; [] = the one robot `robot` describes
+    learner: str = "cpu"  # cpu | gpu | gpu:N, optionally @NODE or @GROUP (gpu:0@cloud)
+    node_groups: dict[str, list[str]] = field(default_factory=dict)  # name -> host names
 
 
 @dataclass
@@ -163,6 +161,7 @@ class SessionConfig:
     seed: int = 0
     run: RunConfig = field(default_factory=RunConfig)
     robot: RobotConfig = field(default_factory=RobotConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     robots: dict[str, dict[str, Any]] | None = None
@@ -222,13 +221,29 @@ def _drop_removed(cfg: DictConfig | dict[str, Any]) -> DictConfig | dict[str, An
     return plain
 
 
+COMMON_ROBOT_KEYS = tuple(f.name for f in fields(RobotConfig))
+
+
+def robot_settings(robot: DictConfig) -> tuple[type[RobotKind], Any]:
+    """The kind `robot.name` names and its own keys of `robot` as its typed settings."""
+    try:
+        kind = ROBOTS.get(str(robot.get("name") or RobotConfig.name))
+    except RegistryError as exc:
+        raise ConfigError(f"robot.name: {exc}; pick one with robot=<name>") from None
+    own = {k: v for k, v in robot.items() if k not in COMMON_ROBOT_KEYS}
+    return kind, typed_params(kind.settings, own, "robot")
+
+
 def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     """Merge onto the typed schema: unknown keys and wrong types raise ConfigError."""
     cfg = _drop_removed(cfg)
+    schema = OmegaConf.structured(SessionConfig)
+    OmegaConf.set_struct(schema.robot, False)  # a kind's own keys: checked by its schema below
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(SessionConfig), cfg)
+        merged = OmegaConf.merge(schema, cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {_one_line(exc)}") from None
+    robot_settings(merged.robot)
     if merged.task.reward not in ("dense", "sparse"):
         raise ConfigError(f"task.reward must be 'dense' or 'sparse', got {merged.task.reward!r}")
     for key in ("env_steps", "checkpoint_every"):
@@ -274,6 +289,9 @@ def _compose(overrides: list[str]) -> DictConfig:
     # `teleop=null` (no device) is Hydra's `~teleop`: drop the group from the defaults list
     overrides = [f"~{g}" if g is not None and c in ("null", "none") else o
                  for o, (g, c) in zip(overrides, map(_group_pair, overrides), strict=True)]
+    for group, option in filter(None, map(group_override, overrides)):
+        if group == "robot":
+            _store_robot_kind(option)
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     choices = {g: c for g, c in cfg.hydra.runtime.choices.items() if not g.startswith("hydra")}
@@ -281,6 +299,16 @@ def _compose(overrides: list[str]) -> DictConfig:
         del cfg["hydra"]
         cfg.choices = choices
     return cfg
+
+
+def _store_robot_kind(name: str) -> None:
+    """A robot kind registered by another package has no YAML here: its config is the common
+    keys and its schema's defaults, offered to Hydra as the option `robot=<name>`."""
+    if (config_dir() / "robot" / f"{name}.yaml").exists() or name not in ROBOTS:
+        return
+    kind = ROBOTS.get(name)
+    node = {**asdict(RobotConfig(name=name, id=f"{name}0")), **asdict(kind.settings())}
+    ConfigStore.instance().store(group="robot", name=name, node=node)
 
 
 def config_keys(cfg: DictConfig | dict[str, Any], prefix: str = "") -> list[str]:
@@ -336,12 +364,19 @@ def _group_pair(item: str) -> tuple[str | None, str | None]:
     return group_override(item) or (None, None)
 
 
-GROUPS = ("task", "algo", "reward", "teleop")  # the config groups of launch/ (defaults list)
+GROUPS = ("robot", "task", "algo", "reward", "teleop")  # the config groups of launch/
+
+LEGACY_CHOICES = {"robot": "sim"}
+"""The option of a group that runs saved before the group existed were composed with."""
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group: the YAML files in its folder of the config tree."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+    """The options of a config group: the YAML files in its folder of the config tree (and, for
+    `robot`, every kind registered in hal.ROBOTS)."""
+    options = {p.stem for p in (config_dir() / group).glob("*.yaml")}
+    return sorted(options | set(ROBOTS.names()) if group == "robot" else options)
+
+
 FIXED_ON_RESUME = ("task", "algo")  # the buffer's layout and the checkpoint depend on these
 
 
@@ -353,7 +388,8 @@ def resume_config(stored: DictConfig, overrides: list[str], where: str) -> DictC
     except the keys the overrides name. task= and algo= cannot change (`where` names the run).
     """
     # runs saved before `choices` existed: each group's option was its name
-    stored_choices = {g: stored[g].name if stored.get(g) is not None else None for g in GROUPS}
+    stored_choices = {g: stored[g].get("name", LEGACY_CHOICES.get(g))
+                      if stored.get(g) is not None else None for g in GROUPS}
     stored_choices.update(stored.get("choices") or {})
     picked = dict(filter(None, map(group_override, overrides)))
     for group in FIXED_ON_RESUME:

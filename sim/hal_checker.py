@@ -12,10 +12,20 @@ from hal.units import Node, Unit
 from sim.arm import compile_scene
 from sim.arm_models import ARMS
 
+UNIT_PREFIX = "sim:"
+
+
+def unit_name(arm: str) -> str:
+    """The inventory unit of a sim arm model: `sim:small_arm`."""
+    return UNIT_PREFIX + arm
+
 
 @CHECKERS.register("sim_robot")
 class SimRobotChecker(Checker):
-    """One unit per registered arm model; validating it compiles the arm's MuJoCo scene."""
+    """One unit per registered arm model; validating it compiles the arm's MuJoCo scene.
+
+    A sim arm is a robot but not an exclusive one: any number of sessions may simulate it.
+    """
 
     type = "sim_robot"
     timeout_s = 60.0  # the SO-101 meshes take seconds to load on a busy machine
@@ -24,8 +34,8 @@ class SimRobotChecker(Checker):
         units = []
         for arm in ARMS.names():
             model = ARMS.get(arm)
-            units.append(Unit(f"sim:{arm}", self.type, node.name, arm,
-                              {"arm": arm, "joints": len(model.arm_joints)}))
+            units.append(Unit(unit_name(arm), self.type, node.name, arm,
+                              {"arm": arm, "joints": len(model.arm_joints)}, robot=True))
         return units
 
     def validate(self, unit: Unit) -> Health:

@@ -8,7 +8,7 @@ import mujoco
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass
 class RandomizationConfig:
     """How far each property strays from the scene's nominal value at every reset."""
 

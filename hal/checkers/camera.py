@@ -6,6 +6,7 @@ import fcntl
 import glob
 import os
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 from hal.checker import CHECKERS, Checker
@@ -65,7 +66,7 @@ class CameraChecker(Checker):
                 meta = {**unit.meta, "device": device} if device else unit.meta
                 problem = "" if device else (f"{unit.name}: no camera with serial "
                                              f"{unit.meta['serial']} under {BY_ID}")
-                unit = Unit(unit.name, unit.type, unit.node, unit.model, meta, problem)
+                unit = replace(unit, meta=meta, problem=problem)
             units.append(unit)
         return units
 

@@ -21,7 +21,8 @@ class NetworkRobotChecker(Checker):
     timeout_s = 5.0
 
     def discover(self, node: Node) -> list[Unit]:
-        return [declared_unit(d, node) for d in node.declared_of(self.type)]
+        return [declared_unit(d, node, robot=True, exclusive=True)
+                for d in node.declared_of(self.type)]
 
     def validate(self, unit: Unit) -> Health:
         for key in ("host", "port"):

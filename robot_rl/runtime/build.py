@@ -8,6 +8,8 @@ a process that builds only a robot and its reward (an edge with a remote policy)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,10 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hal import TELEOPS, Robot, SafeRobot, SafetyLimits, Teleop
+from hal.hardware_file import load_hardware
+from hal.inventory import Inventory, take_inventory
+from hal.leases import LeaseStore
+from hal.placement import Assignment, Placement, PlacementSpec, plan_placement
+from hal.robots import RobotKind, RobotSetup
+from hal.units import Node
 from policies.rewards import REWARDS, Reward
 from robot_rl.core import ArraySpec, ConfigError, DictSpec, HardwareError, RegistryError
 from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
-from sim import TASKS, MujocoArm, RandomizationConfig
+from sim import TASKS, Task
 
 if TYPE_CHECKING:
     from buffer import DemoMix, ReplayBuffer, Sampler
@@ -32,40 +40,98 @@ def default_run_dir(cfg: DictConfig) -> Path:
     return Path("runs") / f"{cfg.task.name}-{cfg.algo.name}-{stamp}"
 
 
-def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
-    """The configured robot, and the same robot behind the safety layer (the one to drive)."""
+def build_scene(cfg: DictConfig, kind: type[RobotKind]) -> Task | None:
+    """The sim task a simulating robot builds its scene for; None for a robot of hardware, whose
+    task is a name and a reward source (a sim task's scene and rule cannot describe it)."""
+    task_name = str(cfg.task.name)
+    if not kind.simulated:
+        if task_name in TASKS:
+            raise ConfigError(
+                f"task={task_name} is a sim task (its scene, resets and reward rule exist only in "
+                f"MuJoCo) and robot={cfg.robot.name} drives hardware: name your own task "
+                f"(task.name=wipe_table reward=human_label) or use a sim robot (robot=sim)")
+        return None
     try:
-        task_cls = TASKS.get(cfg.task.name)
+        task_cls = TASKS.get(task_name)
     except RegistryError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"robot={cfg.robot.name} simulates its task's scene: {exc}") from None
     params = OmegaConf.to_container(cfg.task.params, resolve=True)
     try:
-        task = task_cls(max_steps=cfg.task.max_steps, **params)
+        return task_cls(max_steps=cfg.task.max_steps, **params)
     except TypeError as exc:
-        raise ConfigError(f"task.params for {cfg.task.name!r}: {exc}") from None
-    rnd = OmegaConf.to_container(cfg.robot.randomize, resolve=True)
+        raise ConfigError(f"task.params for {task_name!r}: {exc}") from None
+
+
+def robot_setup(cfg: DictConfig, scene: Task | None = None) -> RobotSetup:
+    """The common keys of `robot:` (and the scene, where one is built)."""
+    robot = cfg.robot
+    return RobotSetup(str(robot.id), float(robot.control_hz), float(robot.translation_scale),
+                      int(cfg.seed), scene)
+
+
+def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
+    """The configured robot (`robot=<kind>`), and the same robot behind the safety layer (the one
+    to drive)."""
+    from robot_rl.config import robot_settings
+
+    kind, settings = robot_settings(cfg.robot)
+    setup = robot_setup(cfg, build_scene(cfg, kind))
     try:
-        arm = MujocoArm(
-            task, arm=cfg.robot.arm, control_hz=cfg.robot.control_hz, seed=cfg.seed,
-            robot_id=cfg.robot.id, translation_scale=cfg.robot.translation_scale,
-            yaw_scale=cfg.robot.yaw_scale, cameras=list(cfg.robot.cameras),
-            image_size=cfg.robot.image_size,
-            randomize=RandomizationConfig(**{k: v for k, v in rnd.items() if k != "enabled"})
-            if rnd["enabled"] else None,
-        )
+        robot = kind.build(settings, setup)
     except (RegistryError, HardwareError) as exc:
         raise ConfigError(f"robot: {exc}") from None
     limits = SafetyLimits(
         workspace_low=tuple(cfg.safety.workspace_low),
         workspace_high=tuple(cfg.safety.workspace_high),
         max_delta=cfg.safety.max_delta,
-        translation_scale=cfg.robot.translation_scale,
-        max_speed=cfg.safety.max_speed, control_hz=float(cfg.robot.control_hz),
+        translation_scale=setup.translation_scale,
+        max_speed=cfg.safety.max_speed, control_hz=setup.control_hz,
         joint_low=None if cfg.safety.joint_low is None else tuple(cfg.safety.joint_low),
         joint_high=None if cfg.safety.joint_high is None else tuple(cfg.safety.joint_high),
         max_joint_velocity=cfg.safety.max_joint_velocity,
     )
-    return arm, SafeRobot(arm, limits)
+    return robot, SafeRobot(robot, limits)
+
+
+def local_inventory(hardware: Sequence[Path] = ()) -> Inventory:
+    """This node's inventory: every unit its checkers find, and those its hardware files declare
+    (`hardware`, else every `launch/hardware/*.yaml` of the config tree)."""
+    from robot_rl.config import config_dir
+
+    files = list(hardware) or sorted((config_dir() / "hardware").glob("*.yaml"))
+    return take_inventory(Node.local(load_hardware(files)))
+
+
+def placement_spec(cfg: DictConfig) -> PlacementSpec:
+    """What the session's `placement:` asks for; with no robots listed, the one unit `robot:`
+    describes (`sim:<arm>` for robot=sim)."""
+    from robot_rl.config import robot_settings
+
+    kind, settings = robot_settings(cfg.robot)
+    p = cfg.placement
+    robots = [str(r) for r in p.robots] or [kind.unit(settings, robot_setup(cfg))]
+    return PlacementSpec(tuple(robots), kind.unit_type, str(p.learner),
+                         {str(g): tuple(map(str, nodes)) for g, nodes in p.node_groups.items()})
+
+
+def plan_session(cfg: DictConfig, inventories: Sequence[Inventory],
+                 leases: LeaseStore | None = None) -> Placement:
+    """The session's placement checked against the inventories of its nodes (and, given a lease
+    store, against other sessions' leases), before anything starts; PlacementError if not."""
+    return plan_placement(placement_spec(cfg), inventories, leases)
+
+
+def placed_robot_config(cfg: DictConfig, robot: Assignment) -> DictConfig:
+    """The session's config as the robot placed on `robot` builds it: its kind's settings for
+    that unit and, where `placement.robots` lists units, the unit's name as its id."""
+    from robot_rl.config import robot_settings, validate
+
+    kind, settings = robot_settings(cfg.robot)
+    placed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    placed.robot.update(asdict(kind.for_unit(settings, robot.unit)))
+    if cfg.placement.robots:
+        placed.robot.id = robot.unit.name
+    return validate(placed)
 
 
 def session_robots(cfg: DictConfig) -> dict[str, DictConfig]:

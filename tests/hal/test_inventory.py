@@ -3,6 +3,7 @@ import socket
 import sys
 import textwrap
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -178,6 +179,8 @@ def test_hal_list_shows_the_cpu_the_sim_arms_and_the_declared_robot(tmp_path, ca
     assert units["cpu"]["health"] == "ok"
     assert units["sim:small_arm"]["health"] == "ok"
     assert units["sim:small_arm"]["type"] == "sim_robot"
+    assert units["sim:small_arm"]["robot"] and not units["sim:small_arm"]["exclusive"]
+    assert units["arm0"]["robot"] and units["arm0"]["exclusive"] and not units["cpu"]["robot"]
     assert units["arm0"]["health"] == "disconnected" and "refused" in units["arm0"]["message"]
     assert main(["hal", "list", "--hardware", lab]) == 0
     table = capsys.readouterr().out
@@ -243,8 +246,38 @@ def test_a_network_robot_with_a_port_that_is_not_a_number_says_so():
 def test_hal_check_with_session_overrides_checks_the_units_that_session_needs(tmp_path, capsys):
     lab = str(write_lab(tmp_path, closed_port()))
     assert main(["hal", "check", "--hardware", lab]) == 0
-    assert "ok: sim:small_arm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok: the session can be placed on" in out and "robot    sim:small_arm" in out
     assert main(["hal", "check", "robot.arm=so101", "teleop=gamepad", "teleop.params.index=3",
                  "--hardware", lab]) == 2
     err = capsys.readouterr().err
     assert "missing: gamepad:3 on" in err and "unhealthy" not in err  # the so101 arm is fine
+
+
+def test_cuda_gpus_become_units_with_memory_compute_capability_and_a_health_each(monkeypatch):
+    """The CUDA path through torch's API, with torch.cuda answering as a two-GPU node would (this
+    machine has no GPU); a CUDA error on one marks only that one faulted."""
+    import torch
+
+    from hal.placement import node_resources
+
+    gib = 1024**3
+    props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", total_memory=80 * gib, major=9, minor=0)
+
+    def mem_get_info(index: int) -> tuple[int, int]:
+        if index == 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return 60 * gib, 80 * gib
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    inventory = take_inventory(Node("n1"), [AcceleratorChecker()])
+    gpu0, gpu1 = inventory.get("gpu:0"), inventory.get("gpu:1")
+    assert gpu0.unit.model == "NVIDIA H100 80GB HBM3" and dict(gpu0.unit.meta) == {
+        "index": 0, "memory_gb": 80.0, "compute_capability": "9.0"}
+    assert gpu0.health.ok and gpu0.health.message == "60.0 of 80.0 GiB free"
+    assert gpu1.health.status is HealthStatus.FAULT and "illegal memory access" in (
+        gpu1.health.message)
+    assert node_resources(inventory).num_gpus == 2
