@@ -18,7 +18,8 @@ from hal.leases import LeaseStore
 from hal.units import Unit
 from robot_rl.core import HardwareError
 
-ROBOT_RESOURCE = "robot:"  # robot:<unit>: 1 on the node that hosts the robot
+ROBOT_RESOURCE = "robot:"  # robot:<unit>: 1 on the node that hosts the robot (a shared
+SHARED_CAPACITY = 1000.0  # unit, a sim arm any number of robots may simulate: this many)
 GPU_RESOURCE = "gpu:"  # gpu:<index>: 1 per GPU of the node, beside Ray's own GPU count
 HOST_RESOURCE = "host:"  # host:<node>: HOST_CAPACITY on every node, so a part can be pinned there
 HOST_CAPACITY = 1000.0
@@ -134,7 +135,9 @@ class _Planner:
 
     def robot(self, ref: str) -> Assignment | None:
         name, _ = self.split(ref)
-        entry = self.choose(ref, self.candidates(ref, lambda u: u.name == name), f"robot {ref}")
+        entries = self.candidates(ref, lambda u: u.name == name)
+        shared = bool(entries) and not entries[0].unit.exclusive  # a sim arm: as many as wanted
+        entry = self.choose(ref, entries, f"robot {ref}", book=not shared)
         if entry is None:
             return None
         unit = entry.unit
@@ -176,8 +179,6 @@ def plan_placement(spec: PlacementSpec, inventories: Sequence[Inventory],
     """Each robot on its unit and the learner on its unit; PlacementError naming every unit
     missing, double-booked, unhealthy, of the wrong type or leased to another session."""
     planner = _Planner(spec, inventories, leases)
-    if not spec.robots:
-        planner.problems.append("no robots: list units in placement.robots")
     robots = [planner.robot(ref) for ref in spec.robots]
     learner = planner.learner()
     if planner.problems or learner is None or None in robots:
@@ -208,7 +209,8 @@ def node_resources(inventory: Inventory) -> NodeResources:
     starts) as resources of this node, and the node itself, so parts can be pinned to it."""
     units = [e.unit for e in inventory.entries]
     resources = {HOST_RESOURCE + inventory.node: HOST_CAPACITY}
-    resources.update({ROBOT_RESOURCE + u.name: 1.0 for u in units if u.robot})
+    resources.update({ROBOT_RESOURCE + u.name: 1.0 if u.exclusive else SHARED_CAPACITY
+                      for u in units if u.robot})
     gpus = [u for u in units if is_gpu(u)]
     resources.update({u.name: 1.0 for u in gpus})
     return NodeResources(len(gpus), resources)

@@ -45,7 +45,6 @@ class RobotConfig:
 class PlacementConfig:
     """Where a session's parts run; `hal.placement` checks it against the hardware first."""
 
-    robots: list[str] = field(default_factory=list)  # units; [] = the one robot `robot` describes
     learner: str = "cpu"  # cpu | gpu | gpu:N, optionally @NODE or @GROUP (gpu:0@cloud)
     node_groups: dict[str, list[str]] = field(default_factory=dict)  # name -> host names
 

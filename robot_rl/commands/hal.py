@@ -67,7 +67,7 @@ class HalCommand(Command):
     help = ("List this node's hardware with its health and leases, check that a session can be "
             "placed on it, or print the resources its Ray node offers.")
     example = ("robot-rl hal list\n  robot-rl hal check cpu sim:small_arm arm0\n"
-               "  robot-rl hal check placement.robots=[sim:small_arm,sim:so101]\n"
+               "  robot-rl hal check 'robots={a: {arm: small_arm}, b: {arm: so101}}'\n"
                "  ray start --address=HEAD:6379 $(robot-rl hal resources)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ class HalCommand(Command):
                            "(its robots, learner and teleop); else name every problem and list "
                            "what was found",
                            "robot-rl hal check cpu sim:small_arm arm0\n  robot-rl hal check "
-                           "placement.robots=[sim:small_arm,sim:so101] teleop=gamepad")
+                           "'robots={a: {arm: small_arm}, b: {arm: so101}}' teleop=gamepad")
         check.add_argument("units", nargs="*", metavar="UNIT|key=value",
                            help="unit names as `hal list` shows them, and/or session overrides "
                            "(`teleop=gamepad`); no overrides and no names: the default session")

@@ -93,23 +93,38 @@ def build_robot(cfg: DictConfig) -> tuple[Robot, SafeRobot]:
     return robot, SafeRobot(robot, limits)
 
 
-def local_inventory(hardware: Sequence[Path] = ()) -> Inventory:
-    """This node's inventory: every unit its checkers find, and those its hardware files declare
-    (`hardware`, else every `launch/hardware/*.yaml` of the config tree)."""
+def local_inventory(hardware: Sequence[Path] = (), types: Sequence[str] | None = None
+                    ) -> Inventory:
+    """This node's inventory: every unit its checkers find (those of `types` only, where given),
+    and those its hardware files declare (`hardware`, else every `launch/hardware/*.yaml`)."""
+    from hal.checker import CHECKERS
     from robot_rl.config import config_dir
 
     files = list(hardware) or sorted((config_dir() / "hardware").glob("*.yaml"))
-    return take_inventory(Node.local(load_hardware(files)))
+    checkers = None if types is None else [CHECKERS.get(t)() for t in types]
+    return take_inventory(Node.local(load_hardware(files)), checkers)
+
+
+def session_inventory(cfg: DictConfig) -> Inventory:
+    """This node's units of the kinds a session asks for: its robots' and accelerators."""
+    from robot_rl.config import robot_settings
+
+    kind, _ = robot_settings(cfg.robot)
+    return local_inventory(types=sorted({kind.unit_type, "accelerator"}))
 
 
 def placement_spec(cfg: DictConfig) -> PlacementSpec:
-    """What the session's `placement:` asks for; with no robots listed, the one unit `robot:`
-    describes (`sim:<arm>` for robot=sim)."""
+    """What the session asks of the hardware: the unit each of its robots runs on (what its kind
+    makes of its settings: `sim:<arm>` for a sim arm, the declared unit of a real one) and the
+    learner's place (`placement.learner`)."""
     from robot_rl.config import robot_settings
 
-    kind, settings = robot_settings(cfg.robot)
+    robots = []
+    for robot_cfg in session_robots(cfg).values():
+        kind, settings = robot_settings(robot_cfg.robot)
+        robots.append(kind.unit(settings, robot_setup(robot_cfg)))
+    kind, _ = robot_settings(cfg.robot)
     p = cfg.placement
-    robots = [str(r) for r in p.robots] or [kind.unit(settings, robot_setup(cfg))]
     return PlacementSpec(tuple(robots), kind.unit_type, str(p.learner),
                          {str(g): tuple(map(str, nodes)) for g, nodes in p.node_groups.items()})
 
@@ -121,16 +136,14 @@ def plan_session(cfg: DictConfig, inventories: Sequence[Inventory],
     return plan_placement(placement_spec(cfg), inventories, leases)
 
 
-def placed_robot_config(cfg: DictConfig, robot: Assignment) -> DictConfig:
-    """The session's config as the robot placed on `robot` builds it: its kind's settings for
-    that unit and, where `placement.robots` lists units, the unit's name as its id."""
+def placed_robot_config(robot_cfg: DictConfig, robot: Assignment) -> DictConfig:
+    """A robot's config (one of `session_robots`) as it builds on the unit it was placed on:
+    its kind's settings for that unit (a sim unit's arm model, ...)."""
     from robot_rl.config import robot_settings, validate
 
-    kind, settings = robot_settings(cfg.robot)
-    placed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    kind, settings = robot_settings(robot_cfg.robot)
+    placed = OmegaConf.create(OmegaConf.to_container(robot_cfg, resolve=True))
     placed.robot.update(asdict(kind.for_unit(settings, robot.unit)))
-    if cfg.placement.robots:
-        placed.robot.id = robot.unit.name
     return validate(placed)
 
 
@@ -138,6 +151,8 @@ def session_robots(cfg: DictConfig) -> dict[str, DictConfig]:
     """The robots this session drives itself, by id: each a copy of `cfg` whose `robot` is
     overridden by its entry of `robots` (null: the one `robot`); robots after the first get their
     own seed, so their scenes and exploration differ."""
+    from robot_rl.config import robot_settings
+
     if cfg.robots is None:
         return {str(cfg.robot.id): cfg}
     robots = {}
@@ -145,8 +160,10 @@ def session_robots(cfg: DictConfig) -> dict[str, DictConfig]:
         one = cfg.copy()
         try:
             one.robot = OmegaConf.merge(cfg.robot, entry or {}, {"id": str(robot_id)})
-        except OmegaConfBaseException as exc:
-            raise ConfigError(f"robots.{robot_id}: {exc.msg.splitlines()[0]}; its keys are those "
+            robot_settings(one.robot)
+        except (OmegaConfBaseException, ConfigError) as exc:
+            why = exc.msg if isinstance(exc, OmegaConfBaseException) else str(exc)
+            raise ConfigError(f"robots.{robot_id}: {why.splitlines()[0]}; its keys are those "
                               f"of `robot` ({', '.join(cfg.robot)})") from None
         one.seed = int(cfg.seed) + 1000 * index
         robots[str(robot_id)] = one

@@ -20,7 +20,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from hal import Teleop, task_outcomes
-from robot_rl.core import DictSpec, Episode, Observation
+from hal.health_monitor import HealthMonitor
+from hal.leases import LeaseHandle
+from robot_rl.core import DictSpec, Episode, HardwareError, Observation
 from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
 from robot_rl.runtime.build import (
     build_algorithm,
@@ -34,6 +36,7 @@ from robot_rl.runtime.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 GATE_S = 0.05  # how often a waiting sim robot looks at the learner's progress
+HEALTH_POLL_S = 0.5  # how often a robot's health is checked
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class EnvWorker:
 
     def __init__(self, cfg: DictConfig, run: RunDir, ports: SessionPorts, start: SessionStart,
                  *, gated: bool = True, first_robot: str | None = None,
-                 teleop: Teleop | None = None) -> None:
+                 teleop: Teleop | None = None, lease: LeaseHandle | None = None) -> None:
         self.cfg, self.ports, self.start = cfg, ports, start
         self.arm, self.robot = build_robot(cfg)
         self.stream = str(cfg.robot.id)
@@ -119,7 +122,11 @@ class EnvWorker:
         self.seq = ports.last_seq(self.stream) + 1
         self.sync_latency_s: float | None = None
         self.learner_updates = start.updates
+        self.lease = lease
+        self.monitor = HealthMonitor(poll_s=HEALTH_POLL_S)
+        self.monitor.watch(self.robot, lease)  # a failing robot is held, its lease faulted
         self.robot.connect()
+        self.monitor.start()
 
     # -- weights -----------------------------------------------------------------------------------
     def apply_weights(self, update: WeightUpdate) -> None:
@@ -161,25 +168,46 @@ class EnvWorker:
 
     def run(self, budget: int, stopping: Callable[[], bool]) -> str:
         """Episodes until the buffer holds `budget` steps, `stopping()` says so, or the e-stop is
-        pressed; why it ended: "budget", "stopped" or "estop"."""
+        pressed; why it ended: "budget", "stopped" or "estop". A robot the health monitor holds
+        sits out until it is healthy again, then rejoins."""
         while self.stored < budget:
             if stopping():
                 return "stopped"
+            if self.monitor.faulted(self.stream) is not None:
+                self._sit_out(stopping)
+                continue
             self.wait_for_learner(stopping)
             self.run_episode()
-            if self.robot.estopped:
+            if self.robot.estopped and self.monitor.faulted(self.stream) is None:
                 log.warning("robot %s: e-stop pressed at the teleop; it holds", self.stream)
                 return "estop"
         return "budget"
 
+    def _sit_out(self, stopping: Callable[[], bool]) -> None:
+        """Held by the health monitor: wait until the robot is healthy, then rejoin."""
+        log.warning("robot %s sits out, held: %s", self.stream, self.monitor.faulted(self.stream))
+        while not stopping():
+            try:
+                self.monitor.rejoin(self.stream)
+            except HardwareError:
+                time.sleep(HEALTH_POLL_S)
+                continue
+            log.warning("robot %s is healthy again and rejoins the session", self.stream)
+            return
+
     def status(self) -> dict[str, object]:
         """What the session shows of this robot."""
+        fault = self.monitor.faulted(self.stream)
+        lost = self.lease.lost if self.lease is not None else None
+        lease = "-" if self.lease is None else "lost" if lost else "faulted" if fault else "held"
         return {"robot": self.stream, "version": self.policy.version,
                 "sync_latency_s": self.sync_latency_s, "safety": dict(self.robot.events),
-                "estopped": self.robot.estopped}
+                "estopped": self.robot.estopped and fault is None,
+                "health": "ok" if fault is None else f"held ({fault})", "lease": lease}
 
     def close(self) -> None:
         """The robot holds and disconnects; the teleop device is released."""
+        self.monitor.stop()
         try:
             self.robot.disconnect()
         finally:

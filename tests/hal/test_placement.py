@@ -20,7 +20,12 @@ from hal.robot import Health, HealthStatus
 from hal.units import Unit
 from robot_rl.cli import main
 from robot_rl.config import compose_session
-from robot_rl.runtime.build import build_robot, placed_robot_config, plan_session
+from robot_rl.runtime.build import (
+    build_robot,
+    placed_robot_config,
+    plan_session,
+    session_robots,
+)
 from robot_rl.runtime.ray.placement import actor_options
 
 OK = Health(HealthStatus.OK)
@@ -62,8 +67,8 @@ def test_two_different_arms_and_a_learner_on_a_gpu_each_get_exactly_their_units(
     assert requests(plan.learner) == (1, {"host:lab1": 0.001, "gpu:1": 1.0})
     offered = node_resources(inventory)
     assert offered.num_gpus == 2 and offered.resources == {
-        "host:lab1": 1000.0, "gpu:0": 1.0, "gpu:1": 1.0, "robot:sim:small_arm": 1.0,
-        "robot:sim:so101": 1.0}
+        "host:lab1": 1000.0, "gpu:0": 1.0, "gpu:1": 1.0, "robot:sim:small_arm": 1000.0,
+        "robot:sim:so101": 1000.0}  # a sim arm: as many robots as a session wants
     gpus, resources = offered.ray_start_args()
     assert gpus == "--num-gpus=2" and " " not in resources  # safe in `ray start $(...)`
     assert json.loads(resources.removeprefix("--resources=")) == offered.resources
@@ -92,9 +97,10 @@ def test_every_problem_is_named_at_once_with_everything_found(tmp_path):
     with Lease(store, "arm0", Holder.this_process("pick-3")):
         with pytest.raises(PlacementError) as err:
             plan_placement(spec("sim:small_arm", "sim:small_arm", "arm9", "sim:panda", "gpu:0",
-                                "arm0", learner="gpu:4"), [inventory], leases=store)
+                                "arm0", "arm0", learner="gpu:4"), [inventory], leases=store)
     text = str(err.value)
-    for problem in ("double-booked: sim:small_arm (robot sim:small_arm and robot sim:small_arm)",
+    assert "sim:small_arm" not in text.split("Found")[0]  # two robots may simulate one arm
+    for problem in ("double-booked: arm0 (robot arm0 and robot arm0)",
                     "missing: arm9", "unhealthy: sim:panda on lab1 (fault: physics unstable)",
                     "gpu:0 is a accelerator, not a robot",
                     "arm0 is a network_robot unit; this session's robot kind drives sim_robot",
@@ -131,19 +137,22 @@ def test_a_learner_unit_that_is_not_cpu_or_a_gpu_says_what_to_write(learner):
 
 
 def test_a_session_config_places_its_robots_each_building_the_arm_of_its_unit():
-    cfg = compose_session(["placement.robots=[sim:small_arm,sim:so101]", "robot.image_size=32"])
+    cfg = compose_session(["robots={a: {}, b: {arm: so101}, c: {}}", "robot.image_size=32"])
     plan = plan_session(cfg, [lab()])
-    configs = [placed_robot_config(cfg, a) for a in plan.robots]
+    assert [a.unit.name for a in plan.robots] == ["sim:small_arm", "sim:so101", "sim:small_arm"]
+    configs = [placed_robot_config(c, a)
+               for c, a in zip(session_robots(cfg).values(), plan.robots, strict=True)]
     assert [(c.robot.id, c.robot.arm, c.robot.image_size) for c in configs] == [
-        ("sim:small_arm", "small_arm", 32), ("sim:so101", "so101", 32)]
+        ("a", "small_arm", 32), ("b", "so101", 32), ("c", "small_arm", 32)]
     arm, _ = build_robot(configs[1])
-    assert arm.arm.name == "so101" and arm.robot_id == "sim:so101"
+    assert arm.arm.name == "so101" and arm.robot_id == "b"
     single = compose_session(["robot.arm=so101"])  # no robots listed: the robot group's one
     only = plan_session(single, [lab()]).robots
     assert [a.unit.name for a in only] == ["sim:so101"]
     assert placed_robot_config(single, only[0]).robot.id == "sim0"
+    fake = ["robot=fake", "task.name=wipe", "reward=human_label"]
     with pytest.raises(PlacementError, match="arm0 is a network_robot unit"):
-        plan_session(compose_session(["placement.robots=[arm0]"]), [lab(net_arm("arm0"))])
+        plan_session(compose_session([*fake, "robots={arm0: {}}"]), [lab(net_arm("arm0"))])
 
 
 def test_hal_check_names_each_placement_problem_and_hal_resources_prints_ray_s_arguments(
@@ -153,13 +162,13 @@ def test_hal_check_names_each_placement_problem_and_hal_resources_prints_ray_s_a
     hw.write_text("units:\n  - {name: bench0, type: fake_robot}\n"
                   "  - {name: bench1, type: fake_robot, fault: e-stop pressed}\n")
     fake = ["robot=fake", "task.name=wipe", "reward=human_label"]
-    assert main(["hal", "check", *fake, "placement.robots=[bench0,bench1,bench0,sim:so101]",
+    assert main(["hal", "check", *fake, "robots={bench0: {}, bench1: {}, ghost: {}}",
                  "placement.learner=gpu:0", "--hardware", str(hw)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unhealthy: bench1 on" in err and "(fault: e-stop " in err
-    assert "double-booked: bench0" in err and "missing: gpu:0" in err
-    assert "sim:so101 is a sim_robot unit; this session's robot kind drives fake_robot" in err
-    assert main(["hal", "check", *fake, "placement.robots=[bench0]", "--hardware", str(hw)]) == 0
+    assert "missing: gpu:0" in err
+    assert "missing: ghost" in err
+    assert main(["hal", "check", *fake, "robots={bench0: {}}", "--hardware", str(hw)]) == 0
     assert "robot    bench0" in capsys.readouterr().out
     assert main(["hal", "resources", "--json", "--hardware", str(hw)]) == 0
     offered = json.loads(capsys.readouterr().out)

@@ -15,7 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent("""
-    import json, os
+    import json, os, tempfile
+    from pathlib import Path
     import numpy as np
     import ray
     from omegaconf import OmegaConf
@@ -25,10 +26,12 @@ SCRIPT = textwrap.dedent("""
     from hal.robot import Health, HealthStatus
     from hal.units import Node, Unit
     from robot_rl.config import compose_session
+    from hal.placement import node_resources
     from robot_rl.runtime.build import (build_robot, local_inventory, placed_robot_config,
-                                        plan_session)
+                                        plan_session, session_robots)
+    from robot_rl.runtime.ray.cluster import start_local_ray
     from robot_rl.runtime.ray.placement import (actor_options, check_ray_resources,
-                                                cluster_inventories, start_local_ray)
+                                                cluster_inventories)
     from sim.hal_checker import SimRobotChecker
 
     node = Node.local()
@@ -37,10 +40,10 @@ SCRIPT = textwrap.dedent("""
     gpus = tuple(Entry(Unit(f"gpu:{i}", "accelerator", node.name, "declared", {"index": i}),
                        Health(HealthStatus.OK)) for i in range(2))
     inventory = Inventory(node.name, found.entries + gpus)
-    cfg = compose_session(["placement.robots=[sim:small_arm,sim:so101]",
+    cfg = compose_session(["robots={small: {arm: small_arm}, tall: {arm: so101}}",
                            "placement.learner=gpu:1", "robot.image_size=16"])
     plan = plan_session(cfg, [inventory])
-    start_local_ray(inventory, include_dashboard=False, log_to_driver=False)
+    start_local_ray(Path(tempfile.mkdtemp()) / "ray.log", node_resources(inventory))
     check_ray_resources(plan)
 
     @ray.remote(num_cpus=0)
@@ -62,17 +65,19 @@ SCRIPT = textwrap.dedent("""
             return out
 
     robots = [Part.options(**actor_options(a)).remote(
-        OmegaConf.to_container(placed_robot_config(cfg, a))) for a in plan.robots]
+        OmegaConf.to_container(placed_robot_config(c, a)))
+        for c, a in zip(session_robots(cfg).values(), plan.robots, strict=True)]
     learner = Part.options(**actor_options(plan.learner)).remote(None)
     reports = ray.get([p.report.remote() for p in [*robots, learner]])
     left = ray.available_resources()
     nodes = cluster_inventories(local_inventory)
     missing = Inventory(node.name, inventory.entries + (Entry(Unit(
-        "arm7", "sim_robot", node.name, "", {"arm": "small_arm"}, robot=True),
+        "arm7", "fake_robot", node.name, "", {}, robot=True, exclusive=True),
         Health(HealthStatus.OK)),))
     try:
-        check_ray_resources(plan_session(compose_session(["placement.robots=[arm7]"]),
-                                         [missing]))
+        check_ray_resources(plan_session(compose_session(
+            ["robot=fake", "task.name=wipe", "reward=human_label", "robots={arm7: {}}"]),
+            [missing]))
         refused = ""
     except PlacementError as exc:
         refused = str(exc)
@@ -97,14 +102,14 @@ def test_two_different_sim_arms_and_a_learner_each_see_only_their_unit_on_local_
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     small, so101, learner = out["reports"]
     host = f"host:{out['node']}"
-    assert small["robot"] == ["sim:small_arm", "small_arm", 1.0]  # clipped by its safety layer
-    assert so101["robot"] == ["sim:so101", "so101", 1.0]
+    assert small["robot"] == ["small", "small_arm", 1.0]  # clipped by its safety layer
+    assert so101["robot"] == ["tall", "so101", 1.0]
     assert small["env"] == {"ROBOT_RL_UNIT": "sim:small_arm", "CUDA_VISIBLE_DEVICES": ""}
     assert so101["resources"] == {"robot:sim:so101": 1.0, host: 0.001}
     assert learner["env"] == {"ROBOT_RL_UNIT": "gpu:1", "CUDA_VISIBLE_DEVICES": "1"}
     assert learner["resources"] == {"GPU": 1.0, "gpu:1": 1.0, host: 0.001}
-    # while they live, Ray has neither arm nor gpu:1 left for anyone else
-    assert out["left"] == {"robot:sim:small_arm": 0.0, "robot:sim:so101": 0.0, "gpu:0": 1.0,
+    # while they live, Ray has no gpu:1 left for anyone else; a sim arm serves any number
+    assert out["left"] == {"robot:sim:small_arm": 999.0, "robot:sim:so101": 999.0, "gpu:0": 1.0,
                            "gpu:1": 0.0, "GPU": 1.0}
     [(node, units)] = out["nodes"]  # this node's inventory, taken by a task on the node
     assert node == out["node"] and {"cpu", "sim:small_arm", "sim:so101", "arm0"} <= set(units)

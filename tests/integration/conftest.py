@@ -64,8 +64,11 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     each session finds it started and keeps it, as in a notebook."""
     import ray
 
+    from hal.placement import node_resources
+    from robot_rl.runtime.build import local_inventory
     from robot_rl.runtime.ray.cluster import start_local_ray
 
-    start_local_ray(tmp_path_factory.mktemp("ray") / "ray.log")
+    offered = node_resources(local_inventory())  # every unit of this node, as a session's Ray
+    start_local_ray(tmp_path_factory.mktemp("ray") / "ray.log", offered)
     yield
     ray.shutdown()

@@ -22,6 +22,7 @@ import ray
 from omegaconf import DictConfig, OmegaConf
 
 from hal import Teleop
+from hal.session_leases import LeaseView
 from robot_rl.core import ArraySpec, DictSpec, Episode
 from robot_rl.runtime.env_worker import EnvWorker, SessionPorts, SessionStart, WeightUpdate
 from robot_rl.runtime.gateway import SessionGateway
@@ -218,12 +219,13 @@ class WorkerHost:
     or the e-stop, while `status` and `stop` answer from any thread."""
 
     def __init__(self, cfg: DictConfig, writer: Any, learner: Any, start: SessionStart,
-                 gated: bool, first_robot: str, teleop: Teleop | None = None) -> None:
+                 gated: bool, first_robot: str, teleop: Teleop | None = None,
+                 lease: LeaseView | None = None) -> None:
         self._stop = threading.Event()
         self._robot_thread = ThreadPoolExecutor(1, thread_name_prefix=f"robot-{cfg.robot.id}")
         self.worker = self._robot_thread.submit(
             EnvWorker, cfg, RunDir(Path(cfg.run.dir)), worker_ports(writer, learner), start,
-            gated=gated, first_robot=first_robot, teleop=teleop).result()
+            gated=gated, first_robot=first_robot, teleop=teleop, lease=lease).result()
 
     def submit_run(self, budget: int) -> Future[str]:
         return self._robot_thread.submit(self.worker.run, budget, self._stop.is_set)
@@ -267,6 +269,6 @@ class EnvWorkerActor(WorkerHost, Part):
     """One robot in its own process: `run` acts while `status` and `stop` answer."""
 
     def __init__(self, cfg: dict[str, Any], writer: Any, learner: Any, start: SessionStart,
-                 gated: bool, first_robot: str) -> None:
+                 gated: bool, first_robot: str, lease: LeaseView | None) -> None:
         config = _setup(cfg, f"env-{cfg['robot']['id']}")
-        super().__init__(config, writer, learner, start, gated, first_robot)
+        super().__init__(config, writer, learner, start, gated, first_robot, lease=lease)

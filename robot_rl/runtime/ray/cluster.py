@@ -12,6 +12,7 @@ from pathlib import Path
 
 import ray
 
+from hal.placement import NodeResources
 from robot_rl.core import ConfigError
 
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every Ray socket on 127.0.0.1
@@ -70,24 +71,28 @@ def our_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def start_local_ray(log: Path) -> None:
-    """A private Ray instance on this machine, every socket on 127.0.0.1; what it prints at
-    start-up goes to `log`."""
+def start_local_ray(log: Path, offered: NodeResources | None = None) -> None:
+    """A private Ray instance on this machine, every socket on 127.0.0.1, offering this node's
+    robots and GPUs (`offered`, from its inventory) as its resources; what it prints at start-up
+    goes to `log`."""
     os.environ[LOOPBACK_ONLY] = "0"  # read by ray.init's node start-up, and its children
+    offered = offered or NodeResources(0, {})
     with output_to(log), our_signals():
-        ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **INIT)
+        ray.init(num_cpus=os.cpu_count() or 1, num_gpus=offered.num_gpus,
+                 resources=offered.resources, _node_ip_address="127.0.0.1", **INIT)
 
 
 @contextmanager
-def ray_for_session(address: str | None, log_dir: Path) -> Iterator[None]:
-    """`address` None: start a private Ray on this machine (loopback only, shut down after);
-    else join the cluster at HOST:PORT (and leave it running). A process already connected to
-    Ray (a test suite, a notebook) keeps its connection."""
+def ray_for_session(address: str | None, log_dir: Path,
+                    offered: NodeResources | None = None) -> Iterator[None]:
+    """`address` None: start a private Ray on this machine (loopback only, shut down after),
+    offering `offered`; else join the cluster at HOST:PORT (and leave it running). A process
+    already connected to Ray (a test suite, a notebook) keeps its connection."""
     handler = log_to(log_dir / "ray.log")
     started = not ray.is_initialized()
     try:
         if started and address is None:
-            start_local_ray(log_dir / "ray.log")
+            start_local_ray(log_dir / "ray.log", offered)
         elif started:
             _join(address, log_dir / "ray.log")
         yield

@@ -8,7 +8,6 @@ and give its process only them: CUDA_VISIBLE_DEVICES, the unit it owns, its robo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,22 +15,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from hal.inventory import Inventory
-from hal.placement import Assignment, Placement, PlacementError, node_resources, requests
-from robot_rl.runtime.ray.cluster import LOOPBACK_ONLY
+from hal.placement import Assignment, Placement, PlacementError, requests
 
 UNIT_ENV = "ROBOT_RL_UNIT"  # the unit a part's process owns: its robot, its GPU, or `cpu`
 ENDPOINT_ENV = "ROBOT_RL_ROBOT_ENDPOINT"  # host:port of a network robot's controller
 GPUS_ENV = "CUDA_VISIBLE_DEVICES"
 KEEP_GPUS_ENV = "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"  # Ray leaves ours as it is
-
-
-def start_local_ray(inventory: Inventory, **init_kwargs: Any) -> None:
-    """A private Ray instance on this machine, every socket on loopback, offering this node's
-    robots and GPUs (`inventory`, taken before) as its resources."""
-    os.environ[LOOPBACK_ONLY] = "0"  # read by ray.init's node start-up and its children
-    offered = node_resources(inventory)
-    ray.init(num_cpus=os.cpu_count() or 1, num_gpus=offered.num_gpus,
-             resources=offered.resources, _node_ip_address="127.0.0.1", **init_kwargs)
 
 
 def process_env(assignment: Assignment) -> dict[str, str]:

@@ -11,6 +11,7 @@ import ray
 from omegaconf import DictConfig
 
 from hal import Teleop
+from hal.session_leases import LeaseView
 from robot_rl.runtime.env_worker import SessionStart, WeightUpdate
 from robot_rl.runtime.ray.actors import WorkerHost
 
@@ -89,8 +90,9 @@ class LocalRobot(RobotHandle):
     """An env worker in this process: its teleop device is one a person drives from here."""
 
     def __init__(self, cfg: DictConfig, writer: Any, learner: Any, start: SessionStart,
-                 gated: bool, safety: dict[str, int], teleop: Teleop) -> None:
-        self.host = WorkerHost(cfg, writer, learner, start, gated, safety, teleop)
+                 gated: bool, first_robot: str, teleop: Teleop,
+                 lease: LeaseView | None = None) -> None:
+        self.host = WorkerHost(cfg, writer, learner, start, gated, first_robot, teleop, lease)
 
     def run(self, budget: int) -> Pending:
         return Pending(self.host.submit_run(budget))

@@ -22,6 +22,9 @@ import ray
 from omegaconf import DictConfig, OmegaConf
 
 from hal import Teleop
+from hal.leases import FileLeaseStore, default_lease_dir
+from hal.placement import node_resources
+from hal.session_leases import SessionLeases
 from robot_rl.core import SafetyError, SessionError
 from robot_rl.runtime.build import (
     build_algorithm,
@@ -31,7 +34,10 @@ from robot_rl.runtime.build import (
     check_replay,
     demo_fraction,
     demo_side_path,
+    placed_robot_config,
+    plan_session,
     require_labels_source,
+    session_inventory,
     session_robots,
     session_specs,
 )
@@ -39,6 +45,7 @@ from robot_rl.runtime.checkpoint import load_latest
 from robot_rl.runtime.gateway import check_gateway, run_specs
 from robot_rl.runtime.ray.actors import EnvWorkerActor, LearnerActor, WriterActor, actor_name
 from robot_rl.runtime.ray.cluster import ray_for_session
+from robot_rl.runtime.ray.placement import actor_options, check_ray_resources, cluster_inventories
 from robot_rl.runtime.ray.robots import LocalRobot, RemoteRobot, RobotHandle
 from robot_rl.runtime.ray.session_view import SessionView
 from robot_rl.runtime.ray.supervisor import Supervisor
@@ -88,6 +95,12 @@ class RaySession:
                 self.devices[robot_id] = device
         self.gamma, self.with_demos = algo.config.gamma, demo_fraction(algo) > 0
         self.mode = str(cfg.runtime.mode)
+        self.lease_store = FileLeaseStore(default_lease_dir())
+        # on this machine, the hardware is checked now, before anything starts; on a cluster,
+        # once joined, on each node
+        self.inventory = session_inventory(cfg)
+        self.placement = (plan_session(cfg, [self.inventory], self.lease_store)
+                          if cfg.cluster.address is None else None)
         counters = (load_latest(run.checkpoints) or {}).get("counters", {})
         self.elapsed_base = float(counters.get("elapsed_s", 0.0))
         self.edge_port: int | None = None
@@ -103,8 +116,16 @@ class RaySession:
         address = self.cfg.cluster.address
         try:
             with ray_for_session(None if address is None else str(address),
-                                 self.run.root / "logs"):
-                return self._run()
+                                 self.run.root / "logs", node_resources(self.inventory)):
+                if self.placement is None:  # a cluster: each node's units, taken there
+                    self.placement = plan_session(
+                        self.cfg, cluster_inventories(lambda: session_inventory(self.cfg)),
+                        self.lease_store)
+                check_ray_resources(self.placement)
+                with SessionLeases(self.lease_store, self.placement.exclusive_units(),
+                                   session=str(self.run.root)) as leases:
+                    self.leases = leases
+                    return self._run()
         finally:
             self.close_devices()
 
@@ -144,19 +165,26 @@ class RaySession:
         self.writer = WriterActor.options(name=actor_name(root, "writer")).remote(
             cfg, self.obs_spec, self.action_spec, demo_side, self.gamma, session)
         self.edge_port = ray.get(self.writer.edge_port.remote())  # the buffer exists now
-        self.learner = LearnerActor.options(name=actor_name(root, "learner")).remote(
+        placement = self.placement
+        assert placement is not None
+        self.learner = LearnerActor.options(
+            name=actor_name(root, "learner"), **actor_options(placement.learner)).remote(
             cfg, self.obs_spec, self.action_spec)
         start = ray.get(self.learner.start.remote())
         self.supervisor.watch("writer", self.writer, self._writer_lost)
         self.supervisor.watch("learner", self.learner, self._learner_lost)
         gated, first = self.mode == "async", next(iter(self.robots), "")
-        for robot_id, robot_cfg in self.robots.items():
+        for (robot_id, robot_cfg), placed in zip(self.robots.items(), placement.robots,
+                                                 strict=True):
+            robot_cfg = placed_robot_config(robot_cfg, placed)
+            lease = self.leases.view(placed.unit.name) if placed.unit.exclusive else None
             if robot_id in self.devices:
                 self.handles[robot_id] = LocalRobot(robot_cfg, self.writer, self.learner, start,
-                                                    gated, first, self.devices[robot_id])
+                                                    gated, first, self.devices[robot_id], lease)
                 continue
-            actor = EnvWorkerActor.remote(OmegaConf.to_container(robot_cfg, resolve=True),
-                                          self.writer, self.learner, start, gated, first)
+            actor = EnvWorkerActor.options(**actor_options(placed)).remote(
+                OmegaConf.to_container(robot_cfg, resolve=True), self.writer, self.learner,
+                start, gated, first, lease)
             self.handles[robot_id] = RemoteRobot(actor)
             self.supervisor.watch(f"robot {robot_id}", actor,
                                   lambda: "its episode in progress (never committed)")
