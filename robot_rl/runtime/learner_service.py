@@ -141,6 +141,16 @@ class LearnerService:
     def stop(self) -> None:
         self._stop.set()
 
+    def continue_from(self, updates: int) -> int:
+        """A learner restarted after a crash: its counter (and the versions it publishes) go on
+        above `updates`, what the session had seen, so nothing counts backwards."""
+        with self._lock:
+            if updates > self.learner.updates:
+                self.learner.updates = updates
+                self.algo.policy.version = updates
+                self._publish()
+        return self.learner.updates
+
     # -- what others ask ---------------------------------------------------------------------------
     def poll_weights(self, have: int) -> WeightUpdate | None:
         """The latest version if it is newer than `have`, else None (never waits)."""

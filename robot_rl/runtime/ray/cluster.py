@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -59,6 +60,22 @@ INIT = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.
             configure_logging=False)
 
 
+def _errors_to_log(data: dict[str, Any], ignore_prefix: bool = False) -> None:
+    """Where Ray's driver prints what its cluster reports (a task retried after a part died):
+    the run's log. The supervisor says what happened in one line of its own."""
+    for line in data.get("lines", []):
+        logging.getLogger("ray").warning("(%s) %s", data.get("pid", "ray"), line)
+
+
+def _quiet_driver() -> None:
+    """Ray's driver prints every error its cluster reports to stdout (ray 2.60: its error
+    listener calls worker.print_to_stdstream); send them to the run's log instead."""
+    import ray._private.worker as driver
+
+    if hasattr(driver, "print_to_stdstream"):
+        driver.print_to_stdstream = _errors_to_log
+
+
 @contextmanager
 def our_signals() -> Iterator[None]:
     """ray.init installs its own SIGTERM handler (it aborts the process); keep ours, which ends
@@ -77,6 +94,7 @@ def start_local_ray(log: Path, offered: NodeResources | None = None) -> None:
     goes to `log`."""
     os.environ[LOOPBACK_ONLY] = "0"  # read by ray.init's node start-up, and its children
     offered = offered or NodeResources(0, {})
+    _quiet_driver()
     with output_to(log), our_signals():
         ray.init(num_cpus=os.cpu_count() or 1, num_gpus=offered.num_gpus,
                  resources=offered.resources, _node_ip_address="127.0.0.1", **INIT)
@@ -104,6 +122,7 @@ def ray_for_session(address: str | None, log_dir: Path,
 
 def _join(address: str, log: Path) -> None:
     try:
+        _quiet_driver()
         with output_to(log), our_signals():
             ray.init(address=address, **INIT)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -194,12 +194,19 @@ class RaySession:
                   f"{self.edge_port} ... (or robot-rl sim-server)", flush=True)
         for handle in self.handles.values():
             handle.status()  # every robot is up (connected, its policy built)
-        self.supervisor.check()
+        self._check_parts()
 
     def _writer_lost(self) -> str:
-        self.view.writer_restarted()
         steps, _ = ray.get(self.writer.stored.remote())
         return f"nothing committed: the buffer reopened at its last commit ({steps} steps)"
+
+    def _check_parts(self) -> None:
+        """The supervisor's round; a restarted part is brought back in step with the session."""
+        for name in self.supervisor.check():
+            if name == "writer":
+                self.view.writer_restarted()
+            elif name == "learner":  # its counter goes on above what the session has seen
+                ray.get(self.learner.continue_from.remote(int(self.view.last["updates"])))
 
     def _learner_lost(self) -> str:
         saved = (load_latest(self.run.checkpoints) or {}).get("counters", {})
@@ -292,7 +299,7 @@ class RaySession:
         last_ckpt = self.sample()["env_steps"]
         while True:
             time.sleep(WATCH_S)
-            self.supervisor.check()
+            self._check_parts()
             if ray.wait([learner_run], timeout=0)[0]:
                 ray.get(learner_run)  # the learner trains until told to stop: raises what ended it
                 raise SessionError("the learner stopped by itself; see its log in "
@@ -325,7 +332,7 @@ class RaySession:
             update = ray.get(self.learner.poll_weights.remote(-1))
             for handle in self.handles.values():
                 handle.take_weights(update)
-            self.supervisor.check()
+            self._check_parts()
             self.view.show({**self.sample(), "round_generate_s": round(generated - started, 4),
                             "round_train_s": round(time.monotonic() - generated, 4),
                             "round_updates": updates}, self.supervisor)

@@ -69,8 +69,10 @@ class SessionView:
             "success_20": float(np.mean([e.success for e in recent])) if recent else 0.0,
             "intervention_rate_20": (float(np.mean([e.intervention_rate for e in recent]))
                                      if recent else 0.0),
-            "updates": progress["updates"], "updates_per_s": round(progress["updates_per_s"], 2),
-            "policy_version": progress["version"],
+            # after a learner's restart its counters may lag until it is told where they were
+            "updates": max(progress["updates"], self.last["updates"]),
+            "updates_per_s": round(progress["updates_per_s"], 2),
+            "policy_version": max(progress["version"], self.last["policy_version"]),
             "policy_lag": progress["version"] - min(held) if held else None,
             "sync_latency_s": round(max(latencies), 4) if latencies else None,
         }

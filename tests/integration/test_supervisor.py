@@ -1,0 +1,123 @@
+"""A session that heals itself: its learner, its writer and a robot's worker are SIGKILLed at
+random times, five times each; it recovers with no one's help, loses nothing committed, never
+counts backwards and reaches its budget. A part that keeps dying stops it with that reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from buffer import ZarrStorage
+from robot_rl.core import SessionError
+from robot_rl.runtime.ray.session import RaySession
+from tests.integration.sessions import new_session
+
+SMALL = ["task=reach", "task.max_steps=20", "learner.warmup_steps=100", "learner.batch_size=32",
+         "algo.params.hidden=[32,32]", "runtime.realtime=true", "robot.control_hz=100",
+         "run.checkpoint_every=200"]
+PARTS = ("learner", "writer", "robot sim0")
+
+
+def committed(run: Path) -> int:
+    try:
+        return int(json.loads((run / "buffer" / "commit.json").read_text())
+                   ["tables"]["steps"]["rows"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def wait_for(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def pid_of(session: RaySession, part: str) -> int | None:
+    return session.supervisor.parts().get(part, {}).get("pid")
+
+
+def start(session: RaySession) -> tuple[threading.Thread, dict[str, object]]:
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result.update(session.run_until_budget())
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            result["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    return runner, result
+
+
+@pytest.mark.slow
+def test_parts_killed_five_times_each_come_back_and_nothing_committed_is_lost(
+        tmp_path: Path, ray_local: None) -> None:
+    root = tmp_path / "run"
+    session = new_session(root, *SMALL, "run.env_steps=5000", "runtime.max_restarts=20")
+    runner, result = start(session)
+    wait_for(lambda: all(pid_of(session, p) for p in PARTS) and committed(root) > 150, 180,
+             "the session never got going")
+    rng = random.Random(7)
+    order = [*PARTS] * 5
+    rng.shuffle(order)
+    for part in order:
+        time.sleep(rng.uniform(0.5, 3.0))
+        before, pid = committed(root), pid_of(session, part)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: pid_of(session, part) not in (None, pid), 180,
+                 f"the {part} never came back")
+        assert committed(root) >= before  # nothing committed is lost
+    runner.join(timeout=900)
+    assert not runner.is_alive() and "error" not in result, result.get("error")
+    assert int(result["env_steps"]) >= 5000  # type: ignore[call-overload]
+
+    died = [line for line in session.supervisor.events if " died (pid " in line]
+    for part in PARTS:
+        assert sum(f"the {part} died" in line for line in died) >= 5, died
+    assert any("nothing committed" in line for line in died if "writer" in line)
+    rows = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+    for key in ("env_steps", "updates", "policy_version"):
+        values = np.array([row[key] for row in rows])
+        assert (np.diff(values) >= 0).all(), key  # never backwards
+    storage = ZarrStorage.open_existing(root / "buffer")
+    info = storage.read_step_info()
+    marks = json.loads((root / "buffer" / "commit.json").read_text())["meta"]["streams"]
+    assert marks["sim0"] + 1 == storage.steps  # one stream, every seq once, nothing skipped
+    assert len(set(zip(info["episode_id"].tolist(), info["step"].tolist(), strict=True))) == \
+        storage.steps
+    status = json.loads((root / "status.json").read_text())
+    assert status["state"] == "stopped"
+    assert {p: status["parts"][p]["restarts"] >= 5 for p in PARTS} == dict.fromkeys(PARTS, True)
+
+
+@pytest.mark.slow
+def test_a_part_that_keeps_dying_stops_the_session_with_that_reason(
+        tmp_path: Path, ray_local: None) -> None:
+    root = tmp_path / "run"
+    session = new_session(root, *SMALL, "run.env_steps=100000", "runtime.max_restarts=2")
+    runner, result = start(session)
+    wait_for(lambda: pid_of(session, "learner") is not None, 180, "no learner")
+    for _ in range(2):
+        pid = pid_of(session, "learner")
+        os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+        wait_for(lambda: pid_of(session, "learner") != pid or not runner.is_alive(), 180,
+                 "the learner never came back")
+    runner.join(timeout=300)
+    assert not runner.is_alive()
+    error = result.get("error")
+    assert isinstance(error, SessionError), result
+    assert "the learner died 2 times in 300 s" in str(error)
+    status = json.loads((root / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert ZarrStorage.open_existing(root / "buffer").steps == committed(root) > 0
