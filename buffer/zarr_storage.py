@@ -207,7 +207,12 @@ class ZarrStorage(Storage):
         write_file_atomic(tmp, data, fsync=self.fsync)
         latest = self.path / COMMIT_FILE
         if latest.exists() and self.fallback is None:
-            os.replace(latest, self.path / PREV_COMMIT_FILE)
+            # the latest becomes the fallback by a second name, not by moving it: a reader
+            # opening the buffer meanwhile always finds commit.json
+            keep = self.path / (PREV_COMMIT_FILE + ".tmp")
+            keep.unlink(missing_ok=True)
+            os.link(latest, keep)
+            os.replace(keep, self.path / PREV_COMMIT_FILE)
         os.replace(tmp, latest)
         self.fallback = None
 

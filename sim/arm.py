@@ -9,6 +9,7 @@ import logging
 import math
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -114,6 +115,7 @@ class MujocoArm(Robot, TaskOutcomeSource):
         cameras: Sequence[str] = (),
         image_size: int = 128,
         randomize: RandomizationConfig | None = None,
+        fault_file: Path | None = None,
     ) -> None:
         unknown = sorted(set(cameras) - set(CAMERAS))
         if unknown:
@@ -129,6 +131,7 @@ class MujocoArm(Robot, TaskOutcomeSource):
         self.cameras = tuple(cameras)
         self.image_size = image_size
         self.randomize = randomize
+        self.fault_file = fault_file  # while it exists, the arm reports a fault (drills, tests)
         self.seed(seed)
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
@@ -249,7 +252,7 @@ class MujocoArm(Robot, TaskOutcomeSource):
     # -- control ---------------------------------------------------------------------------------
     def send_action(self, action: np.ndarray) -> np.ndarray:
         m, d = self._require()
-        if self._fault is not None:  # safe hold: physics stays frozen until reset()
+        if self._fault is not None or self._drill() is not None:  # safe hold: physics frozen
             return self.hold_action()
         applied = self._action_spec.clip(np.asarray(action, dtype=np.float32))
         target = d.site_xpos[self._ee] + applied[:3] * self.translation_scale
@@ -293,11 +296,19 @@ class MujocoArm(Robot, TaskOutcomeSource):
         self._fault = None
         return self.get_observation()
 
+    def _drill(self) -> str | None:
+        """The fault a drill declares: the text of `fault_file` while it exists (a driver's
+        error, a hardware e-stop), cleared when it is removed."""
+        if self.fault_file is None or not self.fault_file.exists():
+            return None
+        return f"fault drill: {self.fault_file.read_text().strip() or self.fault_file}"
+
     def health(self) -> Health:
         if self.model is None:
             return Health(HealthStatus.DISCONNECTED, "not connected")
-        if self._fault is not None:
-            return Health(HealthStatus.FAULT, self._fault)
+        fault = self._fault or self._drill()
+        if fault is not None:
+            return Health(HealthStatus.FAULT, fault)
         return Health(HealthStatus.OK)
 
     # -- rendering -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ by name like any other robot.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from hal.robot import Robot
 from hal.robots import ROBOTS, RobotKind, RobotSetup
@@ -34,6 +35,7 @@ class SimArmSettings:
     cameras: list[str] = field(default_factory=list)
     image_size: int = 128
     randomize: RandomizeSettings = field(default_factory=RandomizeSettings)
+    fault_file: str | None = None  # while this file exists the arm reports a fault (a drill)
 
 
 @ROBOTS.register("sim")
@@ -61,4 +63,5 @@ class SimArmKind(RobotKind):
             robot_id=setup.robot_id, translation_scale=setup.translation_scale,
             yaw_scale=settings.yaw_scale, cameras=list(settings.cameras),
             image_size=settings.image_size,
-            randomize=settings.randomize if settings.randomize.enabled else None)
+            randomize=settings.randomize if settings.randomize.enabled else None,
+            fault_file=None if settings.fault_file is None else Path(settings.fault_file))

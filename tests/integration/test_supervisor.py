@@ -121,3 +121,44 @@ def test_a_part_that_keeps_dying_stops_the_session_with_that_reason(
     status = json.loads((root / "status.json").read_text())
     assert status["state"] == "failed"
     assert ZarrStorage.open_existing(root / "buffer").steps == committed(root) > 0
+
+
+@pytest.mark.slow
+def test_of_two_robots_the_one_that_faults_sits_out_held_and_rejoins_when_healthy(
+        tmp_path: Path, ray_local: None) -> None:
+    root, drill = tmp_path / "run", tmp_path / "b-estop"
+    session = new_session(root, *SMALL, "run.env_steps=100000",
+                          f"robots={{a: {{}}, b: {{fault_file: {drill}}}}}")
+    runner, result = start(session)
+
+    def episodes_of() -> dict[str, int]:
+        try:
+            table = ZarrStorage.open_existing(root / "buffer").read_episodes()
+        except Exception:  # noqa: BLE001 - not created yet
+            return {"a": 0, "b": 0}
+        robots = ZarrStorage.open_existing(root / "buffer").robots
+        names = [robots[i] for i in table["robot_id"]]
+        return {r: names.count(r) for r in ("a", "b")}
+
+    def health(robot: str) -> str:
+        status = json.loads((root / "status.json").read_text())
+        return str(status["robots"].get(robot, {}).get("health", ""))
+
+    try:
+        wait_for(lambda: min(episodes_of().values()) >= 3, 240, "the robots never got going")
+        drill.write_text("driver reports a joint overcurrent")  # mid-episode
+        wait_for(lambda: health("b").startswith("held (fault: fault drill: driver"), 60,
+                 "robot b was never held")
+        during = episodes_of()
+        time.sleep(4.0)
+        later = episodes_of()
+        assert later["a"] > during["a"]  # the other robot goes on
+        assert later["b"] <= during["b"] + 1  # b sits out (its interrupted episode may end)
+        drill.unlink()  # cleared: b rejoins
+        wait_for(lambda: episodes_of()["b"] >= later["b"] + 3, 120, "robot b never rejoined")
+        assert health("b") == "ok"
+    finally:
+        session.request_stop()
+        runner.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    assert not any(" died " in line for line in session.supervisor.events)  # held, not killed
