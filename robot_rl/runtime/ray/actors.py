@@ -271,7 +271,10 @@ class WorkerHost:
 class EnvWorkerActor(WorkerHost, Part):
     """One robot in its own process: `run` acts while `status` and `stop` answer."""
 
-    def __init__(self, cfg: dict[str, Any], writer: Any, learner: Any, start: SessionStart,
-                 gated: bool, first_robot: str, lease: LeaseView | None) -> None:
+    def __init__(self, cfg: dict[str, Any], start: SessionStart, gated: bool, first_robot: str,
+                 lease: LeaseView | None) -> None:
         config = _setup(cfg, f"env-{cfg['robot']['id']}")
-        super().__init__(config, writer, learner, start, gated, first_robot, lease=lease)
+        root = str(config.run.dir)  # the writer and learner by name: a restart finds them again
+        super().__init__(config, _Named(actor_name(root, "writer")),
+                         _Named(actor_name(root, "learner")), start, gated, first_robot,
+                         lease=lease)

@@ -183,8 +183,7 @@ class RaySession:
                                                     gated, first, self.devices[robot_id], lease)
                 continue
             actor = EnvWorkerActor.options(**actor_options(placed)).remote(
-                OmegaConf.to_container(robot_cfg, resolve=True), self.writer, self.learner,
-                start, gated, first, lease)
+                OmegaConf.to_container(robot_cfg, resolve=True), start, gated, first, lease)
             self.handles[robot_id] = RemoteRobot(actor)
             self.supervisor.watch(f"robot {robot_id}", actor,
                                   lambda: "its episode in progress (never committed)")
