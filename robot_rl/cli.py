@@ -42,10 +42,21 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    args = build_parser().parse_args(argv)
+    # Loading the commands imports torch and mujoco for seconds; a Ctrl-C inside a C extension's
+    # initialisation would surface as an ImportError. Held meanwhile, it arrives right after.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        try:
+            parser = build_parser()
+            signal.signal(signal.SIGTERM, _interrupt)  # a service's stop ends it like Ctrl-C
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        print("robot-rl: interrupted before it started; nothing was written", file=sys.stderr)
+        return 130
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends a run like Ctrl-C
     try:
         return args.handler.run(args)
     except RobotRLError as exc:

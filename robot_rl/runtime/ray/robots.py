@@ -12,10 +12,12 @@ from omegaconf import DictConfig
 
 from hal import Teleop
 from hal.session_leases import LeaseView
+from robot_rl.core import SessionError
 from robot_rl.runtime.env_worker import SessionStart, WeightUpdate
 from robot_rl.runtime.ray.actors import WorkerHost
 
 ANSWER_S = 10.0  # how long a question to a robot's process may take before it counts as failed
+START_S = 600.0  # how long a robot's worker may take to start (imports, a robot's connect)
 
 
 class Pending:
@@ -54,6 +56,10 @@ class RobotHandle(ABC):
     @abstractmethod
     def status(self) -> dict[str, Any]: ...
 
+    def ready(self) -> None:
+        """Wait until the robot's worker is up (its robot connected, its policy built)."""
+        self.status()
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -78,6 +84,13 @@ class RemoteRobot(RobotHandle):
 
     def status(self) -> dict[str, Any]:
         return dict(ray.get(self.actor.status.remote(), timeout=ANSWER_S))
+
+    def ready(self) -> None:
+        try:
+            ray.get(self.actor.ping.remote(), timeout=START_S)
+        except ray.exceptions.GetTimeoutError:
+            raise SessionError(f"a robot's worker did not start within {START_S:.0f} s; see "
+                               "its log in <run>/logs") from None
 
     def close(self) -> None:
         try:

@@ -192,7 +192,7 @@ class RaySession:
             print(f"edge robots: robot-rl edge --gateway {scheme}://{self.cfg.gateway.host}:"
                   f"{self.edge_port} ... (or robot-rl sim-server)", flush=True)
         for handle in self.handles.values():
-            handle.status()  # every robot is up (connected, its policy built)
+            handle.ready()  # every robot is up (connected, its policy built)
         self._check_parts()
 
     def _writer_lost(self) -> str:
@@ -251,7 +251,12 @@ class RaySession:
         return self.elapsed_base + time.monotonic() - self.t0
 
     def checkpoint(self) -> int:
-        safety = {robot_id: handle.status()["safety"] for robot_id, handle in self.handles.items()}
+        safety = {}
+        for robot_id, handle in self.handles.items():
+            try:
+                safety[robot_id] = handle.status()["safety"]
+            except ray.exceptions.RayError:  # restarting: its counts as last seen
+                safety[robot_id] = self.view.robots.get(robot_id, {}).get("safety", {})
         session = {"elapsed_s": self.elapsed(), "safety": safety}
         return int(ray.get(self.learner.checkpoint.remote(session)))
 
