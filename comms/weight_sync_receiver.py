@@ -1,8 +1,10 @@
 """The receiving end of weight sync: reassembles chunks, rebuilds and verifies a version on a
 background thread, and swaps it in only when the control loop calls `poll()` between steps.
 
-Transport-agnostic: the link hands it every WeightOffer and WeightChunk with `handle`, and it
-answers through `send` (WeightRequest, WeightApplied), which must be safe to call from any thread.
+Transport-agnostic: the link hands it every WeightOffer and WeightChunk with `handle`, or a bulk
+channel writes a transfer's bytes straight into the buffer `open_stream` gives and reports them
+with `stream_filled`; it answers through `send` (WeightRequest, WeightApplied), which must be safe
+to call from any thread. Every entry point may be called from any thread.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from comms.messages import (
     Message,
@@ -22,7 +25,14 @@ from comms.messages import (
     WeightOffer,
     WeightRequest,
 )
-from comms.weight_sync import WeightSet, WeightSyncError, raw_tensor, rebuild, tensor_digest
+from comms.weight_sync import (
+    WeightSet,
+    WeightSyncError,
+    chunk_checksum,
+    raw_tensor,
+    rebuild,
+    tensor_digest,
+)
 from comms.weight_sync_budget import ByteBudget
 
 
@@ -31,9 +41,10 @@ class _Assembly:
     """The chunks of one transfer arrived so far, and the raw tensors they complete."""
 
     offer: WeightOffer
-    stream: bytearray
+    stream: np.ndarray  # uint8, the transfer's bytes (np.empty: no zero-fill, huge pages)
     missing: set[int]
     last_heard: float
+    filled: int = 0  # bytes a bulk channel wrote so far, from the start
     requested: set[int] = field(default_factory=set)
     by_seq: dict[int, list[TensorLayout]] = field(default_factory=dict)  # raw tensors per chunk
     left: dict[str, int] = field(default_factory=dict)  # chunks each raw tensor still needs
@@ -73,7 +84,8 @@ class WeightReceiver:
         self._send, self._budget, self._stall_s = send, budget, stall_s
         self.max_version_bytes = max_version_bytes
         self._on_ready, self._clock = on_ready, clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # current and ready
+        self._rx = threading.RLock()  # the assembly, fed from the link's and the bulk thread
         self._current: WeightSet | None = None
         self._ready: WeightSet | None = None
         self._assembly: _Assembly | None = None
@@ -109,17 +121,45 @@ class WeightReceiver:
         self._send(WeightRequest(transfer_id, -1 if held is None else held.version,
                                  b"" if held is None else held.digest, missing, reason))
 
+    def subscribe(self, reason: str = "connected") -> None:
+        """Tell the sender what this receiver holds, so it sends the newest version against it
+        (on every (re)connect: a patch when the sender still has that version)."""
+        self._request(-1, [], reason)
+
     def handle(self, msg: Message) -> None:
         """Take one weight message from the link (other messages are refused with TypeError);
         WeightSyncError for an offer larger than `max_version_bytes` (the link should close)."""
-        if isinstance(msg, WeightOffer):
-            self._offer(msg)
-        elif isinstance(msg, WeightChunk):
-            self._chunk(msg)
-        else:
-            raise TypeError(f"a weight receiver takes offers and chunks, not {msg.kind}")
+        with self._rx:
+            if isinstance(msg, WeightOffer):
+                self._offer(msg)
+            elif isinstance(msg, WeightChunk):
+                self._chunk(msg)
+            else:
+                raise TypeError(f"a weight receiver takes offers and chunks, not {msg.kind}")
 
-    def _offer(self, offer: WeightOffer) -> None:
+    def open_stream(self, offer: WeightOffer) -> memoryview | None:
+        """For a bulk channel: the buffer `offer`'s bytes go into, in order (None: the offer is
+        stale or refused, and its bytes are to be read and dropped)."""
+        with self._rx:
+            assembly = self._offer(offer)
+            return None if assembly is None else memoryview(assembly.stream)
+
+    def stream_filled(self, transfer_id: int, filled: int) -> None:
+        """For a bulk channel: the first `filled` bytes of transfer `transfer_id` are in."""
+        with self._rx:
+            assembly = self._assembly
+            if assembly is None or assembly.offer.transfer_id != transfer_id:
+                return
+            size, total = assembly.offer.chunk_bytes, assembly.offer.total_bytes
+            first = assembly.filled // size
+            assembly.filled = filled
+            last = assembly.offer.n_chunks if filled >= total else filled // size
+            assembly.last_heard = self._clock()
+            for seq in range(first, last):
+                if seq in assembly.missing:
+                    self._arrived(assembly, seq, min(size, total - seq * size))
+
+    def _offer(self, offer: WeightOffer) -> _Assembly | None:
         self.stats["offers"] += 1
         if offer.total_bytes > self.max_version_bytes:
             raise WeightSyncError(
@@ -131,17 +171,18 @@ class WeightReceiver:
             have = "nothing" if held is None else f"version {held.version}"
             self._request(-1, [], f"transfer {offer.transfer_id} patches version "
                           f"{offer.base_version}; this receiver holds {have}")
-            return
+            return None
         if held is not None and offer.version <= held.version:
             self.stats["stale"] += 1
-            return
-        assembly = _Assembly(offer, bytearray(offer.total_bytes), set(range(offer.n_chunks)),
-                             self._clock())
+            return None
+        assembly = _Assembly(offer, np.empty(offer.total_bytes, np.uint8),
+                             set(range(offer.n_chunks)), self._clock())
         if self._assembly is not None:
             self._assembly.superseded = True
         self._assembly = assembly
         if not assembly.missing:
             self._complete(assembly)
+        return assembly
 
     def _chunk(self, chunk: WeightChunk) -> None:
         assembly = self._assembly
@@ -155,21 +196,24 @@ class WeightReceiver:
             return
         start = seq * offer.chunk_bytes
         size = min(offer.chunk_bytes, offer.total_bytes - start)
-        if len(chunk.payload) != size or zlib.crc32(chunk.payload) != chunk.crc:
+        if len(chunk.payload) != size or chunk_checksum(chunk.payload) != chunk.checksum:
             self.stats["corrupt"] += 1
             self._re_request(assembly, [seq], f"chunk {seq} of transfer {offer.transfer_id} "
                              "is corrupt")
             return
-        memoryview(assembly.stream)[start:start + size] = chunk.payload.data
+        assembly.stream[start:start + size] = chunk.payload
+        self._arrived(assembly, seq, size)
+        if assembly.missing and seq == offer.n_chunks - 1:  # the last came: the rest was lost
+            self._re_request(assembly, sorted(assembly.missing - assembly.requested),
+                             "chunks lost")
+
+    def _arrived(self, assembly: _Assembly, seq: int, size: int) -> None:
         for tensor in assembly.arrived(seq):  # hashed while the next chunks arrive
             self._builds.put((assembly, tensor))
         self.stats["chunks"] += 1
         self.stats["bytes"] += size
         if not assembly.missing:
             self._complete(assembly)
-        elif seq == offer.n_chunks - 1:  # the last one came: whatever is still missing was lost
-            self._re_request(assembly, sorted(assembly.missing - assembly.requested),
-                             "chunks lost")
 
     def _re_request(self, assembly: _Assembly, seqs: list[int], reason: str) -> None:
         if not seqs:
@@ -180,12 +224,13 @@ class WeightReceiver:
 
     def tick(self) -> None:
         """Re-request every missing chunk of a transfer silent for `stall_s` (its tail was lost)."""
-        assembly = self._assembly
-        if assembly is not None and assembly.missing and (
-                self._clock() - assembly.last_heard >= self._stall_s):
-            assembly.last_heard = self._clock()
-            assembly.requested.clear()
-            self._re_request(assembly, sorted(assembly.missing), "transfer stalled")
+        with self._rx:
+            assembly = self._assembly
+            if assembly is not None and assembly.missing and (
+                    self._clock() - assembly.last_heard >= self._stall_s):
+                assembly.last_heard = self._clock()
+                assembly.requested.clear()
+                self._re_request(assembly, sorted(assembly.missing), "transfer stalled")
 
     def _complete(self, assembly: _Assembly) -> None:
         self._assembly = None

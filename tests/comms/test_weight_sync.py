@@ -184,7 +184,7 @@ def test_a_corrupt_chunk_is_refused_and_re_requested() -> None:
             corrupted.append(chunk.seq)
             payload = chunk.payload.copy()
             payload[100] ^= 0xFF
-            return WeightChunk(chunk.transfer_id, chunk.seq, chunk.crc, payload)
+            return WeightChunk(chunk.transfer_id, chunk.seq, chunk.checksum, payload)
         return chunk
 
     sender = WeightSender("full", chunk_bytes=CHUNK)
@@ -270,7 +270,7 @@ def test_adapter_mode_sends_only_the_adapter_tensors_and_refuses_no_prefixes() -
 def test_a_stream_that_does_not_match_its_digest_is_refused_naming_the_tensor() -> None:
     ws = WeightSet.of(model(), 1)
     transfer = encode_transfer(ws, "full", 1, chunk_bytes=CHUNK)
-    stream = bytearray(transfer.offer.total_bytes)
+    stream = np.zeros(transfer.offer.total_bytes, np.uint8)
     for chunk in transfer.chunks():
         stream[chunk.seq * CHUNK:chunk.seq * CHUNK + len(chunk.payload)] = chunk.payload.data
     assert rebuild(transfer.offer, stream, None).digest == ws.digest
