@@ -232,8 +232,8 @@ class BulkReader:
             self.opened.set()
             if self._stopped:
                 return
-            while True:
-                self._transfer(self._sock)
+            while self._transfer(self._sock):
+                pass
         except (OSError, ssl.SSLError, CodecError, CommsError) as exc:
             if not self._stopped:
                 self.error = exc
@@ -242,8 +242,13 @@ class BulkReader:
             if self._sock is not None:
                 self._sock.close()
 
-    def _transfer(self, sock: socket.socket) -> None:
-        (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
+    def _transfer(self, sock: socket.socket) -> bool:
+        """Read one transfer into the receiver; False when the gateway closed the channel
+        between two transfers (its end of the link went away)."""
+        first = sock.recv(_HEADER.size)
+        if not first:
+            return False
+        (length,) = _HEADER.unpack(first + _recv_exact(sock, _HEADER.size - len(first)))
         if length > self.max_offer_bytes:
             raise CommsError(f"bulk offer of {length} bytes exceeds {self.max_offer_bytes}")
         offer = decode_message(_recv_exact(sock, length))
@@ -264,3 +269,4 @@ class BulkReader:
             got += n
             if target is not None:
                 self.receiver.stream_filled(offer.transfer_id, got)
+        return True

@@ -377,8 +377,9 @@ class EdgeLink:
                 self.stats["sent"] += len(entries)
                 progressed = True
             if not progressed:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.timings.heartbeat)
+                try:  # (asyncio.timeout: 3.11's wait_for can lose a cancellation here)
+                    async with asyncio.timeout(self.timings.heartbeat):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
 

@@ -177,13 +177,15 @@ class Gateway:
             self.weights.close()
         self.sink.close()
 
-    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None:
-        """Make `weights` (copied) the newest version and push it to every edge that asked for
-        weights, as a patch against what each holds. Any thread; the event loop never hashes or
-        encodes. ValueError for a version not newer than the last."""
+    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int,
+                        copy: bool = True) -> None:
+        """Make `weights` the newest version and push it to every edge that asked for weights,
+        as a patch against what each holds. Any thread; the event loop never hashes or encodes.
+        ValueError for a version not newer than the last. `copy=False` hands the arrays over
+        instead of copying them (what Policy.get_weights returned, written by nobody after)."""
         if self.weights is None:
             raise CommsError("this gateway has no weight sender: pass weights=WeightService(...)")
-        self.weights.publish(weights, version)
+        self.weights.publish(weights, version, copy)
 
     def weight_stats(self) -> dict[str, dict[str, Any]]:
         """Per edge id: the weights version it acts with, its lag, its sync latency (seconds
@@ -477,9 +479,10 @@ class GatewayThread:
     def port(self) -> int:
         return self.gateway.port
 
-    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None:
+    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int,
+                        copy: bool = True) -> None:
         """Gateway.publish_weights, from any thread."""
-        self.gateway.publish_weights(weights, version)
+        self.gateway.publish_weights(weights, version, copy)
 
     def weight_stats(self) -> dict[str, dict[str, Any]]:
         """Gateway.weight_stats, read on the gateway's loop."""

@@ -78,9 +78,12 @@ class WeightService:
             self.bulk.close()
 
     # -- publishing (any thread) -------------------------------------------------------------------
-    def publish(self, weights: Mapping[str, np.ndarray], version: int) -> None:
-        """Make `weights` (copied here) version `version` and push it to every subscribed edge;
-        ValueError if `version` is not newer than the last one published."""
+    def publish(self, weights: Mapping[str, np.ndarray], version: int, copy: bool = True
+                ) -> None:
+        """Make `weights` version `version` and push it to every subscribed edge; ValueError if
+        `version` is not newer than the last one published. The arrays are copied here unless
+        `copy=False` hands them over: only for arrays nothing writes to afterwards (what
+        Policy.get_weights returns), which spares copying a large model once more."""
         published_at = time.monotonic()
         with self._version_lock:
             if self._last_version is not None and version <= self._last_version:
@@ -89,8 +92,8 @@ class WeightService:
             self._last_version = version
         tensors = {}
         for name, arr in weights.items():
-            tensors[name] = copy = np.array(arr, order="C", copy=True)
-            copy.setflags(write=False)
+            tensors[name] = mine = np.array(arr, order="C", copy=True if copy else None)
+            mine.setflags(write=False)
         self._pool.submit(self._install, tensors, version, published_at)
 
     def publish_set(self, ws: WeightSet) -> None:
@@ -240,16 +243,19 @@ class WeightService:
 
     # -- what it reports ---------------------------------------------------------------------------
     def edge_stats(self) -> dict[str, dict[str, Any]]:
-        """Per edge: the version it acts with, its lag in versions, the sync latency of that
-        version (published -> applied there), how it is served and its link's estimates."""
+        """Per edge (connected now, or that said what it holds before): the version it acts
+        with, its lag in versions, the sync latency of that version (published -> applied
+        there), how it is served and its link's estimates."""
         out = {}
-        for peer_id, peer in self._peers.items():
-            held = self.sender.peers.get(peer_id)
+        for peer_id in sorted(set(self._peers) | set(self.sender.peers)):
+            peer, held = self._peers.get(peer_id), self.sender.peers.get(peer_id)
             out[peer_id] = {
-                "version": None if held is None else held[0], "lag": self.sender.lag(peer_id),
-                "sync_latency_s": self.sender.sync_latency_s.get(peer_id),
-                "subscribed": peer.subscribed, "via": "bulk" if peer.bulk else "websocket",
-                "mode": peer.mode,
-                "plan": None if peer.plan is None else peer.plan.why,
-                "rtt_s": peer.meter.rtt_s, "bytes_per_s": peer.meter.bytes_per_s}
+                "connected": peer is not None, "version": None if held is None else held[0],
+                "lag": self.sender.lag(peer_id),
+                "sync_latency_s": self.sender.sync_latency_s.get(peer_id)}
+            if peer is not None:
+                out[peer_id].update({
+                    "subscribed": peer.subscribed, "via": "bulk" if peer.bulk else "websocket",
+                    "mode": peer.mode, "plan": None if peer.plan is None else peer.plan.why,
+                    "rtt_s": peer.meter.rtt_s, "bytes_per_s": peer.meter.bytes_per_s})
         return out

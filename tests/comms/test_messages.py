@@ -47,7 +47,8 @@ EXAMPLES = [
     Ack("r1", 7),
     ActionRequest(3, "r1", {"state": np.ones(3, np.float32)}, 0.1),
     ActionResponse(3, np.zeros(5, np.float32), 12),
-    Heartbeat(1.5), Heartbeat(2.0, 1.25, 0.01), Control("estop", "operator"), Error("auth", "wrong token"),
+    Heartbeat(1.5), Heartbeat(2.0, 1.25, 0.01), Control("estop", "operator"),
+    Error("auth", "wrong token"),
 ]
 EXAMPLES += [  # weight sync (comms.weight_sync)
     WeightOffer(1, 2, b"d" * 32, "patch", 1, b"b" * 32, True, 1 << 20, 80,
