@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from websockets.asyncio.connection import Connection
@@ -28,8 +29,11 @@ class EdgeWeights:
     MESSAGES = (WeightOffer, WeightChunk, BulkTicket)
 
     def __init__(self, budget: ByteBudget | None = None, stall_s: float = 2.0,
-                 max_version_bytes: int = 64 << 30, bulk: bool = True) -> None:
-        self.receiver = WeightReceiver(self._send, budget, stall_s=stall_s,
+                 max_version_bytes: int = 64 << 30, bulk: bool = True,
+                 on_ready: Callable[[], None] | None = None) -> None:
+        """`on_ready` runs (on the apply thread) each time a verified version waits for `poll`;
+        `bulk=False` keeps weights on the websocket even when the gateway offers a channel."""
+        self.receiver = WeightReceiver(self._send, budget, stall_s=stall_s, on_ready=on_ready,
                                        max_version_bytes=max_version_bytes)
         self.use_bulk = bulk
         self._loop: asyncio.AbstractEventLoop | None = None

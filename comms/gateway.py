@@ -45,6 +45,7 @@ from comms.connection import (
 from comms.edge_keys import EdgeKeys, Grant
 from comms.messages import (
     PROTOCOL_VERSION,
+    WEIGHTS_ONLY,
     Ack,
     ActionRequest,
     ActionResponse,
@@ -263,7 +264,11 @@ class Gateway:
         hello_bytes = raw if isinstance(raw, bytes) else raw.encode()
         auth.verify(auth.edge_proof(key, server_nonce, hello.client_nonce, hello_bytes),
                     answer.proof, f"edge {hello.edge_id!r}")
-        if hello.spec_digest != self.spec_digest:
+        if hello.spec_digest == WEIGHTS_ONLY and not hello.streams:  # a site relay
+            if self.weights is None:
+                raise ProtocolError("this gateway serves no weights for a relay to pass on: "
+                                    "give it a weight sender")
+        elif hello.spec_digest != self.spec_digest:
             raise ProtocolError(f"spec digest mismatch: edge {hello.spec_digest}, gateway "
                                 f"{self.spec_digest}; run the same task config on both sides")
         for stream in hello.streams:

@@ -30,6 +30,8 @@ from robot_rl.core import ArraySpec, DictSpec, Transition
 
 PROTOCOL_VERSION = 3  # 2: large arrays in an aligned region (comms.codec); 3: weight sync, RTT
 CONTROL_COMMANDS = frozenset({"pause", "resume", "reset", "estop", "release"})
+# the spec digest an edge declares that writes no streams and only receives weights (a relay)
+WEIGHTS_ONLY = "weights-only"
 
 M = TypeVar("M", bound="Message")
 

@@ -243,11 +243,12 @@ class WeightService:
 
     # -- what it reports ---------------------------------------------------------------------------
     def edge_stats(self) -> dict[str, dict[str, Any]]:
-        """Per edge (connected now, or that said what it holds before): the version it acts
+        """Per edge that asked for weights (connected now or before): the version it acts
         with, its lag in versions, the sync latency of that version (published -> applied
         there), how it is served and its link's estimates."""
         out = {}
-        for peer_id in sorted(set(self._peers) | set(self.sender.peers)):
+        asked = {p for p, peer in self._peers.items() if peer.subscribed}
+        for peer_id in sorted(asked | set(self.sender.peers)):
             peer, held = self._peers.get(peer_id), self.sender.peers.get(peer_id)
             out[peer_id] = {
                 "connected": peer is not None, "version": None if held is None else held[0],

@@ -12,9 +12,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from buffer.zarr_storage import stored_specs
+from comms.adaptive import SyncBounds
+from comms.bulk import BulkServer
 from comms.edge_keys import EdgeKeys
 from comms.gateway import Gateway
 from comms.messages import spec_digest
+from comms.weight_service import WeightService
+from comms.weight_sync_sender import WeightSender
 from policies import Policy
 from robot_rl.core import ArraySpec, DictSpec
 from robot_rl.runtime.buffer_sink import BufferSink
@@ -50,20 +54,34 @@ def run_specs(cfg: DictConfig, run: RunDir) -> tuple[DictSpec, ArraySpec]:
 
 def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port: int,
                   ssl_context: ssl.SSLContext | None, serve_policy: bool,
-                  edge_keys: EdgeKeys | None = None) -> Gateway:
-    """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
+                  edge_keys: EdgeKeys | None = None, weights: WeightSender | None = None,
+                  bulk_port: int | None = 0, sync_bounds: SyncBounds | None = None) -> Gateway:
+    """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy.
+
+    With `weights`, it owns that sender and keeps every edge that asks (a local-policy edge, a
+    relay) on its newest version (`Gateway.publish_weights`), over a bulk channel on
+    `bulk_port` (0: any free port, None: none, chunks on the websocket), adapting each edge's
+    mode to its link within `sync_bounds` when given; the run's latest checkpointed policy, if
+    there is one, is its first version."""
     obs_spec, action_spec = run_specs(cfg, run)
     sink = BufferSink(run.buffer, obs_spec, action_spec, task=str(cfg.task.name))
-    inference = None
-    if serve_policy:
+    inference, service = None, None
+    state = load_latest(run.checkpoints) if serve_policy or weights is not None else None
+    if serve_policy or state is not None:
         algo = build_algorithm(cfg, obs_spec, action_spec)
-        state = load_latest(run.checkpoints)
         if state is not None:
             algo.load_state_dict(state["algorithm"])
             algo.policy.version = int(state["counters"]["policy_version"])
-        inference = ServedPolicy(algo.policy, obs_spec, action_spec)
+        if serve_policy:
+            inference = ServedPolicy(algo.policy, obs_spec, action_spec)
+    if weights is not None:
+        bulk = None if bulk_port is None else BulkServer(host, bulk_port, ssl_context)
+        service = WeightService(weights, bulk=bulk, bounds=sync_bounds)
+        if state is not None:
+            service.publish(algo.policy.get_weights(), algo.policy.version, copy=False)
     return Gateway(sink, token, spec_digest(obs_spec, action_spec), inference=inference,
-                   host=host, port=port, ssl_context=ssl_context, edge_keys=edge_keys)
+                   host=host, port=port, ssl_context=ssl_context, edge_keys=edge_keys,
+                   weights=service)
 
 
 async def serve_until_signalled(gateway: Gateway, announce: str) -> None:
