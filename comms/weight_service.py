@@ -32,6 +32,7 @@ from robot_rl.core import CommsError
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 8  # chunks encoded per hop to the worker thread
+BULK_OPEN_S = 1.0  # how long a first push waits for the bulk channel just offered
 
 
 @dataclass
@@ -46,6 +47,7 @@ class _Peer:
     bulk: BulkPeer | None = None
     sent: tuple[int, int] | None = None  # (version, base version) of the transfer in flight
     sent_at: float = -1e9
+    bulk_due: float = 0.0  # until then, wait for the bulk channel it was offered
     plan: SyncPlan | None = None
     mode: str | None = None  # of the last transfer pushed
     task: asyncio.Task[None] | None = None
@@ -149,6 +151,8 @@ class WeightService:
             peer.subscribed = True
             if self.bulk is not None:
                 ticket = self.bulk.issue(peer_id, lambda ch: self._bulk_opened(peer, ch))
+                peer.bulk_due = time.monotonic() + BULK_OPEN_S
+                asyncio.get_running_loop().call_later(BULK_OPEN_S, peer.wake.set)
                 await peer.ws.send(BulkTicket(self.bulk.port, ticket).encode())
         peer.sent = None  # it answered: what it holds now decides the next push
         peer.wake.set()
@@ -180,6 +184,8 @@ class WeightService:
             now = time.monotonic()
             if peer.sent is not None and now - peer.sent_at < self.answer_timeout:
                 continue  # one transfer in flight: its answer wakes this loop
+            if peer.bulk is None and now < peer.bulk_due:
+                continue  # its bulk channel is opening: that (or the deadline) wakes this loop
             mode, chunk_bytes, interval = self._plan(peer, latest, held)
             if now < peer.sent_at + interval:
                 loop.call_later(peer.sent_at + interval - now, peer.wake.set)
