@@ -146,7 +146,7 @@ class BulkPeer:
         self._thread.start()
 
     def send(self, transfer: Transfer) -> Future[float]:
-        """Queue `transfer`; the future gives the seconds it took on the wire, or the error."""
+        """Queue `transfer`; the future gives the seconds its sending took, or the error."""
         done: Future[float] = Future()
         if self.closed:
             done.set_exception(CommsError(f"the bulk channel of {self.peer} is closed"))

@@ -384,10 +384,12 @@ class WeightRequest(Message):
 
 @message("weight_applied")
 class WeightApplied(Message):
-    """Receiver -> sender: version `version` (content digest `digest`) is what it now acts with."""
+    """Receiver -> sender: version `version` (content digest `digest`) is what it now acts with;
+    its bytes took `receive_s` seconds from offer to last byte there (0: not measured)."""
 
     version: int
     digest: bytes
+    receive_s: float = 0.0
 
 
 @message("bulk_ticket")

@@ -47,6 +47,7 @@ class _Peer:
     bulk: BulkPeer | None = None
     sent: tuple[int, int] | None = None  # (version, base version) of the transfer in flight
     sent_at: float = -1e9
+    sent_bytes: int = 0
     bulk_due: float = 0.0  # until then, wait for the bulk channel it was offered
     plan: SyncPlan | None = None
     mode: str | None = None  # of the last transfer pushed
@@ -141,6 +142,9 @@ class WeightService:
         if not isinstance(msg, WeightRequest | WeightApplied):
             raise TypeError(f"weights take requests and applied notes, not {msg.kind}")
         self.sender.note(peer_id, msg)
+        if isinstance(msg, WeightApplied) and msg.receive_s > 0 and peer.sent is not None \
+                and msg.version == peer.sent[0]:
+            peer.meter.transferred(peer.sent_bytes, msg.receive_s)  # timed where it arrived
         transfer = self.sender.resendable(msg) if isinstance(msg, WeightRequest) else None
         if transfer is not None:  # chunks lost on the way (or a bulk channel that broke)
             self.stats["chunks_resent"] += len(msg.missing)
@@ -195,7 +199,7 @@ class WeightService:
             if transfer is None:
                 continue
             peer.sent, peer.sent_at = (transfer.offer.version, transfer.offer.base_version), now
-            peer.mode = transfer.offer.mode
+            peer.mode, peer.sent_bytes = transfer.offer.mode, transfer.offer.total_bytes
             loop.call_later(self.answer_timeout, peer.wake.set)
             await self._send(peer, transfer)
 
@@ -213,10 +217,9 @@ class WeightService:
 
     async def _send(self, peer: _Peer, transfer: Transfer) -> None:
         """The transfer over the edge's bulk channel, or (none, or it failed) its websocket."""
-        nbytes = transfer.offer.total_bytes
         if peer.bulk is not None and not peer.bulk.closed:
             try:
-                seconds = await asyncio.wrap_future(peer.bulk.send(transfer))
+                await asyncio.wrap_future(peer.bulk.send(transfer))
             except CommsError as exc:
                 self.stats["bulk_failed"] += 1
                 log.warning("weights for %s: bulk channel failed (%s); using the websocket",
@@ -224,14 +227,11 @@ class WeightService:
                 peer.bulk = None
             else:
                 self.stats["pushed_bulk"] += 1
-                peer.meter.transferred(nbytes, seconds)
                 return
-        start = time.perf_counter()
         frames = [transfer.offer.encode] + [
             (lambda s=seq: transfer.chunk(s).encode()) for seq in range(transfer.n_chunks)]
         if await self._send_frames(peer, frames):
             self.stats["pushed_websocket"] += 1
-            peer.meter.transferred(nbytes, time.perf_counter() - start)
 
     async def _send_frames(self, peer: _Peer, makers: Sequence[Any]) -> bool:
         """Encode frames on the worker (a batch per hop) and send them in order; False when the

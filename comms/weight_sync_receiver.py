@@ -70,8 +70,10 @@ class _Assembly:
     offer: WeightOffer
     stream: np.ndarray  # uint8, the transfer's bytes (np.empty: no zero-fill, huge pages)
     missing: set[int]
-    last_heard: float
+    opened_at: float
+    last_heard: float = 0.0  # when a byte of it last arrived
     filled: int = 0  # bytes a bulk channel wrote so far, from the start
+    receive_s: float = 0.0  # from the offer to the last byte, once complete
     requested: set[int] = field(default_factory=set)
     by_seq: dict[int, list[TensorLayout]] = field(default_factory=dict)  # raw tensors per chunk
     left: dict[str, int] = field(default_factory=dict)  # chunks each raw tensor still needs
@@ -79,6 +81,7 @@ class _Assembly:
     superseded: bool = False
 
     def __post_init__(self) -> None:
+        self.last_heard = self.opened_at
         size = self.offer.chunk_bytes
         for t in self.offer.tensors:
             if t.encoding == "raw" and t.length:
@@ -115,6 +118,7 @@ class WeightReceiver:
         self._rx = threading.RLock()  # the assembly, fed from the link's and the bulk thread
         self._current: WeightSet | None = None
         self._ready: WeightSet | None = None
+        self._receive_s = (-1, 0.0)  # (version, seconds its bytes took) of the last built
         self._assembly: _Assembly | None = None
         self._buffers = StreamBuffers()
         # the apply thread's work, in order: hash a completed raw tensor, or rebuild a version
@@ -261,6 +265,7 @@ class WeightReceiver:
                 self._re_request(assembly, sorted(assembly.missing), "transfer stalled")
 
     def _complete(self, assembly: _Assembly) -> None:
+        assembly.receive_s = self._clock() - assembly.opened_at
         self._assembly = None
         self._builds.put((assembly, None))
 
@@ -286,6 +291,7 @@ class WeightReceiver:
                 continue
             with self._lock:
                 self._ready = built
+                self._receive_s = (built.version, assembly.receive_s)
             if self._on_ready is not None:
                 self._on_ready()
 
@@ -297,8 +303,10 @@ class WeightReceiver:
             if ready is None:
                 return None
             self._current = ready
+            version, seconds = self._receive_s
         self.stats["applied"] += 1
-        self._send(WeightApplied(ready.version, ready.digest))
+        self._send(WeightApplied(ready.version, ready.digest,
+                                 seconds if version == ready.version else 0.0))
         return ready
 
     def close(self) -> None:
