@@ -22,12 +22,13 @@ import numpy as np
 import xxhash
 
 from comms.messages import TensorLayout, WeightChunk, WeightOffer
+from comms.weight_copies import HostCopier
 from comms.weight_sync_budget import ByteBudget
 from robot_rl.core import CommsError
 
 CHUNK_BYTES = 1 << 20  # websockets moves 1 MiB messages ~9x faster than one huge one
 ALIGN = 64  # every tensor's bytes start at a multiple of this in the stream
-HASH_SLICE = 1 << 20  # digests and copies advance this many bytes at a time (the budget's step)
+HASH_SLICE = 1 << 20  # a digest advances this many bytes at a time (the budget's step)
 MODES = ("full", "fp16", "patch", "adapter")
 _FLOATS = (np.dtype("<f4"), np.dtype("<f8"))
 
@@ -231,11 +232,14 @@ def raw_tensor(t: TensorLayout, stream: np.ndarray) -> np.ndarray:
 
 
 def rebuild(offer: WeightOffer, stream: np.ndarray, base: WeightSet | None,
-            budget: ByteBudget | None = None, hashed: Mapping[str, bytes] | None = None
+            copier: HostCopier | None = None, hashed: Mapping[str, bytes] | None = None
             ) -> WeightSet:
     """The version an offer describes, from its reassembled stream and the base it names;
-    WeightSyncError naming the first tensor that does not hash to its digest. `hashed`: digests
-    of raw tensors already taken (while later chunks were still arriving)."""
+    WeightSyncError naming the first tensor that does not hash to its digest. `copier` makes
+    (and budgets) the copies and digests; `hashed`: digests of raw tensors already taken (while
+    later chunks were still arriving)."""
+    copier = copier or HostCopier()
+    budget = copier.budget
     if offer.base_version >= 0 and (
             base is None or (base.version, base.digest) != (offer.base_version, offer.base_digest)):
         raise WeightSyncError(f"transfer {offer.transfer_id} patches version "
@@ -256,19 +260,16 @@ def rebuild(offer: WeightOffer, stream: np.ndarray, base: WeightSet | None,
             if t.encoding == "raw":
                 arr = raw_tensor(t, stream)
             elif t.encoding == "fp16":
-                if budget is not None:
-                    budget.acquire(size * dtype.itemsize)
-                arr = np.frombuffer(payload, np.float16, size).astype(dtype).reshape(t.shape)
+                arr = copier.copy(np.frombuffer(payload, np.float16, size), dtype
+                                  ).reshape(t.shape)
             else:  # sparse
                 old = base.tensors.get(t.name) if base is not None else None
                 if old is None or old.shape != t.shape or old.dtype != dtype:
                     raise WeightSyncError(f"tensor {t.name!r} patches a base tensor of "
                                           "another shape or dtype")
-                if budget is not None:
-                    budget.acquire(old.nbytes)
                 index_type = np.uint32 if size < 2**32 else np.uint64
                 index = np.frombuffer(payload, index_type, t.count)
-                bits = old.copy()
+                bits = copier.copy(old)
                 flat = _as_bits(bits)
                 flat[index] = np.frombuffer(payload, flat.dtype, t.count,
                                             t.count * np.dtype(index_type).itemsize)

@@ -26,6 +26,7 @@ from comms.messages import (
     WeightOffer,
     WeightRequest,
 )
+from comms.weight_copies import HostCopier
 from comms.weight_sync import (
     WeightSet,
     WeightSyncError,
@@ -110,8 +111,11 @@ class WeightReceiver:
     def __init__(self, send: Callable[[Message], None], budget: ByteBudget | None = None,
                  stall_s: float = 2.0, on_ready: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 max_version_bytes: int = 64 << 30) -> None:
+                 max_version_bytes: int = 64 << 30, copy_threads: int = 1) -> None:
+        """`budget` bounds the bytes its digests and copies (on `copy_threads`) take per
+        interval, so verifying a large version leaves the control loop its share."""
         self._send, self._budget, self._stall_s = send, budget, stall_s
+        self._copier = HostCopier(budget, copy_threads)
         self.max_version_bytes = max_version_bytes
         self._on_ready, self._clock = on_ready, clock
         self._lock = threading.Lock()  # current and ready
@@ -284,7 +288,7 @@ class WeightReceiver:
             try:
                 offer = assembly.offer
                 base = self._holding(offer.base_version, offer.base_digest)
-                built = rebuild(offer, assembly.stream, base, self._budget, assembly.hashed)
+                built = rebuild(offer, assembly.stream, base, self._copier, assembly.hashed)
             except WeightSyncError as exc:
                 self.stats["refused"] += 1
                 self._request(-1, [], f"{exc}; send the full weights", whole=True)
@@ -313,3 +317,4 @@ class WeightReceiver:
         """Stop the build thread (a transfer being rebuilt is dropped)."""
         self._builds.put(None)
         self._worker.join(10.0)
+        self._copier.close()
