@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from comms.auth import bulk_proof
 from comms.codec import CodecError
 from comms.messages import WeightOffer, decode_message
+from comms.weight_copies import background_priority
 from comms.weight_sync import Transfer
 from comms.weight_sync_receiver import WeightReceiver
 from robot_rl.core import AuthError, CommsError
@@ -164,8 +165,11 @@ class BulkPeer:
         self._sock.close()
 
     def _send_loop(self) -> None:
+        background_priority()
         while (job := self._jobs.get()) is not None:
             transfer, done = job
+            if not done.set_running_or_notify_cancel():
+                continue  # its waiter went away (the edge disconnected)
             start = time.perf_counter()
             try:
                 self._write(transfer)
@@ -175,7 +179,8 @@ class BulkPeer:
                 break
             done.set_result(time.perf_counter() - start)
         while (job := self._jobs.get_nowait() if not self._jobs.empty() else None) is not None:
-            job[1].set_exception(CommsError(f"the bulk channel of {self.peer} is closed"))
+            if job[1].set_running_or_notify_cancel():
+                job[1].set_exception(CommsError(f"the bulk channel of {self.peer} is closed"))
 
     def _write(self, transfer: Transfer) -> None:
         frame = transfer.offer.encode()
@@ -233,6 +238,7 @@ class BulkReader:
         return sock
 
     def _run(self) -> None:
+        background_priority()
         try:
             self._sock = self._open()
             self.opened.set()
@@ -261,7 +267,7 @@ class BulkReader:
         if not isinstance(offer, WeightOffer):
             raise CommsError(f"the bulk channel carries weight offers, not {offer.kind}")
         target = self.receiver.open_stream(offer)  # WeightSyncError (too large) ends the channel
-        total = offer.total_bytes
+        total, step = offer.total_bytes, offer.chunk_bytes
         sink = memoryview(bytearray(min(total, SLICE))) if target is None else None
         got = 0
         while got < total:
@@ -272,7 +278,7 @@ class BulkReader:
                 n = sock.recv_into(sink, min(total - got, len(sink)))
             if n == 0:
                 raise ConnectionError("the bulk channel closed mid-transfer")
+            if target is not None and ((got + n) // step > got // step or got + n == total):
+                self.receiver.stream_filled(offer.transfer_id, got + n)  # a chunk completed
             got += n
-            if target is not None:
-                self.receiver.stream_filled(offer.transfer_id, got)
         return True

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from comms.adaptive import LinkMeter, SyncBounds, SyncPlan, plan_sync
 from comms.bulk import BulkPeer, BulkServer
 from comms.messages import BulkTicket, Message, WeightApplied, WeightRequest
+from comms.weight_copies import background_priority
 from comms.weight_sync import Transfer, WeightSet
 from comms.weight_sync_sender import WeightSender
 from robot_rl.core import CommsError
@@ -61,13 +62,14 @@ class WeightService:
                  bounds: SyncBounds | None = None, answer_timeout: float = 30.0) -> None:
         self.sender, self.bulk, self.bounds = sender, bulk, bounds
         self.answer_timeout = answer_timeout
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="weights")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="weights",
+                                        initializer=background_priority)
         self._peers: dict[str, _Peer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._version_lock = threading.Lock()
         self._last_version: int | None = None
         self.stats: dict[str, int] = {"pushed_bulk": 0, "pushed_websocket": 0, "bulk_failed": 0,
-                                      "chunks_resent": 0}
+                                      "chunks_resent": 0, "bytes_sent": 0}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the event loop the edges' connections run on."""
@@ -183,8 +185,8 @@ class WeightService:
             peer.wake.clear()
             latest = self.sender.latest
             held = self.sender.peers.get(peer.peer_id, (-1, b""))
-            if not peer.subscribed or latest is None or held == (latest.version, latest.digest):
-                continue
+            if not peer.subscribed or latest is None or held[0] >= latest.version:
+                continue  # it holds the newest (or a lossy copy of it): versions only grow
             now = time.monotonic()
             if peer.sent is not None and now - peer.sent_at < self.answer_timeout:
                 continue  # one transfer in flight: its answer wakes this loop
@@ -200,6 +202,7 @@ class WeightService:
                 continue
             peer.sent, peer.sent_at = (transfer.offer.version, transfer.offer.base_version), now
             peer.mode, peer.sent_bytes = transfer.offer.mode, transfer.offer.total_bytes
+            self.stats["bytes_sent"] += transfer.offer.total_bytes
             loop.call_later(self.answer_timeout, peer.wake.set)
             await self._send(peer, transfer)
 

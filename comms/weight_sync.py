@@ -15,6 +15,7 @@ equal the base's). Only raw array bytes and msgpack metadata cross the wire: no 
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -47,8 +48,11 @@ def chunk_checksum(payload: np.ndarray | memoryview) -> int:
     return int(xxhash.xxh3_64_intdigest(payload))
 
 
-def tensor_digest(arr: np.ndarray, budget: ByteBudget | None = None) -> bytes:
-    """XXH3-128 of a tensor's dtype, shape and bytes."""
+def tensor_digest(arr: np.ndarray, budget: ByteBudget | None = None, polite: bool = False
+                  ) -> bytes:
+    """XXH3-128 of a tensor's dtype, shape and bytes. xxhash holds the GIL while it hashes:
+    `polite` hands it over after every slice (for a thread beside a control loop, which would
+    otherwise wait up to the interpreter's 5 ms switch interval for it)."""
     h = xxhash.xxh3_128(f"{arr.dtype.str}{arr.shape}".encode())
     data = _bytes(arr)
     for start in range(0, len(data), HASH_SLICE):
@@ -56,6 +60,8 @@ def tensor_digest(arr: np.ndarray, budget: ByteBudget | None = None) -> bytes:
         if budget is not None:
             budget.acquire(len(part))
         h.update(part)
+        if polite:
+            time.sleep(0)  # releases the GIL: a waiting thread takes it now
     return h.digest()
 
 
@@ -278,7 +284,7 @@ def rebuild(offer: WeightOffer, stream: np.ndarray, base: WeightSet | None,
             raise WeightSyncError(f"tensor {t.name!r} does not fit its bytes: {exc}") from None
         arr.setflags(write=False)
         got = (hashed or {}).get(t.name) if t.encoding == "raw" else None
-        if (got or tensor_digest(arr, budget)) != t.digest:
+        if (got or tensor_digest(arr, budget, polite=True)) != t.digest:
             raise WeightSyncError(f"tensor {t.name!r} of version {offer.version} does not match "
                                   "its digest")
         tensors[t.name], digests[t.name] = arr, t.digest

@@ -26,7 +26,7 @@ from comms.messages import (
     WeightOffer,
     WeightRequest,
 )
-from comms.weight_copies import HostCopier
+from comms.weight_copies import HostCopier, background_priority
 from comms.weight_sync import (
     WeightSet,
     WeightSyncError,
@@ -274,6 +274,7 @@ class WeightReceiver:
         self._builds.put((assembly, None))
 
     def _build_loop(self) -> None:
+        background_priority()
         while (job := self._builds.get()) is not None:
             assembly, tensor = job
             if assembly.superseded:
@@ -283,7 +284,7 @@ class WeightReceiver:
                     arr = raw_tensor(tensor, assembly.stream)
                 except WeightSyncError:
                     continue  # the rebuild names it
-                assembly.hashed[tensor.name] = tensor_digest(arr, self._budget)
+                assembly.hashed[tensor.name] = tensor_digest(arr, self._budget, polite=True)
                 continue
             try:
                 offer = assembly.offer

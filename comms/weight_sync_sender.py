@@ -84,9 +84,10 @@ class WeightSender:
                      chunk_bytes: int | None = None) -> Transfer | None:
         """The newest version encoded (in `mode`, default this sender's) against what a peer
         holds (a patch when this sender still has that version, else whole); None when the peer
-        holds the newest already. Each encoding is made once, whoever asks for it."""
+        holds the newest already (or a lossy copy of it). Each encoding is made once, whoever
+        asks for it."""
         latest = self.latest
-        if latest is None or (have_version, have_digest) == (latest.version, latest.digest):
+        if latest is None or have_version >= latest.version:  # versions only grow
             return None
         mode, chunk_bytes = mode or self.mode, chunk_bytes or self.chunk_bytes
         base = self.base_for(have_version, have_digest)  # else: another content (a lossy copy)
