@@ -285,7 +285,7 @@ def sync_case(nbytes: int, mode: str, n: int, relayed: bool, reps: int, copy: bo
         finally:
             if robots is not None:
                 robots.stop()
-            for proc in procs:
+            for proc in reversed(procs):  # the relay before the cloud it follows
                 proc.stop()
             gc.collect()
 

@@ -214,6 +214,7 @@ class BulkReader:
         self._thread.start()
 
     def close(self) -> None:
+        """End the channel; never waits (the link's loop calls it): the thread ends by itself."""
         self._stopped = True
         sock = self._sock
         if sock is not None:
@@ -221,7 +222,6 @@ class BulkReader:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._thread.join(5.0)
 
     def _open(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), self.timeout)
