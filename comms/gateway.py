@@ -361,10 +361,11 @@ class Gateway:
         edge.meter.heard(beat)
 
     async def _on_weights(self, edge: _Edge, msg: WeightRequest | WeightApplied) -> None:
-        if self.weights is None:
-            raise ProtocolError("this gateway serves no weights: run the edge with a remote "
-                                "policy, or give the gateway a weight sender")
-        await self.weights.handle(edge.edge_id, msg)
+        if self.weights is not None:
+            await self.weights.handle(edge.edge_id, msg)
+        elif isinstance(msg, WeightRequest):  # the edge keeps the weights it has
+            await edge.ws.send(Error("no_weights", "this gateway publishes no weights; the "
+                                     "edge acts with the weights it has").encode())
 
     async def _on_error(self, edge: _Edge, error: Error) -> None:
         log.warning("gateway: edge %s reports %s: %s", edge.edge_id, error.code, error.reason)

@@ -185,3 +185,17 @@ def test_a_bulk_channel_without_the_ticket_is_refused_both_ways() -> None:
         receiver.close()
     finally:
         server.close()
+
+
+def test_an_edge_asking_a_gateway_without_weights_keeps_its_own_and_streams_on(
+        tmp_path: Path, start_gateway: Start, make_link: Link) -> None:
+    from tests.integration.comms_helpers import assert_exactly_once, numbered
+
+    gw = start_gateway()
+    link = make_link(f"ws://127.0.0.1:{gw.port}", weights=EdgeWeights())
+    link.publish("r1", [numbered(i) for i in range(10)])
+    assert link.wait_acked(10.0), link.stats
+    assert link.stats["errors_no_weights"] == 1 and link.fatal_error is None
+    assert link.poll_weights() is None
+    gw.stop()
+    assert_exactly_once(tmp_path / "buffer", 10)
