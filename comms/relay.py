@@ -161,10 +161,10 @@ class SiteRelay:
                 kind = message_kind(frame)
                 if kind in NOT_FOR_ROBOTS:
                     continue
-                await down.send(frame)
-                if kind == "welcome":  # the cloud authenticated this robot: weights from here
-                    self.robots[robot] = down
+                if kind == "welcome":  # the cloud authenticated this robot: weights from here,
+                    self.robots[robot] = down  # before it can ask (the welcome tells it to)
                     self.weights.attach(robot, down, LinkMeter())
+                await down.send(frame)
 
         tasks = [asyncio.create_task(upward()), asyncio.create_task(downward())]
         try:
