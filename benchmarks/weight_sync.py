@@ -1,17 +1,25 @@
-"""Weight sync: "the sender holds version N" -> "every receiver has applied version N".
+"""Weight sync: "the learner has version N" -> "every robot acts with version N".
 
-A 20 MB and a 400 MB float32 model (ten equal layers) over loopback websockets in 1 MiB chunks,
-modes full / fp16 / patch (each new version changes one layer of ten), to 1 and 4 receivers,
-directly and through a site relay. The sender, the relay and the receivers each run in a process
-of their own, as in deployment. The clock starts when the sender is told to publish a version it
-holds already digested (encoding it is timed) and stops when the last receiver's `poll()` swapped
-it in (verified); receivers poll as soon as a version is ready, so no control period is added.
-Baselines in the same run: raw TCP of the same bytes into a preallocated buffer (`recv_into`, the
-limit), a naive sender that pickles the weights into one websocket message, and the same bytes in
-bare 1 MiB websocket messages (what the websocket library alone costs, without our protocol).
-The patch payload on real training is measured on our SAC learner with the pick-cube observation
-spec from state: its policy's weights before and after 30 updates on random batches (not a real
-session).
+A 20 MB and a 400 MB float32 model (ten equal layers), modes full / fp16 / patch (each new version
+changes one layer of ten), to 1 and 4 robots, directly and through a site relay, over loopback.
+Everything is the deployed path: the cloud is a real Gateway with a WeightService in a process of
+its own (the relay: `robot-rl relay`'s SiteRelay in another), and each robot an EdgeLink with
+EdgeWeights whose control thread swaps a version in (`poll_weights`) as soon as it is verified.
+The clock starts when the cloud is told to `publish_weights(weights, N, copy=False)` (the
+learner hands over what `get_weights()` returned; one row copies instead) and stops when the
+last robot swapped version N in: hashing, encoding, the bulk channel (or chunks), reassembly and
+verification are all inside. Each case times versions after two untimed ones (what every robot
+holds, the base of patches): the very first version into a robot also pays for first-touching its
+receive buffers (page faults: 1-2 s for 400 MB on this VM), reported apart as `first_seconds`;
+later versions reuse buffers no version refers to any more. Baselines in the same run: raw TCP
+of the same bytes into a preallocated buffer (`recv_into`, the limit), a naive sender that
+pickles the weights into one websocket message, and the same bytes in bare 1 MiB websocket
+messages.
+
+Also: a 10 Hz control loop on a MuJoCo robot while 400 MB versions arrive back to back (lateness
+of each step against its schedule, and the same loop with no sync), CUDA staging where a GPU is
+present, and the patch payload of our RLPD learner on pick-cube after 30 updates on batches of
+real sim transitions (not a session).
 
 Figures on a shared machine are noisy; on a quiet one run:  python -m benchmarks.weight_sync
 --json benchmarks/results/weight_sync.json
@@ -28,6 +36,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -35,21 +44,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from benchmarks.common import print_table, report, target
-from comms.connection import LoopThread
-from comms.messages import Message, WeightApplied, WeightRequest, decode_message
-from comms.relay import WeightRelay
+from comms.bulk import BulkServer
+from comms.edge_link import EdgeLink
+from comms.edge_weights import EdgeWeights
+from comms.gateway import Gateway
+from comms.messages import spec_digest
+from comms.relay import SiteRelay
+from comms.spool import Spool
+from comms.weight_service import WeightService
 from comms.weight_sync import CHUNK_BYTES, WeightSet, encode_transfer
-from comms.weight_sync_receiver import WeightReceiver
+from comms.weight_sync_budget import ByteBudget
 from comms.weight_sync_sender import WeightSender
+from robot_rl.core import ArraySpec, DictSpec
+from robot_rl.runtime.buffer_sink import BufferSink
 
 LAYERS = 10
 WS_OPTIONS: dict[str, Any] = {"compression": None, "max_size": None, "ping_interval": None}
-HELLO = WeightRequest(-1, -1, b"", [], "hello")
 TIMEOUT = 600.0
+WARMUP = 2  # untimed versions before a case's timed ones
 
 
 def versions(nbytes: int, count: int) -> Iterator[dict[str, np.ndarray]]:
@@ -70,36 +86,10 @@ def emit(**fields: Any) -> None:
 
 
 # -- the serving processes -------------------------------------------------------------------------
-class Downstream:
-    """A websocket server's side of weight sync: serves a WeightSender to each peer and says
-    (on stdout) when all `peers` said hello and when all hold a version."""
-
-    def __init__(self, sender: WeightSender, peers: int) -> None:
-        self.sender, self.peers = sender, peers
-        self.conns: dict[str, ServerConnection] = {}
-        self.hello: set[str] = set()
-
-    async def handler(self, ws: ServerConnection) -> None:
-        peer = f"peer{len(self.conns)}"
-        self.conns[peer] = ws
-        async for frame in ws:
-            msg = decode_message(frame)
-            for out in self.sender.handle(peer, msg):
-                await ws.send(out.encode())
-            if msg == HELLO:
-                self.hello.add(peer)
-                if len(self.hello) == self.peers:
-                    emit(ready=True)
-            elif isinstance(msg, WeightApplied) and len(self.conns) == self.peers and all(
-                    held[0] == msg.version for held in self.sender.peers.values()):
-                emit(held=msg.version)
-
-    async def push_all(self) -> None:
-        async def push(peer: str, ws: ServerConnection) -> None:
-            for msg in self.sender.push(peer):
-                await ws.send(msg.encode())
-
-        await asyncio.gather(*(push(p, ws) for p, ws in self.conns.items()))
+SPEC = DictSpec({"state": ArraySpec((3,), "float32")})
+ACTION = ArraySpec((2,), "float32", -1.0, 1.0)
+DIGEST = spec_digest(SPEC, ACTION)
+TOKEN = b"weight-sync-benchmark-token-0123456789"
 
 
 async def _commands() -> AsyncIterator[list[str]]:
@@ -109,54 +99,41 @@ async def _commands() -> AsyncIterator[list[str]]:
         yield line.split()
 
 
-async def run_sender(args: argparse.Namespace) -> None:
-    sets = [WeightSet.of(w, v + 1) for v, w in enumerate(versions(args.nbytes, args.versions))]
-    sender = WeightSender(args.mode, args.chunk)
-    down = Downstream(sender, args.peers)
-    async with serve(down.handler, "127.0.0.1", 0, **WS_OPTIONS) as server:
-        emit(port=next(iter(server.sockets)).getsockname()[1])
+async def run_cloud(args: argparse.Namespace) -> None:
+    """A real gateway with a weight service; "prepare" makes the next version (the learner's
+    update, outside the clock), "publish V" hands it over as the learner would
+    (`publish_weights(policy.get_weights(), V, copy=False)`), preparing it first if need be."""
+    sets = versions(args.nbytes, args.versions)  # made one by one: each shares the others
+    ready: list[dict[str, np.ndarray]] = []
+    service = WeightService(WeightSender(args.mode), bulk=BulkServer())
+    with tempfile.TemporaryDirectory() as tmp:
+        gateway = Gateway(BufferSink(Path(tmp) / "buffer", SPEC, ACTION), TOKEN, DIGEST,
+                          weights=service)
+        await gateway.start()
+        emit(port=gateway.port)
         async for cmd in _commands():
-            if cmd[0] == "publish":
-                version = int(cmd[1])
-                sender.publish(sets[version - 1], version)
-                await down.push_all()
+            if cmd[0] == "prepare":
+                ready.append(next(sets))
+                emit(prepared=len(ready))
+            elif cmd[0] == "publish":
+                weights = ready.pop() if ready else next(sets)
+                gateway.publish_weights(weights, int(cmd[1]), copy=args.copy == "yes")
             elif cmd[0] == "stats":
-                emit(stats=sender.stats)
+                emit(stats=service.stats)
+        await gateway.stop()
 
 
 async def run_relay(args: argparse.Namespace) -> None:
-    loop = asyncio.get_running_loop()
-    outbox: asyncio.Queue[Message] = asyncio.Queue()
-    ready = asyncio.Event()
-    relay = WeightRelay(lambda m: loop.call_soon_threadsafe(outbox.put_nowait, m), args.mode,
-                        args.chunk, on_ready=lambda: loop.call_soon_threadsafe(ready.set))
-    down = Downstream(relay.downstream, args.peers)
-    async with connect(f"ws://127.0.0.1:{args.upstream}", proxy=None, **WS_OPTIONS) as up, \
-            serve(down.handler, "127.0.0.1", 0, **WS_OPTIONS) as server:
-        await up.send(HELLO.encode())
-
-        async def read() -> None:
-            async for frame in up:
-                relay.handle_upstream(decode_message(frame))
-
-        async def write() -> None:
-            while True:
-                await up.send((await outbox.get()).encode())
-
-        async def advance() -> None:
-            while True:
-                await ready.wait()
-                ready.clear()
-                if relay.advance() is not None:
-                    await down.push_all()
-
-        tasks = [asyncio.create_task(c()) for c in (read, write, advance)]
-        emit(port=next(iter(server.sockets)).getsockname()[1])
-        async for _ in _commands():
-            pass
-        for task in tasks:
-            task.cancel()
-    relay.close()
+    """`robot-rl relay` in front of the cloud, as a site runs it."""
+    relay = SiteRelay(f"ws://127.0.0.1:{args.upstream}", TOKEN, "relay-site",
+                      WeightService(WeightSender(args.mode), bulk=BulkServer()))
+    await relay.start()
+    while not relay.upstream.connected:
+        await asyncio.sleep(0.01)
+    emit(port=relay.port)
+    async for _ in _commands():
+        pass
+    await relay.stop()
 
 
 async def run_websocket_baseline(args: argparse.Namespace) -> None:
@@ -227,119 +204,105 @@ class Proc:
 
 # -- the receiving side: this process --------------------------------------------------------------
 class Robots:
-    """`n` robots, each a websocket client feeding a WeightReceiver, on a loop thread; a robot's
-    control task polls as soon as its receiver has a version ready."""
+    """`n` robots as the edge runs them: an EdgeLink with EdgeWeights each, and a control
+    thread that swaps a version in (`poll_weights`) as soon as one is ready."""
 
-    def __init__(self, port: int, n: int) -> None:
-        self.thread = LoopThread("robots")
-        self.receivers: list[WeightReceiver] = []
+    def __init__(self, port: int, n: int, tmp: Path) -> None:
         self.applied: dict[int, list[float]] = {}
         self.changed = threading.Condition()
-        self.n = n
-        self.tasks = self.thread.run(self._start(port), 30)
+        self.n, self._stop = n, threading.Event()
+        self.links, self._threads = [], []
+        for i in range(n):
+            ready = threading.Event()
+            link = EdgeLink(f"ws://127.0.0.1:{port}", TOKEN, f"r{i}", DIGEST,
+                            Spool(tmp / f"r{i}.spool"), streams=[f"r{i}"],
+                            weights=EdgeWeights(on_ready=ready.set)).start()
+            self.links.append(link)
+            thread = threading.Thread(target=self._control, args=(link, ready), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        deadline = time.monotonic() + 30
+        while not all(link.connected for link in self.links):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the robots did not connect within 30 s")
+            time.sleep(0.01)
 
-    async def _start(self, port: int) -> list[asyncio.Task[None]]:
-        conns = [await connect(f"ws://127.0.0.1:{port}", proxy=None, **WS_OPTIONS)
-                 for _ in range(self.n)]
-        return [asyncio.create_task(self._robot(ws)) for ws in conns]
-
-    async def _robot(self, ws: ClientConnection) -> None:
-        loop = asyncio.get_running_loop()
-        outbox: asyncio.Queue[Message] = asyncio.Queue()
-        ready = asyncio.Event()
-        rx = WeightReceiver(lambda m: loop.call_soon_threadsafe(outbox.put_nowait, m),
-                            on_ready=lambda: loop.call_soon_threadsafe(ready.set))
-        self.receivers.append(rx)
-        await ws.send(HELLO.encode())
-
-        async def read() -> None:
-            async for frame in ws:
-                rx.handle(decode_message(frame))
-
-        async def write() -> None:
-            while True:
-                await ws.send((await outbox.get()).encode())
-
-        async def control() -> None:
-            while True:
-                await ready.wait()
-                ready.clear()
-                got = rx.poll()
-                if got is not None:
-                    with self.changed:
-                        self.applied.setdefault(got.version, []).append(time.perf_counter())
-                        self.changed.notify_all()
-
-        try:
-            await asyncio.gather(read(), write(), control())
-        finally:
-            rx.close()
-            await ws.close()
+    def _control(self, link: EdgeLink, ready: threading.Event) -> None:
+        while not self._stop.is_set():
+            if not ready.wait(0.1):
+                continue
+            ready.clear()
+            got = link.poll_weights()
+            if got is not None:
+                with self.changed:
+                    self.applied.setdefault(got.version, []).append(time.perf_counter())
+                    self.changed.notify_all()
 
     def wait(self, version: int) -> float:
         """When the last robot applied `version`."""
         with self.changed:
             if not self.changed.wait_for(
                     lambda: len(self.applied.get(version, ())) == self.n, TIMEOUT):
-                raise RuntimeError(f"robots applied {self.applied.keys()}, not {version}")
+                raise RuntimeError(f"robots applied {sorted(self.applied)}, not {version}")
             return max(self.applied[version])
 
     def received_bytes(self) -> int:
-        return self.receivers[0].stats["bytes"]
+        return self.links[0].weights.receiver.stats["bytes"]  # type: ignore[union-attr]
 
     def stop(self) -> None:
-        async def cancel() -> None:
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        for link in self.links:
+            link.close()
+            link.spool.close()
 
-        self.thread.run(cancel(), 30)
-        self.thread.stop()
 
-
-def sync_case(nbytes: int, mode: str, n: int, relayed: bool, reps: int, chunk: int
+def sync_case(nbytes: int, mode: str, n: int, relayed: bool, reps: int, copy: bool = False
               ) -> dict[str, Any]:
-    """Median seconds from publish to the last robot's swap, over `reps` versions after one
-    untimed version every robot holds first (the base of patches)."""
-    sender = Proc("sender", nbytes=nbytes, mode=mode, peers=1 if relayed else n,
-                  versions=reps + 1, chunk=chunk)
-    procs = [sender]
+    """Median seconds from `publish_weights` on the cloud gateway to the last robot's swap,
+    over `reps` versions after two untimed ones (the second is what patches are made against;
+    the first also pays for fresh receive buffers: its time is kept as `first_seconds`)."""
+    cloud = Proc("cloud", nbytes=nbytes, mode=mode, versions=reps + WARMUP,
+                 copy="yes" if copy else "no")
+    procs = [cloud]
     robots = None
-    try:
-        port = sender.expect("port")
-        relay = None
-        if relayed:
-            relay = Proc("relay", upstream=port, mode=mode, peers=n, chunk=chunk)
-            procs.append(relay)
-            port = relay.expect("port")
-        robots = Robots(port, n)
-        for proc in reversed(procs):
-            proc.expect("ready")
-        times = []
-        for version in range(1, reps + 2):
-            if version == 2:
-                sender.send("stats")
-                sent0, got0 = sender.expect("stats")["bytes_sent"], robots.received_bytes()
-            start = time.perf_counter()
-            sender.send(f"publish {version}")
-            done = robots.wait(version)
-            if version > 1:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            port = cloud.expect("port")
+            if relayed:
+                procs.append(Proc("relay", upstream=port, mode=mode))
+                port = procs[-1].expect("port")
+            robots = Robots(port, n, Path(tmp))
+            times = []
+            for version in range(1, reps + WARMUP + 1):
+                if version == WARMUP + 1:
+                    cloud.send("stats")
+                    sent0, got0 = cloud.expect("stats")["bytes_sent"], robots.received_bytes()
+                cloud.send("prepare")
+                cloud.expect("prepared")
+                start = time.perf_counter()
+                cloud.send(f"publish {version}")
+                done = robots.wait(version)
                 times.append(done - start)
-            for proc in reversed(procs):
-                proc.expect("held", version)
-        sender.send("stats")
-        upstream = sender.expect("stats")["bytes_sent"] - sent0
-        per_robot = robots.received_bytes() - got0
-        return {"mode": mode, "robots": n, "relay": relayed, "seconds": statistics.median(times),
-                "model_gb_per_s": nbytes / statistics.median(times) / 1e9,
-                "wire_bytes_per_robot": per_robot // reps,
-                "upstream_transfers_per_version": upstream / per_robot, "reps": reps}
-    finally:
-        if robots is not None:
-            robots.stop()
-        for proc in procs:
-            proc.stop()
-        gc.collect()
+            first, times = times[0], times[WARMUP:]
+            cloud.send("stats")
+            stats = cloud.expect("stats")
+            per_robot = robots.received_bytes() - got0
+            seconds = statistics.median(times)
+            return {"mode": mode, "robots": n, "relay": relayed, "copied": copy,
+                    "seconds": seconds, "model_gb_per_s": nbytes / seconds / 1e9,
+                    "first_seconds": first,
+                    "wire_bytes_per_robot": per_robot // reps,
+                    "upstream_transfers_per_version": (stats["bytes_sent"] - sent0) / per_robot,
+                    "via": "bulk" if stats["pushed_bulk"] else "websocket", "reps": reps,
+                    "device": "cpu"}
+        finally:
+            if robots is not None:
+                robots.stop()
+            for proc in reversed(procs):  # the relay before the cloud it follows
+                proc.stop()
+            gc.collect()
 
 
 def tcp_case(nbytes: int, reps: int) -> dict[str, Any]:
@@ -398,69 +361,154 @@ def websocket_baseline(nbytes: int, kind: str, reps: int, chunk: int) -> dict[st
 
 
 # -- the patch payload of real training ------------------------------------------------------------
-def sac_patch(updates: int = 30, batch: int = 256) -> dict[str, Any]:
-    """Patch bytes / full bytes of our SAC policy on pick-cube (from state) after `updates`."""
+def sac_patch(updates: int = 30, batch: int = 256, steps_collected: int = 600) -> dict[str, Any]:
+    """Patch bytes / full bytes of our RLPD learner (SAC + demo mix) on pick-cube, from state,
+    before and after `updates` updates on batches of real sim transitions (random actions)."""
     import torch
 
-    from policies.sac import SAC
+    from hal import task_outcomes
+    from robot_rl.config import compose_session
     from robot_rl.core import Batch
-    from sim.arm import MujocoArm
-    from sim.tasks.registry import TASKS
+    from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
+    from robot_rl.runtime.build import build_algorithm, build_reward, build_robot
 
     torch.set_num_threads(1)
-    arm = MujocoArm(TASKS.get("pick_cube")())
-    spec, action_spec = arm.observation_spec, arm.action_spec
+    cfg = compose_session(["task=pick_cube", "algo=rlpd", "seed=0"])
+    arm, robot = build_robot(cfg)
+    spec = arm.observation_spec
+    algo = build_algorithm(cfg, spec, arm.action_spec)
     rng = np.random.default_rng(0)
-
-    def obs() -> dict[str, np.ndarray]:
-        return {k: rng.normal(size=(batch, *s.shape)).astype(np.float32) for k, s in spec.items()}
+    actor = Actor(robot, build_reward(cfg, spec), ActorConfig(
+        max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward),
+        outcomes=task_outcomes(arm))
+    source = PolicySource(algo.policy, arm.action_spec, rng, exploring=lambda: True)
+    robot.connect()
+    seen = []
+    while len(seen) < steps_collected:
+        seen += list(steps(actor.episode(source, len(seen))))
+    robot.disconnect()
 
     def batches() -> Iterator[Batch]:
         while True:
-            yield Batch(obs(), rng.uniform(-1, 1, (batch, *action_spec.shape)).astype(np.float32),
-                        rng.normal(size=batch).astype(np.float32), obs(),
-                        (rng.random(batch) < 0.1).astype(np.float32), np.zeros(batch, bool),
-                        np.zeros(batch, np.int8), np.zeros(batch, np.int64))
+            rows = [seen[i] for i in rng.integers(0, len(seen), batch)]
+            yield Batch({k: np.stack([t.obs[k] for t in rows]) for k in spec.fields},
+                        np.stack([t.action for t in rows]).astype(np.float32),
+                        np.array([t.reward for t in rows], np.float32),
+                        {k: np.stack([t.next_obs[k] for t in rows]) for k in spec.fields},
+                        np.array([t.terminated for t in rows], np.float32),
+                        np.array([t.intervened for t in rows]),
+                        np.array([int(t.source) for t in rows], np.int8),
+                        np.zeros(batch, np.int64))
 
-    algo = SAC(spec, action_spec, seed=0)
     before = WeightSet.of(algo.policy.get_weights(), 1)
-    source = batches()
+    feed = batches()
     for _ in range(updates):
-        algo.update(source)
+        algo.update(feed)
     after = WeightSet.of(algo.policy.get_weights(), 2)
     patch = encode_transfer(after, "patch", 1, before).offer
     full = encode_transfer(after, "full", 2).offer
     changed = sum(int(np.count_nonzero(after.tensors[k] != before.tensors[k]))
                   for k in after.tensors)
-    return {"source": f"SAC policy, pick_cube state spec, {updates} updates on random batches "
-                      f"of {batch}", "full_bytes": full.total_bytes,
-            "patch_bytes": patch.total_bytes, "ratio": patch.total_bytes / full.total_bytes,
+    return {"source": f"{cfg.algo.name} policy, pick_cube state spec, {updates} updates on "
+                      f"batches of {batch} from {len(seen)} sim transitions",
+            "full_bytes": full.total_bytes, "patch_bytes": patch.total_bytes,
+            "ratio": patch.total_bytes / full.total_bytes,
             "changed_elements_share": changed / sum(a.size for a in after.tensors.values())}
 
 
+# -- control-loop jitter while a large version is applied ------------------------------------------
+def jitter_case(nbytes: int, steps_n: int, syncing: bool) -> dict[str, Any]:
+    """A 10 Hz loop on a MuJoCo robot (observe, act, swap weights between steps) while the cloud
+    pushes `nbytes` versions back to back (`syncing`) or nothing; lateness of each step's start
+    against its schedule, in ms."""
+    from robot_rl.config import compose_session
+    from robot_rl.runtime.build import build_robot
+
+    _, robot = build_robot(compose_session(["task=reach"]))
+    robot.connect()
+    hold = np.zeros(robot.action_spec.shape, np.float32)
+    cloud = Proc("cloud", nbytes=nbytes, mode="full", versions=1000, copy="no")
+    link = None
+    period, late, applied = 0.1, [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            link = EdgeLink(f"ws://127.0.0.1:{cloud.expect('port')}", TOKEN, "r0", DIGEST,
+                            Spool(Path(tmp) / "spool"), streams=["r0"],
+                            weights=EdgeWeights()).start()
+            while not link.connected:
+                time.sleep(0.01)
+            published, acting = 0, None
+            start = time.perf_counter()
+            for step in range(steps_n):
+                due = start + step * period
+                time.sleep(max(0.0, due - time.perf_counter()))
+                late.append((time.perf_counter() - due) * 1e3)
+                got = link.poll_weights()  # the swap between two steps
+                if got is not None:  # a policy taking the arrays as they are (no copy)
+                    acting, applied = got, applied + 1
+                if syncing and published == applied:
+                    published += 1
+                    cloud.send(f"publish {published}")
+                robot.get_observation()
+                robot.send_action(hold)
+        finally:
+            if link is not None:
+                link.close()
+                link.spool.close()
+            cloud.stop()
+            robot.disconnect()
+    return {"syncing": syncing, "model_bytes": nbytes, "steps": steps_n,
+            "versions_applied": applied,
+            "last_version": None if acting is None else acting.version,
+            "lateness_ms_p50": float(np.percentile(late, 50)),
+            "lateness_ms_p99": float(np.percentile(late, 99)), "lateness_ms_max": max(late),
+            "device": "cpu"}
+
+
 # -- the run ---------------------------------------------------------------------------------------
+def cuda_staging(nbytes: int) -> dict[str, Any] | None:
+    """Host -> device copies of a version on the low-priority stream under a 64 MB / 10 ms
+    budget, where torch sees a GPU (None elsewhere)."""
+    from comms.cuda_copies import CudaCopier, cuda_available
+
+    if not cuda_available():
+        return None
+    import torch
+
+    ws = WeightSet.of(next(versions(nbytes, 1)), 1)
+    copier = CudaCopier(ByteBudget(64 << 20, 0.01))
+    start = time.perf_counter()
+    tensors = copier.to_device(ws)
+    seconds = time.perf_counter() - start
+    ok = all(torch.equal(tensors[k].cpu(), torch.from_numpy(np.array(a)))
+             for k, a in ws.tensors.items())
+    return {"seconds": seconds, "gb_per_s": nbytes / seconds / 1e9, "exact": ok,
+            "device": torch.cuda.get_device_name(0)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true", help="small models, one version each")
-    parser.add_argument("--role", choices=["sender", "relay", "tcp", "websocket"],
+    parser.add_argument("--quick", action="store_true",
+                        help="one small model, one version a case, a short jitter loop")
+    parser.add_argument("--role", choices=["cloud", "relay", "tcp", "websocket"],
                         help=argparse.SUPPRESS)
-    for name in ("nbytes", "peers", "versions", "upstream"):
+    for name in ("nbytes", "versions", "upstream"):
         parser.add_argument(f"--{name}", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--copy", default="no", help=argparse.SUPPRESS)
     parser.add_argument("--chunk", type=int, default=CHUNK_BYTES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "tcp":
         run_tcp(args)
         return 0
     if args.role is not None:
-        roles = {"sender": run_sender, "relay": run_relay, "websocket": run_websocket_baseline}
+        roles = {"cloud": run_cloud, "relay": run_relay, "websocket": run_websocket_baseline}
         asyncio.run(roles[args.role](args))
         return 0
 
-    sizes = {"2MB": 2_000_000, "8MB": 8_000_000} if args.quick else {
-        "20MB": 20_000_000, "400MB": 400_000_000}
-    reps = {name: 1 if args.quick or nbytes > 100e6 else 3 for name, nbytes in sizes.items()}
+    sizes = {"8MB": 8_000_000} if args.quick else {"20MB": 20_000_000, "400MB": 400_000_000}
+    reps = {name: 1 if args.quick else 3 for name in sizes}
     results: dict[str, Any] = {"sizes": sizes, "chunk_bytes": CHUNK_BYTES, "device": "cpu"}
     rows = []
     for name, nbytes in sizes.items():
@@ -473,27 +521,41 @@ def main() -> int:
                     ] = base
             rows.append([name, label, 1, "-", base["seconds"], base["model_gb_per_s"],
                          base["model_gb_per_s"] / tcp["model_gb_per_s"], "-"])
-        for mode in ("full", "fp16", "patch"):
-            for robots, relayed in ((1, False), (4, False), (4, True)):
-                case = sync_case(nbytes, mode, robots, relayed, n, CHUNK_BYTES)
-                results[f"{name}/{mode}/{robots}robots/{'relay' if relayed else 'direct'}"] = case
-                rows.append([name, mode, robots, "relay" if relayed else "direct",
-                             case["seconds"], case["model_gb_per_s"],
-                             case["model_gb_per_s"] / tcp["model_gb_per_s"],
-                             case["upstream_transfers_per_version"]])
-    print("weight sync, sender holds version N -> every robot applied it; loopback websockets, "
-          f"{CHUNK_BYTES >> 20} MiB chunks, ten-layer float32 models, one layer changed a version")
+        cases = [(m, r, v, False) for m in ("full", "fp16", "patch")
+                 for r, v in ((1, False), (4, False), (4, True))] + [("full", 1, False, True)]
+        for mode, robots, relayed, copied in cases:
+            case = sync_case(nbytes, mode, robots, relayed, n, copied)
+            key = f"{name}/{mode}/{robots}robots/{'relay' if relayed else 'direct'}"
+            results[key + ("/copied" if copied else "")] = case
+            rows.append([name, mode + (", copied" if copied else ""), robots,
+                         "relay" if relayed else "direct", case["seconds"],
+                         case["model_gb_per_s"], case["model_gb_per_s"] / tcp["model_gb_per_s"],
+                         case["upstream_transfers_per_version"]])
+    print("weight sync: publish_weights on the gateway -> every robot's EdgeLink swapped it in "
+          "(verified); loopback, bulk channel, ten-layer float32 models, one layer changed a "
+          "version")
     print_table(["model", "path", "robots", "via", "seconds", "model GB/s", "vs tcp",
                  "upstream transfers"], rows)
-    sac = results["sac_patch"] = sac_patch()
-    print(f"\nSAC patch after 30 updates: {sac['patch_bytes']} of {sac['full_bytes']} bytes "
+
+    big_bytes = list(sizes.values())[-1]
+    steps_n = 20 if args.quick else 100
+    idle = results["jitter/idle"] = jitter_case(big_bytes, steps_n, syncing=False)
+    busy = results["jitter/syncing"] = jitter_case(big_bytes, steps_n, syncing=True)
+    print_table(["10 Hz loop", "versions applied", "late p50 ms", "late p99 ms", "max ms"],
+                [[label, r["versions_applied"], r["lateness_ms_p50"], r["lateness_ms_p99"],
+                  r["lateness_ms_max"]] for label, r in (("idle", idle), ("syncing", busy))],
+                title=f"control-loop lateness while {big_bytes / 1e6:.0f} MB versions arrive")
+    cuda = results["cuda_staging"] = cuda_staging(big_bytes)
+    print(f"\nCUDA staging: {cuda}" if cuda else "\nCUDA staging: no GPU here, not measured")
+    sac = results["sac_patch"] = sac_patch(steps_collected=200 if args.quick else 600)
+    print(f"\nRLPD patch after 30 updates: {sac['patch_bytes']} of {sac['full_bytes']} bytes "
           f"({sac['ratio']:.3f}); {sac['changed_elements_share']:.3f} of elements changed")
 
-    small, big = list(sizes)
+    big = list(sizes)[-1]
     targets = [target(f"full_sync_vs_raw_tcp_throughput_{size}",
                       results[f"{size}/full/1robots/direct"]["model_gb_per_s"]
                       / results[f"{size}/raw_tcp"]["model_gb_per_s"], 0.5, ">=")
-               for size in (small, big)]
+               for size in sizes]
     targets.append(target("relay_upstream_transfers_for_4_robots", max(
         results[f"{size}/{mode}/4robots/relay"]["upstream_transfers_per_version"]
         for size in sizes for mode in ("full", "fp16", "patch")), 1.0, "<="))
@@ -501,6 +563,8 @@ def main() -> int:
         f"patch_vs_full_bytes_one_layer_of_ten_{big}",
         results[f"{big}/patch/1robots/direct"]["wire_bytes_per_robot"]
         / results[f"{big}/full/1robots/direct"]["wire_bytes_per_robot"], 0.10, "<="))
+    targets.append(target(f"control_loop_lateness_p99_ms_10hz_during_{big}_sync",
+                          busy["lateness_ms_p99"], 5.0, "<"))
     return report("weight_sync", results, targets, args.json, quick=args.quick)
 
 

@@ -74,6 +74,13 @@ def gateway_proof(token: bytes, server_nonce: bytes, client_nonce: bytes, hello:
     return _sign(token, b"robot_rl gateway v1", server_nonce, client_nonce, hello)
 
 
+def bulk_proof(ticket: bytes, role: str) -> bytes:
+    """What each end of a bulk channel (comms.bulk) sends: HMAC keyed by the one-time ticket
+    that travelled over the authenticated link, over its role. Neither proof reveals the other,
+    so a peer that never saw the ticket can pose as neither end."""
+    return _sign(ticket, b"robot_rl bulk " + role.encode() + b" v1")
+
+
 def verify(expected: bytes, received: object, who: str) -> None:
     """Constant-time comparison; AuthError names who failed when the proof is wrong."""
     if not isinstance(received, bytes) or not hmac.compare_digest(expected, received):

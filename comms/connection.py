@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from websockets.asyncio.connection import Connection
 
-from comms.messages import Heartbeat, Message, decode_message
+from comms.adaptive import LinkMeter
+from comms.messages import Message, decode_message
 from robot_rl.core import CommsError
 
 T = TypeVar("T")
@@ -99,9 +100,11 @@ class Liveness:
         return decode_message(frame)
 
 
-async def heartbeat(ws: Connection, liveness: Liveness, timings: LinkTimings, peer: str) -> None:
-    """Beat every `timings.heartbeat` seconds and raise CommsError once the reader has waited
-    `timings.dead_after` seconds for a frame, or a beat does not leave within `timings.send`.
+async def heartbeat(ws: Connection, liveness: Liveness, timings: LinkTimings, peer: str,
+                    meter: LinkMeter, on_beat: Callable[[], None] | None = None) -> None:
+    """Beat every `timings.heartbeat` seconds (each beat echoing the peer's last one into
+    `meter`'s round trip; `on_beat` runs after each) and raise CommsError once the reader has
+    waited `timings.dead_after` seconds for a frame, or a beat does not leave within `timings.send`.
 
     This one task bounds every other await of the connection: the connection's tasks end with
     it, which cancels a send stuck behind a peer that stopped reading and a read of a dead peer.
@@ -113,8 +116,10 @@ async def heartbeat(ws: Connection, liveness: Liveness, timings: LinkTimings, pe
         if silent >= timings.dead_after:
             raise CommsError(f"no frame from the {peer} for {silent:.1f}s: link presumed dead")
         if now >= next_beat:
-            await send(ws, Heartbeat(time.time()), timings.send)
+            await send(ws, meter.beat(), timings.send)
             next_beat = now + timings.heartbeat
+            if on_beat is not None:
+                on_beat()
         await asyncio.sleep(min(next_beat, now - silent + timings.dead_after) - time.monotonic())
 
 

@@ -1,4 +1,5 @@
-"""The edge end of the link: dials out, spools every transition, replays what is unacked.
+"""The edge end of the link: dials out, spools every transition, replays what is unacked, and
+(with EdgeWeights) keeps the newest policy weights for the control loop to poll.
 
 An asyncio loop in its own thread. A control loop runs on it (`run`) and awaits remote actions
 (`act`) with no thread hand-off; `publish` and `request_action` serve code on other threads.
@@ -23,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from comms import auth
+from comms.adaptive import LinkMeter
 from comms.codec import decode, encode
 from comms.connection import (
     CLOSE_NORMAL,
@@ -37,6 +39,7 @@ from comms.connection import (
     heartbeat,
     send,
 )
+from comms.edge_weights import EdgeWeights
 from comms.inbound import DirectConnection, Inbound
 from comms.messages import (
     PROTOCOL_VERSION,
@@ -59,6 +62,7 @@ from comms.messages import (
 from comms.pending import PendingRequests
 from comms.spool import Spool
 from comms.validation import transition_from_body
+from comms.weight_sync import WeightSet
 from robot_rl.core import AuthError, CommsError, Observation, Transition
 
 log = logging.getLogger(__name__)
@@ -88,7 +92,7 @@ class EdgeLink:
         on_hold: Callable[[str], None] | None = None,
         on_control: Callable[[Control], None] | None = None,
         timings: LinkTimings = DEFAULT_TIMINGS, limits: LinkLimits = DEFAULT_LIMITS,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = Backoff(), weights: EdgeWeights | None = None,
     ) -> None:
         self.url, self._token, self.edge_id, self.spec_digest = url, token, edge_id, spec_digest
         self.spool, self._ssl = spool, ssl_context
@@ -96,6 +100,8 @@ class EdgeLink:
         self.on_hold, self.on_control = on_hold, on_control
         self.timings, self.limits, self.backoff = timings, limits, backoff
         self.stats: Counter[str] = Counter()
+        self.meter = LinkMeter()  # round trip (heartbeats) of this link
+        self.weights = weights
         self.fatal_error: CommsError | None = None
         self._connected = False
         self._errors_said: set[str] = set()  # error codes the gateway sent on this connection
@@ -105,6 +111,8 @@ class EdgeLink:
             Ack: self._on_ack, ActionResponse: self._on_response, Heartbeat: self._on_heartbeat,
             Control: self._on_control, Error: self._on_error,
         }
+        if weights is not None:
+            self._handlers.update(dict.fromkeys(EdgeWeights.MESSAGES, weights.handle))
         self._thread: LoopThread | None = None
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
@@ -130,6 +138,8 @@ class EdgeLink:
             log.warning("edge link %s: close timed out", self.edge_id)
         self._thread.stop()
         self._thread = None
+        if self.weights is not None:
+            self.weights.close()
 
     async def _end(self) -> None:
         if self._main is not None:
@@ -140,6 +150,12 @@ class EdgeLink:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def poll_weights(self) -> WeightSet | None:
+        """The newest verified weights, swapped in now: call between two control steps. None
+        when nothing new came (or this link syncs no weights); while the link is down the last
+        version stays current."""
+        return None if self.weights is None else self.weights.poll()
 
     def wait_acked(self, timeout: float) -> bool:
         """Block until the gateway has acked everything spooled; False on timeout."""
@@ -258,6 +274,8 @@ class EdgeLink:
 
     def _lost(self, why: str) -> None:
         was_connected, self._connected, self._ws = self._connected, False, None
+        if self.weights is not None:
+            self.weights.disconnected()
         self._requests.abandon()  # no answer will come: waiters need not wait for deadlines
         if was_connected and self.on_hold is not None:
             self._callback(self.on_hold, why)
@@ -307,9 +325,13 @@ class EdgeLink:
         self._errors_said.clear()
         self.stats["connects"] += 1
         log.info("edge link %s: connected to %s", self.edge_id, self.url)
+        on_beat = None
+        if self.weights is not None:
+            self.weights.connected(ws, self.url, self._ssl)
+            on_beat = self.weights.tick
         tasks = [asyncio.create_task(t) for t in (
             inbound.closed(), self._send(ws),
-            heartbeat(ws, inbound.liveness, self.timings, "gateway"))]
+            heartbeat(ws, inbound.liveness, self.timings, "gateway", self.meter, on_beat))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -355,8 +377,9 @@ class EdgeLink:
                 self.stats["sent"] += len(entries)
                 progressed = True
             if not progressed:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.timings.heartbeat)
+                try:  # (asyncio.timeout: 3.11's wait_for can lose a cancellation here)
+                    async with asyncio.timeout(self.timings.heartbeat):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
 
@@ -384,6 +407,7 @@ class EdgeLink:
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1
+        self.meter.heard(beat)
 
     def _on_control(self, control: Control) -> None:
         self.stats[f"control_{control.command}"] += 1

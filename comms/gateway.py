@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from comms import auth
+from comms.adaptive import LinkMeter
 from comms.codec import CodecError
 from comms.connection import (
     CLOSE_GOING_AWAY,
@@ -44,6 +45,7 @@ from comms.connection import (
 from comms.edge_keys import EdgeKeys, Grant
 from comms.messages import (
     PROTOCOL_VERSION,
+    WEIGHTS_ONLY,
     Ack,
     ActionRequest,
     ActionResponse,
@@ -56,10 +58,13 @@ from comms.messages import (
     Message,
     ProtocolError,
     TransitionBatch,
+    WeightApplied,
+    WeightRequest,
     Welcome,
     decode_message,
 )
 from comms.sink import TransitionSink
+from comms.weight_service import WeightService
 from robot_rl.core import AuthError, CommsError, SpecError, StorageError
 
 log = logging.getLogger(__name__)
@@ -87,6 +92,7 @@ class _Edge:
     batches: asyncio.Queue[TransitionBatch]
     requests: asyncio.Queue[tuple[float, ActionRequest]]
     liveness: Liveness = field(default_factory=Liveness)
+    meter: LinkMeter = field(default_factory=LinkMeter)  # round trip and throughput
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -110,16 +116,18 @@ class Gateway:
 
     Without `edge_keys` every edge proves it holds the shared `token` and may write the streams
     it declares (robot ids named like them); with `edge_keys`, each edge proves its own key and
-    writes only what the keys file grants it."""
+    writes only what the keys file grants it. With `weights`, it keeps every edge that asks for
+    weights on the newest version published with `publish_weights`."""
 
     def __init__(
         self, sink: TransitionSink, token: bytes, spec_digest: str, *,
         inference: InferenceServer | None = None, host: str = "127.0.0.1", port: int = 0,
         ssl_context: ssl.SSLContext | None = None, timings: LinkTimings = DEFAULT_TIMINGS,
         limits: LinkLimits = DEFAULT_LIMITS, edge_keys: EdgeKeys | None = None,
+        weights: WeightService | None = None,
     ) -> None:
         self.sink, self._token, self.spec_digest = sink, token, spec_digest
-        self.edge_keys = edge_keys
+        self.edge_keys, self.weights = edge_keys, weights
         self._unauthenticated = 0  # connections between upgrade and welcome
         self.inference, self.host, self._port, self._ssl = inference, host, port, ssl_context
         self.timings, self.limits = timings, limits
@@ -132,10 +140,13 @@ class Gateway:
         self._handlers: dict[type[Message], Callable[[_Edge, Any], Awaitable[None]]] = {
             TransitionBatch: self._on_batch, ActionRequest: self._on_request,
             Heartbeat: self._on_heartbeat, Error: self._on_error,
+            WeightRequest: self._on_weights, WeightApplied: self._on_weights,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.weights is not None:
+            self.weights.start(asyncio.get_running_loop())
         self._server = await serve(  # small frames until the handshake completes
             self._handle, self.host, self._port, ssl=self._ssl, compression=None,
             max_size=self.limits.preauth_message_bytes, max_queue=self.limits.queue_frames,
@@ -163,7 +174,24 @@ class Gateway:
             await asyncio.wait_for(self._server.wait_closed(), self.timings.handshake)
         self._sink_thread.shutdown(wait=True)
         self._policy_thread.shutdown(wait=False, cancel_futures=True)
+        if self.weights is not None:
+            self.weights.close()
         self.sink.close()
+
+    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int,
+                        copy: bool = True) -> None:
+        """Make `weights` the newest version and push it to every edge that asked for weights,
+        as a patch against what each holds. Any thread; the event loop never hashes or encodes.
+        ValueError for a version not newer than the last. `copy=False` hands the arrays over
+        instead of copying them (what Policy.get_weights returned, written by nobody after)."""
+        if self.weights is None:
+            raise CommsError("this gateway has no weight sender: pass weights=WeightService(...)")
+        self.weights.publish(weights, version, copy)
+
+    def weight_stats(self) -> dict[str, dict[str, Any]]:
+        """Per edge id: the weights version it acts with, its lag, its sync latency (seconds
+        from publish_weights to applied there), mode, channel and link estimates."""
+        return {} if self.weights is None else self.weights.edge_stats()
 
     async def control(self, edge_id: str, command: str, reason: str = "") -> None:
         """Send pause/resume/reset/estop/release to a connected edge."""
@@ -205,11 +233,15 @@ class Gateway:
         self.edges[edge_id] = edge
         self.stats["connections"] += 1
         log.info("gateway: edge %s connected from %s", edge_id, peer)
+        if self.weights is not None:
+            self.weights.attach(edge_id, ws, edge.meter)
         try:
             await self._serve(edge)
         finally:
             if self.edges.get(edge_id) is edge:
                 del self.edges[edge_id]
+                if self.weights is not None:
+                    self.weights.detach(edge_id)
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
         try:
@@ -232,7 +264,11 @@ class Gateway:
         hello_bytes = raw if isinstance(raw, bytes) else raw.encode()
         auth.verify(auth.edge_proof(key, server_nonce, hello.client_nonce, hello_bytes),
                     answer.proof, f"edge {hello.edge_id!r}")
-        if hello.spec_digest != self.spec_digest:
+        if hello.spec_digest == WEIGHTS_ONLY and not hello.streams:  # a site relay
+            if self.weights is None:
+                raise ProtocolError("this gateway serves no weights for a relay to pass on: "
+                                    "give it a weight sender")
+        elif hello.spec_digest != self.spec_digest:
             raise ProtocolError(f"spec digest mismatch: edge {hello.spec_digest}, gateway "
                                 f"{self.spec_digest}; run the same task config on both sides")
         for stream in hello.streams:
@@ -270,7 +306,7 @@ class Gateway:
     async def _serve(self, edge: _Edge) -> None:
         edge.tasks = [asyncio.create_task(t) for t in (
             self._read(edge), self._commit_loop(edge), self._infer_loop(edge),
-            heartbeat(edge.ws, edge.liveness, self.timings, f"edge {edge.edge_id}"))]
+            heartbeat(edge.ws, edge.liveness, self.timings, f"edge {edge.edge_id}", edge.meter))]
         done, pending = await asyncio.wait(edge.tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -322,6 +358,14 @@ class Gateway:
 
     async def _on_heartbeat(self, edge: _Edge, beat: Heartbeat) -> None:
         self.stats["heartbeats"] += 1
+        edge.meter.heard(beat)
+
+    async def _on_weights(self, edge: _Edge, msg: WeightRequest | WeightApplied) -> None:
+        if self.weights is not None:
+            await self.weights.handle(edge.edge_id, msg)
+        elif isinstance(msg, WeightRequest):  # the edge keeps the weights it has
+            await edge.ws.send(Error("no_weights", "this gateway publishes no weights; the "
+                                     "edge acts with the weights it has").encode())
 
     async def _on_error(self, edge: _Edge, error: Error) -> None:
         log.warning("gateway: edge %s reports %s: %s", edge.edge_id, error.code, error.reason)
@@ -440,6 +484,21 @@ class GatewayThread:
     @property
     def port(self) -> int:
         return self.gateway.port
+
+    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int,
+                        copy: bool = True) -> None:
+        """Gateway.publish_weights, from any thread."""
+        self.gateway.publish_weights(weights, version, copy)
+
+    def weight_stats(self) -> dict[str, dict[str, Any]]:
+        """Gateway.weight_stats, read on the gateway's loop."""
+        if self._thread is None:
+            return {}
+
+        async def read() -> dict[str, dict[str, Any]]:
+            return self.gateway.weight_stats()
+
+        return self._thread.run(read(), self.gateway.timings.send)
 
     def control(self, edge_id: str, command: str, reason: str = "") -> None:
         if self._thread is None:

@@ -28,8 +28,10 @@ from comms.validation import (
 )
 from robot_rl.core import ArraySpec, DictSpec, Transition
 
-PROTOCOL_VERSION = 2  # 2: large arrays travel in an aligned region (comms.codec)
+PROTOCOL_VERSION = 3  # 2: large arrays in an aligned region (comms.codec); 3: weight sync, RTT
 CONTROL_COMMANDS = frozenset({"pause", "resume", "reset", "estop", "release"})
+# the spec digest an edge declares that writes no streams and only receives weights (a relay)
+WEIGHTS_ONLY = "weights-only"
 
 M = TypeVar("M", bound="Message")
 
@@ -251,9 +253,13 @@ class ActionResponse(Message):
 # -- liveness and control --------------------------------------------------------------------------
 @message("heartbeat")
 class Heartbeat(Message):
-    """Either way, every heartbeat period: proof of life when nothing else is flowing."""
+    """Either way, every heartbeat period: proof of life when nothing else is flowing, and the
+    round trip: `echo` is the `sent_at` of the peer's last heartbeat (-1: none yet), received
+    `echo_held` seconds before this one left (each side's own monotonic clock)."""
 
     sent_at: float
+    echo: float = -1.0
+    echo_held: float = 0.0
 
 
 @message("control")
@@ -356,11 +362,11 @@ class WeightOffer(Message):
 
 @message("weight_chunk")
 class WeightChunk(Message):
-    """Sender -> receiver: bytes [seq * chunk_bytes, ...) of a transfer, with their CRC-32."""
+    """Sender -> receiver: bytes [seq * chunk_bytes, ...) of a transfer, with their checksum."""
 
     transfer_id: int
     seq: int
-    crc: int
+    checksum: int
     payload: np.ndarray  # uint8
 
 
@@ -378,7 +384,23 @@ class WeightRequest(Message):
 
 @message("weight_applied")
 class WeightApplied(Message):
-    """Receiver -> sender: version `version` (content digest `digest`) is what it now acts with."""
+    """Receiver -> sender: version `version` (content digest `digest`) is what it now acts with;
+    its bytes took `receive_s` seconds from offer to last byte there (0: not measured)."""
 
     version: int
     digest: bytes
+    receive_s: float = 0.0
+
+
+@message("bulk_ticket")
+class BulkTicket(Message):
+    """Gateway -> edge: open the bulk channel (TCP, or TLS under wss, on `port` of the gateway's
+    host) with this one-time `ticket`; weight transfers then stream there (comms.bulk)."""
+
+    port: int
+    ticket: bytes
+
+    def __post_init__(self) -> None:
+        check_int(self.port, "port", 1, 65535)
+        _require(isinstance(self.ticket, bytes) and len(self.ticket) == 32,
+                 "a bulk ticket is 32 bytes")

@@ -35,7 +35,8 @@ class WeightSender:
         self.adapter_prefixes = tuple(adapter_prefixes)
         self._history: OrderedDict[int, WeightSet] = OrderedDict()
         self._keep = history
-        self._transfers: dict[tuple[int, int], Transfer] = {}  # (version, base) -> its encoding
+        # (version, base, mode, chunk bytes) -> its encoding
+        self._transfers: dict[tuple[int, int, str, int], Transfer] = {}
         self._by_id: dict[int, Transfer] = {}
         self._next_id = 1
         self._lock = threading.Lock()
@@ -49,15 +50,17 @@ class WeightSender:
     def latest(self) -> WeightSet | None:
         return next(reversed(self._history.values()), None)
 
-    def publish(self, weights: Mapping[str, np.ndarray] | WeightSet, version: int) -> WeightSet:
-        """Make `weights` the newest version (a WeightSet is kept as is, others are copied)."""
+    def publish(self, weights: Mapping[str, np.ndarray] | WeightSet, version: int,
+                published_at: float | None = None) -> WeightSet:
+        """Make `weights` the newest version (a WeightSet is kept as is, others are copied);
+        `published_at` (this sender's clock; default now) starts its sync latency."""
         latest = self.latest
         if latest is not None and version <= latest.version:
             raise ValueError(f"version {version} is not newer than version {latest.version}")
         ws = weights if isinstance(weights, WeightSet) else WeightSet.of(weights, version)
         with self._lock:
             self._history[version] = ws
-            self._published_at[version] = self._clock()
+            self._published_at[version] = self._clock() if published_at is None else published_at
             while len(self._history) > self._keep:
                 old, _ = self._history.popitem(last=False)
                 self._published_at.pop(old, None)
@@ -72,21 +75,28 @@ class WeightSender:
             return None
         return latest.version - held[0] if held[0] >= 0 else latest.version
 
-    def transfer_for(self, have_version: int, have_digest: bytes) -> Transfer | None:
-        """The newest version encoded against what a peer holds (a patch when this sender still
-        has that version, else whole); None when the peer holds the newest already."""
-        latest = self.latest
-        if latest is None or (have_version, have_digest) == (latest.version, latest.digest):
-            return None
+    def base_for(self, have_version: int, have_digest: bytes) -> WeightSet | None:
+        """The version a peer holding (`have_version`, `have_digest`) can be patched against."""
         base = self._history.get(have_version)
-        if base is not None and base.digest != have_digest:
-            base = None  # the peer holds another content under that number (a lossy copy)
-        key = (latest.version, base.version if base is not None else -1)
+        return base if base is not None and base.digest == have_digest else None
+
+    def transfer_for(self, have_version: int, have_digest: bytes, mode: str | None = None,
+                     chunk_bytes: int | None = None) -> Transfer | None:
+        """The newest version encoded (in `mode`, default this sender's) against what a peer
+        holds (a patch when this sender still has that version, else whole); None when the peer
+        holds the newest already (or a lossy copy of it). Each encoding is made once, whoever
+        asks for it."""
+        latest = self.latest
+        if latest is None or have_version >= latest.version:  # versions only grow
+            return None
+        mode, chunk_bytes = mode or self.mode, chunk_bytes or self.chunk_bytes
+        base = self.base_for(have_version, have_digest)  # else: another content (a lossy copy)
+        key = (latest.version, base.version if base is not None else -1, mode, chunk_bytes)
         with self._lock:
             transfer = self._transfers.get(key)
             if transfer is None:
-                transfer = encode_transfer(latest, self.mode, self._next_id, base,
-                                           self.adapter_prefixes, self.chunk_bytes)
+                transfer = encode_transfer(latest, mode, self._next_id, base,
+                                           self.adapter_prefixes, chunk_bytes)
                 self._next_id += 1
                 self._transfers[key] = self._by_id[transfer.offer.transfer_id] = transfer
                 self.stats["encoded"] += 1
@@ -106,20 +116,33 @@ class WeightSender:
             yield transfer.offer
             yield from self._send(transfer, None)
 
-    def handle(self, peer: str, msg: Message) -> Iterator[Message]:
-        """Answer a peer's WeightRequest (resend chunks, or a transfer against what it holds) or
-        note its WeightApplied."""
+    def note(self, peer: str, msg: WeightRequest | WeightApplied) -> None:
+        """Record what `peer` says it holds (and, for WeightApplied, its sync latency)."""
         if isinstance(msg, WeightApplied):
             self.peers[peer] = (msg.version, msg.digest)
             published = self._published_at.get(msg.version)
             if published is not None:
                 self.sync_latency_s[peer] = self._clock() - published
-            return
-        if not isinstance(msg, WeightRequest):
-            raise TypeError(f"a weight sender takes requests and applied notes, not {msg.kind}")
-        self.peers[peer] = (msg.have_version, msg.have_digest)
+        else:
+            self.peers[peer] = (msg.have_version, msg.have_digest)
+
+    def resendable(self, msg: WeightRequest) -> Transfer | None:
+        """The transfer whose missing chunks `msg` asks for, if it is still served."""
         transfer = self._by_id.get(msg.transfer_id) if msg.missing else None
         if transfer is not None and all(0 <= s < transfer.n_chunks for s in msg.missing):
+            return transfer
+        return None
+
+    def handle(self, peer: str, msg: Message) -> Iterator[Message]:
+        """Answer a peer's WeightRequest (resend chunks, or a transfer against what it holds) or
+        note its WeightApplied."""
+        if not isinstance(msg, WeightApplied | WeightRequest):
+            raise TypeError(f"a weight sender takes requests and applied notes, not {msg.kind}")
+        self.note(peer, msg)
+        if isinstance(msg, WeightApplied):
+            return
+        transfer = self.resendable(msg)
+        if transfer is not None:
             yield from self._send(transfer, msg.missing)
             return
         yield from self.push(peer)

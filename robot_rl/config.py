@@ -97,6 +97,9 @@ class GatewayConfig:
     certfile: str | None = None  # serve wss with this certificate ...
     keyfile: str | None = None  # ... and its private key
     serve_policy: bool = True  # answer the action requests of remote-policy edges
+    bulk_port: int | None = 0  # weights to local-policy edges on a TCP side channel (0: any
+    # free port); null: on the websocket only (a firewall that opens one port)
+    weight_modes: list[str] = field(default_factory=lambda: ["full", "patch"])  # adaptive
 
 
 @dataclass

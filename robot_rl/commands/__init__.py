@@ -48,5 +48,5 @@ COMMANDS: Registry[type[Command]] = Registry("command", entry_point_group="robot
 # The built-in commands; importing them registers them.
 BUILTIN = (
     "train", "info", "replay", "buffer", "gateway", "edge", "sim_server", "train_reward",
-    "record_demos", "config", "hal", "token", "status",
+    "record_demos", "config", "hal", "token", "status", "relay",
 )

@@ -7,8 +7,10 @@ import asyncio
 import logging
 from pathlib import Path
 
+from comms.adaptive import SyncBounds
 from comms.auth import TOKEN_ENV, load_token
 from comms.edge_keys import EdgeKeys
+from comms.weight_sync_sender import WeightSender
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.commands.train import resolve_config
 from robot_rl.runtime.gateway import (
@@ -43,6 +45,10 @@ class GatewayCommand(Command):
                             help="private key of --certfile")
         parser.add_argument("--serve-policy", action="store_true",
                             help="answer remote action requests with the run's latest policy")
+        parser.add_argument("--bulk-port", type=int, default=0,
+                            help="port of the bulk channel weights stream on (TCP, TLS with "
+                                 "--certfile); 0 picks a free one, -1 sends them on the "
+                                 "websocket only (for a firewall that opens one port)")
         parser.add_argument("overrides", nargs="*", metavar="key=value",
                             help="config overrides, as for train (task=pick_cube, ...)")
 
@@ -54,13 +60,17 @@ class GatewayCommand(Command):
         if run.exists:
             lock.acquire()  # a train (or another gateway) on this run is refused at once
         check_port_free(args.host, args.port)
+        if args.bulk_port > 0:
+            check_port_free(args.host, args.bulk_port)
         lock.acquire()
         run.save_config(cfg)
         logging.getLogger("comms.gateway").setLevel(logging.INFO)  # connects and drops, by robot
         edge_keys = None if args.edges_file is None else EdgeKeys(args.edges_file, token)
         gateway = build_gateway(cfg, run, token, host=args.host, port=args.port,
                                 ssl_context=context, serve_policy=args.serve_policy,
-                                edge_keys=edge_keys)
+                                edge_keys=edge_keys, weights=WeightSender("patch"),
+                                bulk_port=None if args.bulk_port < 0 else args.bulk_port,
+                                sync_bounds=SyncBounds())
         scheme = "wss" if context else "ws"
         asyncio.run(serve_until_signalled(
             gateway, f"gateway listening on {scheme}://{args.host}:{{port}} -> {run.root}"))

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+import warnings
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Callable
@@ -24,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig
 
+from comms.adaptive import propose_placement
 from comms.connection import DEFAULT_TIMINGS, LinkTimings
 from comms.edge_link import EdgeLink
+from comms.edge_weights import EdgeWeights
 from comms.messages import Control, spec_digest
 from comms.spool import Spool
 from hal import task_outcomes
-from robot_rl.core import ConfigError, DictSpec, Observation, Registry, Source
+from robot_rl.core import ConfigError, DictSpec, Observation, Registry, Source, SpecError
 from robot_rl.core.durable import write_file_atomic
 from robot_rl.runtime.actor import ActionSource, Actor, ActorConfig, PolicySource
 from robot_rl.runtime.build import (
@@ -50,6 +53,8 @@ class EdgeSource(ActionSource):
     """The edge's action source: waits while the gateway pauses the robot, ends the run on a
     fatal link error, then asks the policy (local, or served by the gateway)."""
 
+    syncs_weights: bool  # whether the policy runs here, on weights synced from the gateway
+
     def __init__(self, agent: EdgeAgent) -> None:
         self.agent = agent
 
@@ -66,23 +71,45 @@ ACTION_SOURCES: Registry[type[EdgeSource]] = Registry("edge policy")
 
 @ACTION_SOURCES.register("local")
 class LocalPolicy(EdgeSource):
-    """The configured algorithm's policy, run on the edge (weights arrive with weight sync)."""
+    """The configured algorithm's policy, run on the edge with the newest weights the gateway
+    synced, swapped in between two steps (so each transition names the version it acted with);
+    while the link is down it acts with the last weights it has."""
+
+    syncs_weights = True
 
     def __init__(self, agent: EdgeAgent) -> None:
         super().__init__(agent)
         spec = agent.actor_spec
         self.policy = PolicySource(build_algorithm(agent.cfg, spec, agent.robot.action_spec)
                                    .policy, agent.robot.action_spec, np.random.default_rng())
+        self.step_s: float | None = None  # smoothed time the policy takes per step
 
     async def fetch(self, obs: Observation) -> np.ndarray | None:
+        weights = self.agent.link.poll_weights()  # a step boundary: swap, never mid-step
+        if weights is not None:
+            with warnings.catch_warnings():  # read-only arrays: the policy copies them in
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                try:
+                    self.policy.policy.set_weights(weights.tensors, weights.version)
+                except SpecError as exc:  # all or none: the robot keeps its weights, and stops
+                    raise ConfigError(
+                        f"the gateway's policy does not fit this edge's ({exc}); start the edge "
+                        "with the session's algo settings (algo=..., algo.params...)") from None
+            self.agent.stats["weights_applied"] += 1
+        start = time.perf_counter()
         action = await self.policy.act(obs)
+        took = time.perf_counter() - start
+        self.step_s = took if self.step_s is None else 0.9 * self.step_s + 0.1 * took
         self.version = self.policy.version
         return action
 
 
 @ACTION_SOURCES.register("remote")
 class RemotePolicy(EdgeSource):
-    """The gateway's served policy; a missed per-step deadline yields None (the robot holds)."""
+    """The gateway's served policy; a missed per-step deadline yields None (the robot holds).
+    It needs no weights at the edge."""
+
+    syncs_weights = False
 
     def __init__(self, agent: EdgeAgent) -> None:
         super().__init__(agent)
@@ -136,12 +163,15 @@ class EdgeAgent:
         self.spool = Spool(options.spool_dir / "transitions.spool")
         digest = spec_digest(self.actor_spec, self.robot.action_spec)
         remote = options.policy == "remote"
+        source = ACTION_SOURCES.get(options.policy)
         self.link = EdgeLink(
             options.gateway_url, token, self.stream, digest, self.spool, streams=[self.stream],
             ssl_context=options.ssl_context, on_hold=self._hold if remote else None,
             on_control=self._control, timings=options.timings,
+            weights=EdgeWeights() if source.syncs_weights else None,
         )
-        self.source = ACTION_SOURCES.get(options.policy)(self)
+        self.source = source(self)
+        self._placement = ""  # the last placement proposal said
         self._controls = {
             "estop": lambda reason: self.robot.estop(reason or "e-stop from the gateway"),
             "release": lambda reason: self.robot.release(),
@@ -251,9 +281,26 @@ class EdgeAgent:
             held += transition.source is Source.HOLD
             self._say_link()
         self.stats["episodes"] += 1
+        self._propose_placement()
         self.say(f"edge {self.stream}: episode {episode_id}: return {ret:.2f}, "
                  f"{'success' if self.actor.success else 'no success'}, {steps} steps, {held} "
                  f"held; {self.spool.pending_count()} transitions not yet acked")
+
+    def _propose_placement(self) -> None:
+        """Log where the policy should run (edge or cloud) when that proposal changes."""
+        current = self.link.weights.current if self.link.weights is not None else None
+        step_s = getattr(self.source, "step_s", None)
+        if current is None or step_s is None:
+            return
+        obs_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize
+                        for s in self.actor_spec.fields.values())
+        proposal = propose_placement(current.nbytes, step_s, None,
+                                     1.0 / float(self.cfg.robot.control_hz), self.link.meter,
+                                     obs_bytes)
+        if proposal.where != self._placement:
+            self._placement = proposal.where
+            log.info("edge %s: inference should run on the %s: %s", self.stream,
+                     proposal.where, proposal.why)
 
     def _say_link(self) -> None:
         """A line when the link comes up or goes down (checked between steps: no callback)."""

@@ -17,16 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
 from buffer.zarr_storage import stored_specs
+from comms.adaptive import SyncBounds
 from comms.auth import load_token
+from comms.bulk import BulkServer
 from comms.edge_keys import EdgeKeys
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import spec_digest
 from comms.sink import TransitionSink
+from comms.weight_service import WeightService
+from comms.weight_sync_sender import WeightSender
 from policies import Policy
 from robot_rl.core import ArraySpec, ConfigError, DictSpec
 from robot_rl.runtime.buffer_sink import BufferSink
@@ -99,20 +104,34 @@ def run_specs(cfg: DictConfig, run: RunDir) -> tuple[DictSpec, ArraySpec]:
 
 def build_gateway(cfg: DictConfig, run: RunDir, token: bytes, *, host: str, port: int,
                   ssl_context: ssl.SSLContext | None, serve_policy: bool,
-                  edge_keys: EdgeKeys | None = None) -> Gateway:
-    """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy."""
+                  edge_keys: EdgeKeys | None = None, weights: WeightSender | None = None,
+                  bulk_port: int | None = 0, sync_bounds: SyncBounds | None = None) -> Gateway:
+    """A gateway committing into `run`'s buffer; with `serve_policy`, the run's latest policy.
+
+    With `weights`, it owns that sender and keeps every edge that asks (a local-policy edge, a
+    relay) on its newest version (`Gateway.publish_weights`), over a bulk channel on
+    `bulk_port` (0: any free port, None: none, chunks on the websocket), adapting each edge's
+    mode to its link within `sync_bounds` when given; the run's latest checkpointed policy, if
+    there is one, is its first version."""
     obs_spec, action_spec = run_specs(cfg, run)
     sink = BufferSink(run.buffer, obs_spec, action_spec, task=str(cfg.task.name))
-    inference = None
-    if serve_policy:
+    inference, service = None, None
+    state = load_latest(run.checkpoints) if serve_policy or weights is not None else None
+    if serve_policy or state is not None:
         algo = build_algorithm(cfg, obs_spec, action_spec)
-        state = load_latest(run.checkpoints)
         if state is not None:
             algo.load_state_dict(state["algorithm"])
             algo.policy.version = int(state["counters"]["policy_version"])
-        inference = ServedPolicy(algo.policy, obs_spec, action_spec)
+        if serve_policy:
+            inference = ServedPolicy(algo.policy, obs_spec, action_spec)
+    if weights is not None:
+        bulk = None if bulk_port is None else BulkServer(host, bulk_port, ssl_context)
+        service = WeightService(weights, bulk=bulk, bounds=sync_bounds)
+        if state is not None:
+            service.publish(algo.policy.get_weights(), algo.policy.version, copy=False)
     return Gateway(sink, token, spec_digest(obs_spec, action_spec), inference=inference,
-                   host=host, port=port, ssl_context=ssl_context, edge_keys=edge_keys)
+                   host=host, port=port, ssl_context=ssl_context, edge_keys=edge_keys,
+                   weights=service)
 
 
 async def serve_until_signalled(gateway: Gateway, announce: str) -> None:
@@ -146,8 +165,9 @@ def check_gateway(cfg: DictConfig) -> None:
 
 class SessionGateway:
     """The session's gateway (config `gateway.*`): edges commit through `sink` (the session's
-    writer); remote-policy edges are answered with the learner's newest version, which a thread
-    fetches with `poll_weights(held)` as versions are published."""
+    writer); a thread takes each version the learner publishes (`poll_weights(held)`) to the
+    policy remote-policy edges are answered with, and streams it to local-policy edges and site
+    relays (`Gateway.publish_weights`: a bulk channel, the mode adapted to each link)."""
 
     def __init__(self, cfg: DictConfig, sink: TransitionSink, obs_spec: DictSpec,
                  action_spec: ArraySpec,
@@ -155,16 +175,20 @@ class SessionGateway:
         g = cfg.gateway
         token = load_token(_path(g.token_file))
         keys = None if g.edges_file is None else EdgeKeys(Path(g.edges_file), token)
+        tls = server_tls(_path(g.certfile), _path(g.keyfile))
         self.served = (ServedPolicy(build_algorithm(cfg, obs_spec, action_spec).policy,
                                     obs_spec, action_spec) if g.serve_policy else None)
+        bulk = None if g.bulk_port is None else BulkServer(str(g.host), int(g.bulk_port), tls)
+        weights = WeightService(WeightSender("patch"), bulk=bulk,
+                                bounds=SyncBounds(modes=tuple(g.weight_modes)))
         self.poll_weights = poll_weights
         gateway = Gateway(sink, token, spec_digest(obs_spec, action_spec), inference=self.served,
-                          host=str(g.host), port=int(g.port),
-                          ssl_context=server_tls(_path(g.certfile), _path(g.keyfile)),
-                          edge_keys=keys)
+                          host=str(g.host), port=int(g.port), ssl_context=tls, edge_keys=keys,
+                          weights=weights)
         logging.getLogger("comms.gateway").setLevel(logging.INFO)  # connects and drops, by robot
         self.thread = GatewayThread(gateway)
-        self.sync_latency_s: float | None = None
+        self.version = -1  # the newest version taken from the learner
+        self.sync_latency_s: float | None = None  # publish -> served, for remote-policy edges
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="gateway-weights",
                                           daemon=True)
@@ -174,23 +198,24 @@ class SessionGateway:
     def port(self) -> int:
         return self.thread.port
 
-    @property
-    def version(self) -> int:
-        """The version remote-policy edges are answered with (-1: none served)."""
-        return self.served.policy.version if self.served is not None else -1
-
     def _follow(self) -> None:
         while not self._stop.wait(FOLLOW_S):
-            if self.served is None:
-                return
             try:
-                update = self.poll_weights(self.served.policy.version)
-            except Exception as exc:  # the learner is gone: keep serving what we have
+                update = self.poll_weights(self.version)
+            except Exception as exc:  # noqa: BLE001 - the learner is gone: keep what we have
                 log.warning("session gateway: no new weights from the learner: %s", exc)
                 continue
-            if update is not None:
+            if update is None:
+                continue
+            if self.served is not None:
                 self.served.set_weights(update.weights, update.version)
                 self.sync_latency_s = max(0.0, time.time() - update.published_at)
+            self.thread.publish_weights(update.weights, update.version, copy=False)
+            self.version = update.version
+
+    def weight_stats(self) -> dict[str, dict[str, Any]]:
+        """Per edge: the version it acts with, its lag and sync latency (local-policy edges)."""
+        return self.thread.weight_stats()
 
     def stats(self) -> dict[str, int]:
         return dict(self.thread.gateway.stats)

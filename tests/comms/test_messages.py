@@ -13,6 +13,7 @@ from comms.messages import (
     ActionRequest,
     ActionResponse,
     Authenticate,
+    BulkTicket,
     Challenge,
     Control,
     Error,
@@ -46,18 +47,20 @@ EXAMPLES = [
     Ack("r1", 7),
     ActionRequest(3, "r1", {"state": np.ones(3, np.float32)}, 0.1),
     ActionResponse(3, np.zeros(5, np.float32), 12),
-    Heartbeat(1.5), Control("estop", "operator"), Error("auth", "wrong token"),
+    Heartbeat(1.5), Heartbeat(2.0, 1.25, 0.01), Control("estop", "operator"),
+    Error("auth", "wrong token"),
 ]
 EXAMPLES += [  # weight sync (comms.weight_sync)
     WeightOffer(1, 2, b"d" * 32, "patch", 1, b"b" * 32, True, 1 << 20, 80,
                 (TensorLayout("w", "<f4", (4, 5), "raw", 0, 80, b"t" * 32),)),
     WeightChunk(1, 0, 12345, np.arange(80, dtype=np.uint8)),
     WeightRequest(1, 1, b"b" * 32, [0, 3], "chunks lost"), WeightApplied(2, b"d" * 32),
+    BulkTicket(40123, b"t" * 32),
 ]
 
 
 def test_every_registered_message_type_has_an_example() -> None:
-    assert sorted(MESSAGES) == sorted(m.kind for m in EXAMPLES)
+    assert sorted(MESSAGES) == sorted({m.kind for m in EXAMPLES})
 
 
 @pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: m.kind)

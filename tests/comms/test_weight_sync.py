@@ -184,7 +184,7 @@ def test_a_corrupt_chunk_is_refused_and_re_requested() -> None:
             corrupted.append(chunk.seq)
             payload = chunk.payload.copy()
             payload[100] ^= 0xFF
-            return WeightChunk(chunk.transfer_id, chunk.seq, chunk.crc, payload)
+            return WeightChunk(chunk.transfer_id, chunk.seq, chunk.checksum, payload)
         return chunk
 
     sender = WeightSender("full", chunk_bytes=CHUNK)
@@ -270,7 +270,7 @@ def test_adapter_mode_sends_only_the_adapter_tensors_and_refuses_no_prefixes() -
 def test_a_stream_that_does_not_match_its_digest_is_refused_naming_the_tensor() -> None:
     ws = WeightSet.of(model(), 1)
     transfer = encode_transfer(ws, "full", 1, chunk_bytes=CHUNK)
-    stream = bytearray(transfer.offer.total_bytes)
+    stream = np.zeros(transfer.offer.total_bytes, np.uint8)
     for chunk in transfer.chunks():
         stream[chunk.seq * CHUNK:chunk.seq * CHUNK + len(chunk.payload)] = chunk.payload.data
     assert rebuild(transfer.offer, stream, None).digest == ws.digest
@@ -420,3 +420,19 @@ def test_scalars_empty_bool_and_integer_tensors_round_trip_in_every_mode(mode: s
         got = wire.sync()
         assert got is not None and got.version == version and got.intact()
         assert_same(got, weights)  # 0.5 and 0.25 are exact in float16 too
+
+
+def test_receive_buffers_are_reused_only_once_no_version_refers_to_them() -> None:
+    from comms.weight_sync_receiver import StreamBuffers
+
+    pool = StreamBuffers(keep=3)
+    first = pool.take(1000)
+    held = np.frombuffer(memoryview(first)[8:16], np.float32)  # a tensor of a version in use
+    del first
+    second = pool.take(1000)
+    assert pool.reused == 0  # the first buffer is still referred to
+    del second, held
+    again = pool.take(800)  # a smaller transfer fits a free buffer
+    assert pool.reused == 1 and again.nbytes == 800
+    with pytest.raises(ValueError, match="at least one buffer"):
+        StreamBuffers(keep=0)

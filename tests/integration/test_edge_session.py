@@ -87,3 +87,30 @@ def test_an_edge_session_without_a_token_or_port_is_refused_before_it_starts(
     with pytest.raises(ConfigError, match="runtime.mode=sync .* cannot pause edge robots"):
         new_session(tmp_path / "c", *SESSION, "runtime.mode=sync")
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+@pytest.mark.slow
+def test_an_edge_robot_with_its_own_policy_gets_each_new_version_streamed(
+        tmp_path: Path, ray_local: None) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(TOKEN)
+    token.chmod(0o600)
+    session = new_session(tmp_path / "run", *SESSION, f"gateway.token_file={token}")
+    runner = threading.Thread(target=session.run_until_budget)
+    runner.start()
+    try:
+        wait_for(lambda: session.edge_port is not None, 120, "the session's gateway never came up")
+        agent = EdgeAgent(compose_session([*EDGE, "algo.params.hidden=[32,32]"]), TOKEN,
+                          EdgeOptions(gateway_url=f"ws://127.0.0.1:{session.edge_port}",
+                                      spool_dir=tmp_path / "spool", policy="local", episodes=20,
+                                      drain=20.0, timings=FAST))
+        agent.run()
+    finally:
+        session.request_stop()
+        runner.join(timeout=120)
+    info = ZarrStorage.open_existing(session.run.buffer).read_step_info()
+    versions = info["policy_version"]
+    assert len(versions) == agent.stats["steps"]
+    assert versions[-20:].min() > 0  # the edge acts with the learner's weights ...
+    assert len(set(versions.tolist())) > 2  # ... each new version taken between two steps
+    assert (np.diff(versions) >= 0).all()  # one robot: never an older version after a newer

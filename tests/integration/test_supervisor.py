@@ -75,7 +75,7 @@ def test_parts_killed_five_times_each_come_back_and_nothing_committed_is_lost(
         before, pid = committed(root), pid_of(session, part)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: pid_of(session, part) not in (None, pid), 180,
+        wait_for(lambda part=part, pid=pid: pid_of(session, part) not in (None, pid), 180,
                  f"the {part} never came back")
         assert committed(root) >= before  # nothing committed is lost
     runner.join(timeout=900)
@@ -111,7 +111,7 @@ def test_a_part_that_keeps_dying_stops_the_session_with_that_reason(
     for _ in range(2):
         pid = pid_of(session, "learner")
         os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-        wait_for(lambda: pid_of(session, "learner") != pid or not runner.is_alive(), 180,
+        wait_for(lambda pid=pid: pid_of(session, "learner") != pid or not runner.is_alive(), 180,
                  "the learner never came back")
     runner.join(timeout=300)
     assert not runner.is_alive()

@@ -149,11 +149,12 @@ class WriterActor(Part):
         return None if self.gateway is None else self.gateway.port
 
     def edge_status(self) -> dict[str, Any]:
-        """The gateway's counters and the version remote-policy edges are answered with."""
+        """The gateway's counters, the version remote-policy edges are answered with, and each
+        local-policy edge's weights (the version it acts with, its lag and sync latency)."""
         if self.gateway is None:
             return {}
         return {"version": self.gateway.version, "sync_latency_s": self.gateway.sync_latency_s,
-                "stats": self.gateway.stats()}
+                "stats": self.gateway.stats(), "weights": self.gateway.weight_stats()}
 
     def last_seq(self, stream_id: str) -> int:
         return self.writer.last_seq(stream_id)

@@ -57,10 +57,17 @@ class SessionView:
         held = [s["version"] for s in statuses.values()]
         latencies = [s["sync_latency_s"] for s in statuses.values()]
         if edges.get("version", -1) >= 0 and edges["stats"].get("act_requests", 0):
-            held.append(edges["version"])
+            held.append(edges["version"])  # remote-policy edges act with the served version
             latencies.append(edges["sync_latency_s"])
-            self.robots["edges"] = {"kind": "edge", "version": edges["version"],
-                                    "sync_latency_s": edges["sync_latency_s"]}
+            self.robots["remote-policy edges"] = {"kind": "edge", "version": edges["version"],
+                                                  "sync_latency_s": edges["sync_latency_s"]}
+        for edge, st in edges.get("weights", {}).items():  # local-policy edges and relays
+            self.robots[edge] = {"kind": "edge", "version": st.get("version"),
+                                 "sync_latency_s": st.get("sync_latency_s"),
+                                 "health": "ok" if st.get("connected") else "link down"}
+            if st.get("connected") and st.get("version") is not None and st["version"] >= 0:
+                held.append(st["version"])
+                latencies.append(st.get("sync_latency_s"))
         latencies = [x for x in latencies if x is not None]
         recent = self.recent
         row = {
