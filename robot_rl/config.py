@@ -31,6 +31,14 @@ class RunConfig:
 
 
 @dataclass
+class AdapterConfig:
+    """A robot's observation as the learner takes it (robot_rl/runtime/adapter.py)."""
+
+    rename: dict[str, str] = field(default_factory=dict)  # learner key: this robot's key
+    drop: list[str] = field(default_factory=list)  # this robot's keys the learner does not take
+
+
+@dataclass
 class RobotConfig:
     """The keys every robot has; the rest of `robot:` belongs to its kind (`robot=<name>`), whose
     own schema (`hal.ROBOTS[name].settings`) checks them."""
@@ -39,6 +47,7 @@ class RobotConfig:
     id: str = "sim0"
     control_hz: float = 10.0
     translation_scale: float = 0.05  # metres per unit of a Δ end-effector action
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from hal.units import Node
 from policies.rewards import REWARDS, Reward
 from robot_rl.core import ArraySpec, ConfigError, DictSpec, HardwareError, RegistryError
 from robot_rl.core.demo_side import DEMO_FRACTION_ADVICE
+from robot_rl.runtime.adapter import ObservationAdapter
 from sim import TASKS, Task
 
 if TYPE_CHECKING:
@@ -175,16 +176,33 @@ def demo_side_path(cfg: DictConfig, run: RunDir) -> Path:
     return run.feature_demos if cfg.algo.features.cameras else run.demos
 
 
-def session_specs(cfg: DictConfig) -> tuple[DictSpec, ArraySpec]:
-    """The observation spec (with frozen camera features where configured) and the action spec
-    of the configured robot, which need not be connected for this."""
-    robot, _ = build_robot(cfg)
-    obs_spec = robot.observation_spec
-    if cfg.algo.features.cameras:
-        from robot_rl.runtime.frozen_features import FeatureObserver
+def build_adapter(cfg: DictConfig, spec: DictSpec) -> ObservationAdapter:
+    """The robot's `robot.adapter` for observations of `spec` (features already added)."""
+    a = cfg.robot.adapter
+    return ObservationAdapter(str(cfg.robot.id), spec, dict(a.rename), list(a.drop))
 
-        obs_spec = FeatureObserver(cfg.algo.features, obs_spec).spec
-    return obs_spec, robot.action_spec
+
+def feature_spec(cfg: DictConfig, raw_spec: DictSpec) -> DictSpec:
+    """A robot's observation with frozen camera features added where configured."""
+    if not cfg.algo.features.cameras:
+        return raw_spec
+    from robot_rl.runtime.frozen_features import FeatureObserver
+
+    return FeatureObserver(cfg.algo.features, raw_spec).spec
+
+
+def observed_spec(cfg: DictConfig, raw_spec: DictSpec) -> DictSpec:
+    """What the learner sees of a robot whose observation is `raw_spec`: frozen camera features
+    where configured, then the robot's adapter."""
+    return build_adapter(cfg, feature_spec(cfg, raw_spec)).spec
+
+
+def session_specs(cfg: DictConfig) -> tuple[DictSpec, ArraySpec]:
+    """The learner's observation and action specs: those of the session's first robot (or of
+    `robot`), as the learner sees them; no robot needs to be connected for this."""
+    first = next(iter(session_robots(cfg).values()), cfg)
+    robot, _ = build_robot(first)
+    return observed_spec(first, robot.observation_spec), robot.action_spec
 
 
 def build_algorithm(cfg: DictConfig, obs_spec: DictSpec, action_spec: ArraySpec) -> Any:

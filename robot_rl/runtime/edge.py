@@ -35,7 +35,9 @@ from hal import task_outcomes
 from robot_rl.core import ConfigError, DictSpec, Observation, Registry, Source, SpecError
 from robot_rl.core.durable import write_file_atomic
 from robot_rl.runtime.actor import ActionSource, Actor, ActorConfig, PolicySource
+from robot_rl.runtime.adapter import adapted
 from robot_rl.runtime.build import (
+    build_adapter,
     build_algorithm,
     build_reward,
     build_robot,
@@ -149,12 +151,14 @@ class EdgeAgent:
         self._link_up: bool | None = None  # what was last said of the link
         self.arm, self.robot = build_robot(cfg)
         raw_spec = self.arm.observation_spec
-        self.observer = edge_observer(cfg, raw_spec)
-        self.actor_spec = self.observer.spec if self.observer else raw_spec
+        observer = edge_observer(cfg, raw_spec)
+        adapter = build_adapter(cfg, observer.spec if observer else raw_spec)
+        self.actor_spec = adapter.spec  # what the gateway's learner takes
         self.actor = Actor(self.robot, build_reward(cfg, raw_spec), ActorConfig(
             max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward,
             period=1.0 / float(cfg.robot.control_hz) if options.pace else 0.0),
-            outcomes=task_outcomes(self.arm), observe=self.observer, sleep=asyncio.sleep)
+            outcomes=task_outcomes(self.arm), observe=adapted(observer, adapter),
+            sleep=asyncio.sleep)
         self.stream = str(cfg.robot.id)
         self.stats: Counter[str] = Counter()
         self._running = asyncio.Event()  # cleared while the gateway has paused this robot

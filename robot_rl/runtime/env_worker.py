@@ -24,7 +24,9 @@ from hal.health_monitor import HealthMonitor
 from hal.leases import LeaseHandle
 from robot_rl.core import DictSpec, Episode, HardwareError, Observation
 from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
+from robot_rl.runtime.adapter import adapted
 from robot_rl.runtime.build import (
+    build_adapter,
     build_algorithm,
     build_reward,
     build_robot,
@@ -104,8 +106,9 @@ class EnvWorker:
                                                first_robot or self.stream))
         raw_spec = self.arm.observation_spec
         observer = worker_observer(cfg, raw_spec, run)
-        spec = observer.spec if observer is not None else raw_spec  # type: ignore[attr-defined]
-        self.policy = build_algorithm(cfg, spec, self.arm.action_spec).policy
+        adapter = build_adapter(cfg, observer.spec if observer is not None  # type: ignore[attr-defined]
+                                else raw_spec)
+        self.policy = build_algorithm(cfg, adapter.spec, self.arm.action_spec).policy
         self.teleop = teleop or build_teleop(cfg, self.arm)  # given: the device a person drives
         reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
         require_labels_source(cfg, reward, self.teleop)
@@ -118,7 +121,8 @@ class EnvWorker:
         period = 1.0 / float(cfg.robot.control_hz) if self.paced else 0.0
         self.actor = Actor(self.robot, reward, ActorConfig(
             max_steps=int(cfg.task.max_steps), task_reward=cfg.task.reward, period=period),
-            outcomes=task_outcomes(self.arm), teleop=self.teleop, observe=observer)
+            outcomes=task_outcomes(self.arm), teleop=self.teleop,
+            observe=adapted(observer, adapter))
         self.seq = ports.last_seq(self.stream) + 1
         self.sync_latency_s: float | None = None
         self.learner_updates = start.updates

@@ -32,3 +32,16 @@ def test_sync_and_async_store_the_same_schema_and_sync_trains_in_rounds(
     trained = [r for r in rounds if r["round_updates"] > 0]
     assert trained and trained[-1]["updates"] == sum(r["round_updates"] for r in rounds)
     assert all(r["policy_lag"] == 0 for r in rounds)  # lockstep: every robot holds the newest
+
+
+@pytest.mark.slow
+def test_two_makes_of_arm_feed_one_learner(tmp_path: Path, ray_local: None) -> None:
+    session = new_session(tmp_path / "run", *TINY, "robots={a: {}, b: {arm: so101, cameras: "
+                          "[wrist_cam], image_size: 16, adapter: {drop: [wrist_cam]}}}")
+    assert session.run_until_budget()["updates"] > 0
+    storage = ZarrStorage.open_existing(session.run.buffer)
+    table = storage.read_episodes()
+    robots = {storage.robots[int(r)] for r in table["robot_id"]}
+    assert robots == {"a", "b"} and "wrist_cam" not in storage.obs_spec
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert set(status["robots"]) == {"a", "b"} and status["parts"]["robot b"]["state"]

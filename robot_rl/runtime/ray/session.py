@@ -25,8 +25,9 @@ from hal import Teleop
 from hal.leases import FileLeaseStore, default_lease_dir
 from hal.placement import node_resources
 from hal.session_leases import SessionLeases
-from robot_rl.core import SafetyError, SessionError
+from robot_rl.core import ArraySpec, DictSpec, SafetyError, SessionError
 from robot_rl.runtime.build import (
+    build_adapter,
     build_algorithm,
     build_reward,
     build_robot,
@@ -34,6 +35,7 @@ from robot_rl.runtime.build import (
     check_replay,
     demo_fraction,
     demo_side_path,
+    feature_spec,
     placed_robot_config,
     plan_session,
     require_labels_source,
@@ -55,11 +57,14 @@ log = logging.getLogger(__name__)
 WATCH_S = 0.5  # how often this process samples the parts
 
 
-def open_robot_devices(cfg: DictConfig) -> Teleop | None:
+def open_robot_devices(cfg: DictConfig, learner: tuple[DictSpec, ArraySpec]) -> Teleop | None:
     """Refuse now, before anything runs, what the robot's env worker would refuse (its robot,
-    its reward source and the cameras it reads, its teleop device, a reward that needs labels);
-    a device a person drives from this machine stays open for its worker in this process."""
+    observations and actions that do not fit the `learner`'s, its reward source and the cameras
+    it reads, its teleop device, a reward that needs labels); a device a person drives from this
+    machine stays open for its worker in this process."""
     arm, _ = build_robot(cfg)
+    build_adapter(cfg, feature_spec(cfg, arm.observation_spec)).check(
+        learner[0], arm.action_spec, learner[1])
     reward = build_reward(cfg, arm.observation_spec)
     teleop = build_teleop(cfg, arm)
     try:
@@ -90,7 +95,7 @@ class RaySession:
             check_gateway(cfg)
         self.devices: dict[str, Teleop] = {}  # robot -> the device a person drives it with here
         for robot_id, robot_cfg in self.robots.items():
-            device = open_robot_devices(robot_cfg)
+            device = open_robot_devices(robot_cfg, (self.obs_spec, self.action_spec))
             if device is not None:
                 self.devices[robot_id] = device
         self.gamma, self.with_demos = algo.config.gamma, demo_fraction(algo) > 0
