@@ -49,10 +49,14 @@ class FeatureObserver:
         out = self.features(obs)
         return out if self.cfg.keep_images else {k: out[k] for k in self.spec}
 
+    def weights_path(self, run: RunDir) -> Path:
+        """Where this run's encoder is: `algo.features.weights`, else `<run>/encoder.npz`."""
+        return Path(self.cfg.weights) if self.cfg.weights else run.root / "encoder.npz"
+
     def prepare(self, run: RunDir) -> None:
         """Load the encoder weights, or pretrain them on the run's demos and save them."""
         saved = run.root / "encoder.npz"
-        path = Path(self.cfg.weights) if self.cfg.weights else saved
+        path = self.weights_path(run)
         if path.exists() or self.cfg.weights:
             self.load(path)
             return
