@@ -23,7 +23,12 @@ from buffer import ReplayBuffer, ZarrStorage
 from buffer.episodes import EpisodeReader
 from buffer.zarr_storage import stored_specs
 from policies.encoders import EncoderConfig
-from policies.reward_classifier import ClassifierConfig, scores, train_success_classifier
+from policies.reward_classifier import (
+    ClassifierConfig,
+    SuccessClassifier,
+    scores,
+    train_success_classifier,
+)
 from policies.rewards import ClassifierReward
 from robot_rl.commands import COMMANDS, Command
 from robot_rl.core import ConfigError, Episode, Observation, RunDirError
@@ -157,7 +162,8 @@ class TrainReward(Command):
                             "and of training")
         parser.add_argument("--review", type=Path, default=None, metavar="POLICY_RUN",
                             help="first add the false successes of this run's learned policy, "
-                                 "judged by the current classifier (--out), as negatives")
+                                 "judged by the current classifier (--out), as negatives; then "
+                                 "refit that classifier for --steps more steps")
         parser.add_argument("--review-episodes", type=int, default=30,
                             help="episodes the reviewed policy acts (with --review)")
 
@@ -184,6 +190,7 @@ class TrainReward(Command):
             {c: f[~test] for c, f in frames.items()}, labels[~test],
             EncoderConfig(cameras=tuple(args.camera)),
             ClassifierConfig(steps=args.steps, seed=args.seed),
+            start=SuccessClassifier.load(out) if args.review is not None else None,
         )
         print(f"final training loss {np.mean(losses[-50:]):.4f}")
         if test.any():
