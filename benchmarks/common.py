@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -56,6 +57,15 @@ def print_table(
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def loopback_only(command: Sequence[str]) -> list[str]:
+    """`command` inside a private network namespace with only loopback up, where this process can
+    make one (root, with `unshare` and `ip`): what anything that starts Ray runs in on this
+    machine. Elsewhere the command as it is, and Ray's own loopback setting applies."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        return list(command)
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *command]
 
 
 MISSED_TARGET = 3  # the exit code of a full run that missed a target (see the module docstring)

@@ -129,6 +129,50 @@ commit; making a received observation writable for torch {v['writable_copy_us']:
 ≤ 5 % each, met)."""
 
 
+def evaluated(curve: dict[str, Any]) -> str:
+    """A final evaluation as the README quotes it: mean ± standard error (per seed)."""
+    seeds = ", ".join(f"{v:.2f}" for v in curve["final_per_seed"])
+    return f"{curve['final']:.2f} ± {curve['final_stderr']:.2f} (seeds: {seeds})"
+
+
+def reached(curve: dict[str, Any]) -> str:
+    steps = [f"{s / 1000:.0f}k" if s is not None else "never" for s in curve["steps_to_0.8"]]
+    return ", ".join(steps)
+
+
+def learning_item() -> str:
+    state = load("learning_pick_cube")
+    reach, pick = state["results"]["reach_sac"], state["results"]["pick_cube_rlpd_vs_sac"]
+    rlpd, sac, ratio = pick["rlpd"], pick["sac"], pick["steps_to_0.8_sac_over_rlpd"]
+    pixels = load("learning_pick_cube_pixels")
+    px, px_targets = pixels["results"]["pick_cube_pixels"], pixels["targets"]
+    reward = load("learning_classifier")
+    sources, cls_targets = reward["results"]["reward_sources"], reward["targets"]
+    ups = load("learning_throughput")["results"]["updates_per_s"]
+    return f"""- **Learning** (`benchmarks.learning`: every run started with `robot-rl record-demos`
+and `robot-rl train`, as a user starts it; each checkpoint judged on held-out scenes by its
+deterministic policy with nobody intervening, counted by the task rule; `benchmarks.evaluation`;
+mean ± standard error over all evaluation episodes, {state['results']['seeds']} seeds).
+SAC on reach: {evaluated(reach)} after {reach['steps'][-1]:,} steps (target ≥ 0.9
+{verdict(state['targets'], 0)}). Pick-cube from state, {pick['reward']} reward,
+{pick['budget']:,} steps: RLPD + 20 demos + scripted takeovers {evaluated(rlpd)}, plain SAC
+{evaluated(sac)} (targets ≥ 0.8 {verdict(state['targets'], 1)}, RLPD − SAC ≥ 0.3
+{verdict(state['targets'], 2)}); evaluation success 0.8 reached at {reached(rlpd)} steps with
+RLPD and {reached(sac)} with SAC: SAC needs {'≥ ' if ratio['lower_bound'] else ''}
+{ratio['ratio']:.2f}× RLPD's steps. Pick-cube from pixels as a user runs it
+(`task=pick_cube_pixels algo=rlpd_frozen`: wrist and side cameras at 128 px, randomized scene,
+sparse reward, 20 demos, takeovers within a tenth of the budget, one trunk per seed pretrained
+on its own demos): {evaluated(px)} after {px['steps'][-1]:,} steps (target ≥ 0.8
+{verdict(px_targets, 0)}). Rewarded instead by a wrist-camera success classifier refit twice on
+the policy's false successes (`robot-rl train-reward --review`): {evaluated(sources['classifier'])},
+{sources['ratio_classifier_over_rule']:.2f} ± {sources['ratio_stderr']:.2f} of the rule-reward
+runs ({sources['rule']['final']:.2f}; target ≥ 0.8 beyond one standard error
+{verdict(cls_targets, 1)}); the classifiers' held-out accuracy
+{sources['classifier_scores']['accuracy']:.2f}. Learner updates/s at batch 256: state
+{ups['state']:.0f}, cached camera maps {ups['frozen_features']:.0f}, end-to-end pixels
+{ups['end_to_end_pixels']:.2f}."""
+
+
 HEADER = r"""## Benchmarks
 
 One script per headline figure; each prints a table and writes `benchmark`, `machine`, `results`
@@ -144,6 +188,9 @@ MUJOCO_GL=egl .venv/bin/python -m benchmarks.sim_throughput --json \
     benchmarks/results/sim_throughput.json
 .venv/bin/python -m benchmarks.weight_sync --json benchmarks/results/weight_sync.json
 .venv/bin/python -m benchmarks.validation_cost --json benchmarks/results/validation_cost.json
+nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --workers 2 \
+    --work runs-bench --json benchmarks/results/learning_pick_cube.json  # and pick_cube_pixels,
+    # classifier, throughput each to its learning_<part>.json; hours on 2 cores
 ```
 
 `--quick` makes a smoke run, which CI runs, checking only the JSON's shape. Exit codes: 0 the
@@ -158,7 +205,8 @@ def wrap(item: str) -> str:
 
 
 def section() -> str:
-    items = [buffer_item(), roundtrip_item(), validation_item(), weight_sync_item(), sim_item()]
+    items = [buffer_item(), roundtrip_item(), validation_item(), weight_sync_item(), sim_item(),
+             learning_item()]
     return HEADER + "\n\n" + "\n".join(wrap(i) for i in items) + "\n\n"
 
 

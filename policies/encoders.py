@@ -1,7 +1,9 @@
-"""Observation encoders in plain torch: camera CNNs with random-shift augmentation, plus state.
+"""Observation encoders in plain torch: camera CNNs with random-shift augmentation, learned
+keypoints on cached feature maps, plus state.
 
-An `ObservationEncoder` turns a dict observation (uint8 HxWx3 camera images and 1-D state
-fields) into one feature vector that the actor and the critics of an algorithm share.
+An `ObservationEncoder` turns a dict observation (uint8 HxWx3 camera images, float (C, H, W)
+feature maps of a frozen camera trunk, and 1-D state fields) into one feature vector that the
+actor and the critics of an algorithm share.
 """
 
 from __future__ import annotations
@@ -30,11 +32,56 @@ class EncoderConfig:
     """Size of each camera's feature vector."""
     shift_pad: int = 4
     """Random-shift augmentation: pixels of replicate padding before a random crop (0 = off)."""
+    keypoints: int = 16
+    """Keypoints learned on each cached feature map (float (C, H, W) fields)."""
 
 
 def is_image(shape: tuple[int, ...]) -> bool:
     """Camera fields are HxWx3 arrays."""
     return len(shape) == 3 and shape[-1] == 3
+
+
+def is_feature_map(shape: tuple[int, ...], dtype: str) -> bool:
+    """Cached feature maps of a frozen camera trunk are float (C, H, W) arrays."""
+    return len(shape) == 3 and dtype.startswith("float")
+
+
+def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Expected (x, y) image position, in [-1, 1], of each channel's softmax over (B, K, H, W)
+    logits: (B, 2K), all x then all y."""
+    b, k, h, w = logits.shape
+    prob = torch.softmax(logits.flatten(2), dim=-1).view(b, k, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=logits.device)
+    ys = torch.linspace(-1.0, 1.0, h, device=logits.device)
+    return torch.cat([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], dim=-1)
+
+
+class KeypointHead(nn.Module):
+    """K learned keypoints on a feature map: a 1x1 convolution scores every cell for each
+    keypoint, a spatial softmax (with a learned temperature) turns the scores into positions."""
+
+    def __init__(self, channels: int, keypoints: int) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(channels, keypoints, 1)
+        self.log_inv_temperature = nn.Parameter(torch.zeros(()))
+        self.dim = 2 * keypoints
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return spatial_softmax(self.score(maps.float()) * self.log_inv_temperature.exp())
+
+
+def colour_jitter(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per image: colour channels permuted and mixed, gain and brightness changed, one in five
+    made grey; (B, 3, H, W) in [0, 1]. Teaches shape over colour, as a randomized scene needs."""
+    b = images.shape[0]
+    perm = torch.stack([torch.randperm(3, generator=generator) for _ in range(b)])
+    mix = torch.eye(3)[perm] + 0.2 * torch.randn(b, 3, 3, generator=generator)
+    grey = torch.rand(b, generator=generator) < 0.2
+    mix[grey] = 1.0 / 3.0
+    gain = 0.7 + 0.6 * torch.rand(b, 1, 1, 1, generator=generator)
+    shift = 0.3 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
+    mixed = torch.einsum("bij,bjhw->bihw", mix.to(images.device), images)
+    return (mixed * gain.to(images.device) + shift.to(images.device)).clamp(0.0, 1.0)
 
 
 def random_shift(
@@ -107,9 +154,10 @@ def _module_name(field_name: str) -> str:
 
 
 class ObservationEncoder(nn.Module):
-    """Fuses one ConvEncoder per camera with the concatenated 1-D state fields.
+    """Fuses one ConvEncoder per camera, one KeypointHead per cached feature map and the
+    concatenated 1-D state fields; the critic trains the CNNs and keypoint heads.
 
-    With no cameras it has no parameters and is the plain state vector (the state MLP path).
+    With no cameras and no maps it has no parameters: the plain state vector (the state path).
     """
 
     def __init__(self, spec: DictSpec, config: EncoderConfig | None = None) -> None:
@@ -127,19 +175,25 @@ class ObservationEncoder(nn.Module):
         self.state_keys = [
             k for k, s in spec.items() if len(s.shape) == 1 and k not in cfg.exclude
         ]
+        self.maps = [k for k, s in spec.items() if k not in (*cfg.cameras, *cfg.exclude)
+                     and is_feature_map(s.shape, s.dtype)]
         self.convs = nn.ModuleDict({
             _module_name(name): ConvEncoder(*spec[name].shape[:2], cfg.channels, cfg.feature_dim)
             for name in self.cameras
         })
+        self.heads = nn.ModuleDict({_module_name(name): KeypointHead(spec[name].shape[0],
+                                                                     cfg.keypoints)
+                                    for name in self.maps})
         state_dim = int(sum(spec[k].shape[0] for k in self.state_keys))
-        self.dim = state_dim + cfg.feature_dim * len(self.cameras)
+        self.dim = (state_dim + cfg.feature_dim * len(self.cameras)
+                    + 2 * cfg.keypoints * len(self.maps))
         if self.dim == 0:
             raise ConfigError("the encoder reads nothing: no 1-D field or camera is left")
 
     @property
     def keys(self) -> list[str]:
         """The observation fields this encoder reads."""
-        return [*self.cameras, *self.state_keys]
+        return [*self.cameras, *self.maps, *self.state_keys]
 
     def to_tensors(self, obs: Observation) -> dict[str, torch.Tensor]:
         """numpy fields -> tensors (images stay uint8); works on one observation or a batch."""
@@ -161,5 +215,6 @@ class ObservationEncoder(nn.Module):
     ) -> torch.Tensor:
         parts = [self.encode_camera(name, obs[name], augment=augment, generator=generator)
                  for name in self.cameras]
+        parts.extend(self.heads[_module_name(k)](obs[k]) for k in self.maps)
         parts.extend(obs[k].float() for k in self.state_keys)
         return torch.cat(parts, dim=-1)

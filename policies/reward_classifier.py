@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.encoders import EncoderConfig, ObservationEncoder
+from policies.encoders import ConvEncoder, EncoderConfig, colour_jitter, random_shift
+from policies.features import CameraTrunk
 from policies.networks import mlp
 from policies.state import load_module, save_module
 from robot_rl.core import ArraySpec, ConfigError, DictSpec, Observation
@@ -31,7 +32,8 @@ class ClassifierConfig:
 
 
 class SuccessClassifier(nn.Module):
-    """P(success | camera frames): one CNN per camera and an MLP head giving a logit."""
+    """P(success | camera frames): a CameraTrunk per camera (cheap at 128 px), its whole map
+    flattened, and an MLP head giving a logit."""
 
     def __init__(self, spec: DictSpec, encoder: EncoderConfig) -> None:
         super().__init__()
@@ -40,12 +42,23 @@ class SuccessClassifier(nn.Module):
             cameras=tuple(encoder.cameras), channels=encoder.channels,
             feature_dim=encoder.feature_dim, shift_pad=encoder.shift_pad,
         )
-        self.encoder = ObservationEncoder(self.spec, self.encoder_config)
-        self.head = mlp([self.encoder.dim, 128, 1])
+        self.trunks = nn.ModuleDict({cam: CameraTrunk(encoder.channels, encoder.feature_dim)
+                                     for cam in encoder.cameras})
+        with torch.no_grad():
+            flat = sum(self.trunks[cam](torch.zeros((1, *spec[cam].shape), dtype=torch.uint8))
+                       .numel() for cam in encoder.cameras)
+        self.head = mlp([flat, 128, 1])
 
     def logits(self, obs: Mapping[str, torch.Tensor], *, augment: bool = False,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.head(self.encoder(obs, augment=augment, generator=generator)).squeeze(-1)
+        parts = []
+        for cam, trunk in self.trunks.items():
+            images = ConvEncoder.prepare(torch.as_tensor(obs[cam])) + 0.5  # [0, 1]
+            if augment:
+                images = random_shift(colour_jitter(images, generator),
+                                      self.encoder_config.shift_pad, generator)
+            parts.append(trunk(images - 0.5, prepared=True).flatten(1))
+        return self.head(torch.cat(parts, dim=-1)).squeeze(-1)
 
     @torch.no_grad()
     def probability(self, obs: Observation) -> np.ndarray:
@@ -55,7 +68,7 @@ class SuccessClassifier(nn.Module):
             if cam not in obs or tuple(np.shape(obs[cam])[1:]) != cam_spec.shape:
                 raise ConfigError(f"the classifier needs camera {cam!r} as (B, {cam_spec.shape}); "
                                   f"got {np.shape(obs[cam]) if cam in obs else 'nothing'}")
-        return torch.sigmoid(self.logits(self.encoder.to_tensors(obs))).numpy()
+        return torch.sigmoid(self.logits({c: np.asarray(obs[c]) for c in self.spec})).numpy()
 
     def save(self, path: Path) -> None:
         meta = {"encoder": asdict(self.encoder_config), "spec": self.spec.to_json()}
@@ -65,17 +78,22 @@ class SuccessClassifier(nn.Module):
     def load(cls, path: Path) -> SuccessClassifier:
         meta, weights = load_module(path, "success classifier")
         model = cls(DictSpec.from_json(meta["spec"]), EncoderConfig(**meta["encoder"]))
-        model.load_state_dict(weights)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError:
+            raise ConfigError(f"{path} is a success classifier of an older layout: train it "
+                              "again with robot-rl train-reward") from None
         return model.eval()
 
 
 def train_success_classifier(
     frames: Mapping[str, np.ndarray], labels: np.ndarray, encoder: EncoderConfig,
-    config: ClassifierConfig | None = None,
+    config: ClassifierConfig | None = None, start: SuccessClassifier | None = None,
 ) -> tuple[SuccessClassifier, list[float]]:
-    """Fit a classifier to `frames[camera]` (N, H, W, 3) uint8 and boolean `labels` (N,).
+    """Fit a classifier to `frames[camera]` (N, H, W, 3) uint8 and boolean `labels` (N,),
+    from scratch or on from `start` (a refit after new negatives).
 
-    Batches are balanced between successes and failures, images randomly shifted.
+    Batches are balanced between successes and failures, images colour-jittered and shifted.
     """
     cfg = config or ClassifierConfig()
     labels = np.asarray(labels, bool)
@@ -89,7 +107,7 @@ def train_success_classifier(
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     spec = DictSpec({cam: ArraySpec(f.shape[1:], "uint8") for cam, f in frames.items()})
-    model = SuccessClassifier(spec, encoder)
+    model = start if start is not None else SuccessClassifier(spec, encoder)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     half = cfg.batch_size // 2
     target = torch.cat([torch.ones(half), torch.zeros(cfg.batch_size - half)])

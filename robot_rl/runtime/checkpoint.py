@@ -79,17 +79,24 @@ def save_checkpoint(root: Path, step: int, state: dict[str, Any], keep: int = 3)
     return final
 
 
+def load_checkpoint(directory: Path) -> dict[str, Any]:
+    """The state saved in one checkpoint directory (`<run>/checkpoints/ckpt-NNNNNNNNN`)."""
+    try:
+        skeleton = json.loads((directory / "state.json").read_text())
+        with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
+            return _decode(skeleton, {k: arrays[k] for k in arrays.files})
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorruptDataError(f"checkpoint {directory} is unreadable ({exc})") from exc
+
+
 def load_latest(root: Path) -> dict[str, Any] | None:
     """The newest checkpoint's state, or None when there is none yet."""
     pointer = root / LATEST
     if not pointer.exists():
         return None
     try:
-        name = json.loads(pointer.read_text())["checkpoint"]
-        skeleton = json.loads((root / name / "state.json").read_text())
-        with np.load(root / name / "arrays.npz", allow_pickle=False) as arrays:
-            return _decode(skeleton, {k: arrays[k] for k in arrays.files})
-    except (OSError, ValueError, KeyError) as exc:
+        return load_checkpoint(root / json.loads(pointer.read_text())["checkpoint"])
+    except (OSError, ValueError, KeyError, CorruptDataError) as exc:
         raise CorruptDataError(
             f"checkpoint under {root} is unreadable ({exc}); remove {pointer} to start the "
             "learner afresh from the buffer"

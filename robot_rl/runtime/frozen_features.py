@@ -1,10 +1,10 @@
-"""The session's frozen-encoder pixel path: camera features added to every observation.
+"""The session's frozen-encoder pixel path: camera feature maps added to every observation.
 
-With `algo.features.cameras` set, each observation gets `feat/<camera>` from a frozen
-pretrained CNN, computed once at the actor and stored with the transition; the learner then
-trains state-sized networks on them. The encoder comes from `algo.features.weights`, else from
-`<run>/encoder.npz`, else it is pretrained by behaviour cloning on the run's demos and saved
-there (so a resumed run keeps the very same features).
+With `algo.features.cameras` set, each observation gets `feat/<camera>`, a small map from a
+frozen pretrained CNN trunk, computed once at the actor and stored with the transition; the
+learner learns keypoints on the maps and trains state-sized networks on them. The trunk comes
+from `algo.features.weights`, else from `<run>/encoder.npz`, else it is pretrained by
+behaviour cloning on the run's demos and saved there (so a resumed run keeps the very same maps).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class FeatureObserver:
-    """Adds frozen camera features to observations; drops raw images unless told to keep them."""
+    """Adds frozen camera maps to observations; drops raw images unless told to keep them."""
 
     def __init__(self, cfg: DictConfig, raw_spec: DictSpec) -> None:
         self.cfg = cfg
@@ -49,10 +49,14 @@ class FeatureObserver:
         out = self.features(obs)
         return out if self.cfg.keep_images else {k: out[k] for k in self.spec}
 
+    def weights_path(self, run: RunDir) -> Path:
+        """Where this run's encoder is: `algo.features.weights`, else `<run>/encoder.npz`."""
+        return Path(self.cfg.weights) if self.cfg.weights else run.root / "encoder.npz"
+
     def prepare(self, run: RunDir) -> None:
         """Load the encoder weights, or pretrain them on the run's demos and save them."""
         saved = run.root / "encoder.npz"
-        path = Path(self.cfg.weights) if self.cfg.weights else saved
+        path = self.weights_path(run)
         if path.exists() or self.cfg.weights:
             self.load(path)
             return

@@ -9,12 +9,20 @@ import pytest
 
 
 @pytest.mark.slow
-def test_quick_learning_benchmark_runs_sessions_and_writes_its_json(run_quick) -> None:
+def test_quick_learning_benchmark_trains_through_the_cli_and_evaluates_checkpoints(
+        run_quick) -> None:
     payload, _ = run_quick("learning", "--seeds", "1", "--parts", "pick_cube,throughput")
     pick = payload["results"]["pick_cube_rlpd_vs_sac"]
-    assert pick["rlpd"]["interventions"] == [100]  # teleop=scripted spent its whole budget
-    assert pick["sac"]["interventions"] == [0]
-    assert pick["rlpd"]["steps"] == [500, 1000]
+    rlpd, sac = pick["rlpd"], pick["sac"]
+    assert rlpd["interventions"] == [100]  # teleop=scripted spent its whole budget
+    assert sac["interventions"] == [0]
+    for curve in (rlpd, sac):
+        assert curve["steps"] == [500, 1000]
+        assert len(curve["eval_mean"]) == len(curve["train_mean"]) == 2
+        run = curve["runs"][0]
+        assert len(run["env_steps"]) >= 2 and run["episodes"][-1] == 10  # the final: 10 episodes
+        assert curve["final_episodes"] == 10
+    assert set(pick["steps_to_0.8_sac_over_rlpd"]) == {"ratio", "lower_bound"}
     assert all(v > 0 for v in payload["results"]["updates_per_s"].values())
     assert {t["name"].split(" ")[0] for t in payload["targets"]} == {"pick-cube"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from buffer import ReplayBuffer
+from buffer import ReplayBuffer, ZarrStorage
 from policies.reward_classifier import SuccessClassifier
 from robot_rl.cli import main
 from robot_rl.config import compose_session
@@ -68,3 +68,40 @@ def test_train_reward_refuses_a_directory_that_is_no_run(tmp_path, capsys) -> No
     code = main(["train-reward", str(tmp_path), "--camera", "side_cam"])
     assert code != 0
     assert "not a robot_rl run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_review_adds_the_policys_false_successes_as_negatives(tmp_path, capsys) -> None:
+    """HIL-SERL's loop, one turn: a classifier that calls everything a success (threshold 0.01)
+    ends each reviewed episode at its first step, the task rule disagrees, and those steps join
+    the labelled run as failed episodes before the refit."""
+    cams = ["robot.cameras=[side_cam]", "robot.image_size=16", "task.max_steps=8"]
+    labelled = tmp_path / "labelled"
+    assert main(["record-demos", "task=reach", *cams, "episodes=4", f"run.dir={labelled}"]) == 0
+    policy = tmp_path / "policy"
+    assert main(["train", "task=reach", *cams, "runtime.mode=inline", "run.env_steps=24",
+                 "learner.warmup_steps=16", "learner.batch_size=8", "algo.params.hidden=[8,8]",
+                 f"run.dir={policy}"]) == 0
+    out = tmp_path / "reward.npz"
+    fit = ["train-reward", str(labelled), "--camera", "side_cam", "--steps", "5", "--out",
+           str(out), "--threshold", "0.01"]
+    assert main(fit) == 0
+    before = ZarrStorage.open_existing(RunDir(labelled).buffer).read_episodes()
+    capsys.readouterr()
+    assert main([*fit, "--review", str(policy), "--review-episodes", "3"]) == 0
+    text = capsys.readouterr().out
+    after = ZarrStorage.open_existing(RunDir(labelled).buffer).read_episodes()
+    added = len(after["episode_id"]) - len(before["episode_id"])
+    assert f"3 claimed successes in 3 episodes, {added} false" in text
+    assert added >= 2  # reach's rule rarely agrees after one step from home
+    assert not after["success"][-added:].any()  # failures: every frame a negative
+    assert (after["length"][-added:] == 1).all()  # ended at the first (false) claim
+    assert f"{added} frames added" in text and "held-out on" in text  # then refit on them
+
+
+def test_review_needs_a_classifier_to_judge_with(tmp_path, capsys) -> None:
+    labelled = record_reach_run(tmp_path / "run", episodes=2)
+    code = main(["train-reward", str(labelled.root), "--camera", "side_cam", "--review",
+                 str(labelled.root), "--out", str(tmp_path / "none.npz")])
+    assert code != 0
+    assert "fit one first without --review" in capsys.readouterr().err

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from policies.encoders import EncoderConfig, ObservationEncoder, random_shift
+from policies.encoders import (
+    EncoderConfig,
+    ObservationEncoder,
+    colour_jitter,
+    random_shift,
+    spatial_softmax,
+)
 from robot_rl.core import ArraySpec, ConfigError, DictSpec
 
 
@@ -30,6 +36,25 @@ def test_random_shift_differs_per_sample() -> None:
     shifted = random_shift(same, pad=4, generator=torch.Generator().manual_seed(1))
     distinct = {shifted[i].sum().item() for i in range(64)}
     assert len(distinct) > 10
+
+
+def test_spatial_softmax_finds_where_each_channel_peaks() -> None:
+    logits = torch.full((1, 2, 9, 9), -50.0)
+    logits[0, 0, 2, 6] = 50.0  # row 2, column 6
+    logits[0, 1, 8, 0] = 50.0
+    xs, ys = spatial_softmax(logits)[0].split(2)
+    grid = torch.linspace(-1, 1, 9)
+    assert torch.allclose(xs, torch.stack([grid[6], grid[0]]), atol=1e-4)
+    assert torch.allclose(ys, torch.stack([grid[2], grid[8]]), atol=1e-4)
+
+
+def test_colour_jitter_changes_colours_per_image_and_stays_an_image() -> None:
+    images = torch.rand(1, 3, 8, 8).expand(64, -1, -1, -1).contiguous()
+    out = colour_jitter(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and 0.0 <= out.min() and out.max() <= 1.0
+    assert len({round(out[i].mean().item(), 4) for i in range(64)}) > 10
+    grey = [i for i in range(64) if torch.equal(out[i, 0], out[i, 1])]
+    assert grey and all(torch.equal(out[i, 1], out[i, 2]) for i in grey)
 
 
 def test_fusion_of_cameras_and_state(pixel_spec, make_batch) -> None:

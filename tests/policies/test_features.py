@@ -1,6 +1,9 @@
-"""The frozen pretrained encoder path: behaviour-cloning pretraining, caching, save/load."""
+"""The frozen pretrained trunk path: behaviour-cloning pretraining, cached maps, keypoints
+learned on them by the critic, save/load."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch
 from policies import SAC, SACConfig
 from policies.encoders import EncoderConfig
 from policies.features import FrozenCameraFeatures, PretrainConfig, feature_key, pretrain_bc
+from policies.state import save_module
 from robot_rl.core import ArraySpec, ConfigError, CorruptDataError, DictSpec
 
 ENC = EncoderConfig(cameras=("side",), channels=8, feature_dim=8, shift_pad=2)
@@ -31,34 +35,44 @@ def test_pretrain_bc_learns_from_pixels_and_freezes() -> None:
     features, losses = pretrain_bc({"side": frames}, state, actions, ENC,
                                    PretrainConfig(steps=100, batch_size=16))
     assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:5])
-    assert all(not p.requires_grad for p in features.encoder.parameters())
-    assert not features.encoder.training
+    assert all(not p.requires_grad for p in features.trunks.parameters())
+    assert not features.trunks.training
 
 
-def test_features_are_cached_as_observation_fields(tmp_path, pixel_spec, make_batch) -> None:
+def test_maps_are_cached_as_observation_fields_and_keypoints_learned_on_them(
+        pixel_spec, make_batch) -> None:
     features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("side", "wrist"),
                                                               channels=8, feature_dim=8))
     spec = features.output_spec(pixel_spec)
-    assert spec[feature_key("side")] == ArraySpec((8,), "float32", -1.0, 1.0)
+    assert spec[feature_key("side")] == ArraySpec((8, 3, 3), "float16", -1.0, 1.0)  # 24 px / 8
     obs = {k: v[0] for k, v in make_batch(pixel_spec, 1).obs.items()}
     out = features(obs)
     spec.validate(out)  # exactly the fields and shapes the buffer will store
     assert np.array_equal(out["side"], obs["side"])
-    # the learner trains on the cached features: a state-sized SAC, no CNN, no images read
-    algo = SAC(spec, ArraySpec((5,), "float32", -1, 1),
-               SACConfig(hidden=(16,), encoder=EncoderConfig(exclude=("cube_pos",))))
-    assert algo.encoder.keys == ["ee_pos", "feat/side", "feat/wrist"]
-    assert list(algo.encoder.parameters()) == []
+    # the learner reads the cached maps, never the images: keypoint heads are its only weights
+    stored = DictSpec({k: v for k, v in spec.items() if k not in ("side", "wrist")})
+    algo = SAC(stored, ArraySpec((5,), "float32", -1, 1),
+               SACConfig(hidden=(16,), encoder=EncoderConfig(exclude=("cube_pos",), keypoints=4)))
+    assert algo.encoder.keys == ["feat/side", "feat/wrist", "ee_pos"]
+    assert algo.encoder.dim == 2 * 4 * 2 + 3
+    heads = {k: v.clone() for k, v in algo.encoder.state_dict().items()}
+    assert set(heads) and all(k.startswith("heads.") for k in heads)
+    batch = make_batch(pixel_spec, 8)
+    cached = [features.features(o) for o in (batch.obs, batch.next_obs)]
+    batch.obs.update(cached[0])
+    batch.next_obs.update(cached[1])
+    algo.update(iter(lambda: batch, None))
+    moved = [k for k, v in algo.encoder.state_dict().items() if not torch.equal(v, heads[k])]
+    assert moved  # the critic trains the keypoints
 
 
-def test_frozen_encoder_gets_no_gradient_when_learning_on_features(pixel_spec, make_batch) -> None:
+def test_the_trunk_stays_frozen_while_the_learner_trains(pixel_spec, make_batch) -> None:
     features = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("side",), channels=8))
-    before = {k: v.clone() for k, v in features.encoder.state_dict().items()}
+    before = {k: v.clone() for k, v in features.trunks.state_dict().items()}
     images = torch.as_tensor(make_batch(pixel_spec, 4).obs["side"])
-    out = features.encoder.encode_camera("side", images)
-    assert not out.requires_grad
+    assert not features.trunks["side"](images).requires_grad
     features.features({"side": images.numpy()})
-    for k, v in features.encoder.state_dict().items():
+    for k, v in features.trunks.state_dict().items():
         assert torch.equal(v, before[k])
 
 
@@ -73,6 +87,12 @@ def test_save_load_round_trip_and_layout_check(tmp_path, pixel_spec, make_batch)
     other = DictSpec({"wrist": ArraySpec((32, 32, 3), "uint8")})
     with pytest.raises(ConfigError, match="pretrain it again"):
         FrozenCameraFeatures.load(path, other)
+    wider = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("wrist",), channels=16))
+    old = FrozenCameraFeatures(pixel_spec, EncoderConfig(cameras=("wrist",), channels=8))
+    save_module(tmp_path / "old.npz", wider.trunks, {"config": asdict(old.config),
+                                                      "input_spec": old.input_spec.to_json()})
+    with pytest.raises(ConfigError, match="pretrain it again"):
+        FrozenCameraFeatures.load(tmp_path / "old.npz")
     (tmp_path / "junk.npz").write_bytes(b"not an npz")
     with pytest.raises(CorruptDataError, match="not a saved camera encoder"):
         FrozenCameraFeatures.load(tmp_path / "junk.npz")
