@@ -73,7 +73,7 @@ class SafetyConfig:
 class LearnerConfig:
     batch_size: int = 256
     warmup_steps: int = 500
-    updates_per_step: float | None = 1  # update-to-data ratio; null: as fast as the learner goes
+    updates_per_step: float = 1  # updates per stored step: exact in sync, at least in async
     threads: int = 1
 
 
@@ -278,17 +278,13 @@ def _check_runtime(cfg: DictConfig) -> None:
     if rt.max_restarts < 1 or rt.restart_window_s <= 0 or rt.heartbeat_timeout_s <= 0:
         raise ConfigError("runtime.max_restarts must be >= 1, runtime.restart_window_s and "
                           "runtime.heartbeat_timeout_s positive")
-    ratio = cfg.learner.updates_per_step
-    if ratio is not None and ratio <= 0:
-        raise ConfigError(f"learner.updates_per_step must be positive (null: as fast as the "
-                          f"learner goes), got {ratio}")
+    if cfg.learner.updates_per_step <= 0:
+        raise ConfigError(f"learner.updates_per_step must be positive, got "
+                          f"{cfg.learner.updates_per_step}")
     edges = cfg.gateway.port is not None
     if cfg.robots is not None and not cfg.robots and not edges:
         raise ConfigError("robots={} leaves this session no robot: list robots, or set "
                           "gateway.port=N for edge robots to connect")
-    if rt.mode == "sync" and ratio is None:
-        raise ConfigError("runtime.mode=sync trains a fixed number of updates per step: set "
-                          "learner.updates_per_step")
     if rt.mode == "sync" and edges:
         raise ConfigError("runtime.mode=sync runs its robots in lockstep with the learner and "
                           "cannot pause edge robots: use runtime.mode=async with gateway.port")

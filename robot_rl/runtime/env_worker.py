@@ -113,7 +113,7 @@ class EnvWorker:
         reward = build_reward(cfg, raw_spec)  # rewards see the raw frames
         require_labels_source(cfg, reward, self.teleop)
         self.paced = bool(cfg.runtime.realtime) or bool(self.teleop and self.teleop.realtime)
-        self.gated = gated and not self.paced and cfg.learner.updates_per_step is not None
+        self.gated = gated and not self.paced
         self.stored = start.stored
         rng = np.random.default_rng([int(cfg.seed), *self.stream.encode()])
         self.source = PolicySource(self.policy, self.arm.action_spec, rng,

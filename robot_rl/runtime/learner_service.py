@@ -2,9 +2,9 @@
 weight version every `runtime.sync_every` updates, checkpoints the run.
 
 It reads the buffer through a read-only view that follows the writer (`ReplayBuffer.refresh`), so
-no robot waits for it, and it never waits for a robot beyond the update-to-data ratio it is
-configured with (`learner.updates_per_step`; null: as fast as it goes). Runs without Ray;
-`runtime.ray` hosts it.
+no robot waits for it, and once warm-up data is stored it never waits for a robot: it trains as
+fast as its process goes (an unpaced sim robot waits for it instead, to keep at least
+`learner.updates_per_step` updates per stored step). Runs without Ray; `runtime.ray` hosts it.
 """
 
 from __future__ import annotations
@@ -102,15 +102,6 @@ class LearnerService:
             if self.learner.updates % int(self.cfg.runtime.sync_every) == 0:
                 self._publish()
 
-    def _ahead_of_data(self, stored: int) -> bool:
-        """True while the learner is `runtime.max_lead` updates ahead of the data's ratio."""
-        ratio = self.cfg.learner.updates_per_step
-        if ratio is None:
-            return False
-        ahead = self.start.ahead(stored, self.learner.updates, float(ratio),
-                                 int(self.cfg.learner.warmup_steps))
-        return -ahead * float(ratio) >= int(self.cfg.runtime.max_lead)
-
     def train(self, n: int) -> int:
         """`n` updates on everything committed so far, then a new version; the update count."""
         if self._refresh() >= int(self.cfg.learner.warmup_steps):
@@ -121,12 +112,12 @@ class LearnerService:
         return self.learner.updates
 
     def run(self) -> int:
-        """Train until `stop`, once warm-up data is stored, within the update-to-data ratio."""
+        """Train as fast as this process goes until `stop`, once warm-up data is stored."""
         stored = self._refresh()
         while not self._stop.is_set():
             if time.monotonic() - self._refreshed >= REFRESH_S:
                 stored = self._refresh()
-            if stored < int(self.cfg.learner.warmup_steps) or self._ahead_of_data(stored):
+            if stored < int(self.cfg.learner.warmup_steps):
                 self._stop.wait(WAIT_S)
                 stored = self._refresh()
                 continue
