@@ -50,6 +50,9 @@ class RunSpec:
     """Commands run once, before the run is first trained."""
     pauses: tuple[tuple[int, tuple[str, ...]], ...] = ()
     """(env steps, command): training stops at those steps for the command, then goes on."""
+    evaluate_after: bool = False
+    """Evaluate once training has ended instead of alongside it (a benchmark timing the
+    session: nothing else competes for the CPU while it trains)."""
 
 
 @dataclass
@@ -109,6 +112,8 @@ def train_and_evaluate(spec: RunSpec, root: Path, budget: int, protocol: Protoco
         out.flush()
         trainer = subprocess.Popen(loopback_only(train), stdout=out, stderr=subprocess.STDOUT,
                                    preexec_fn=die_with_parent)
+        if spec.evaluate_after:
+            trainer.wait()
         follower = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.evaluation", str(root), "--episodes",
              str(protocol.episodes), "--final-episodes", str(final),

@@ -156,7 +156,7 @@ def test_an_edge_with_the_runs_encoder_steps_on_frozen_features(tmp_path) -> Non
                                               spool_dir=tmp_path / "spool", policy="remote"))
     agent.robot.connect()
     try:
-        step = agent.actor.step(agent.observer(agent.robot.reset()), None, 0, 0, 0)
+        step = agent.actor.step(agent.actor.observe(agent.robot.reset()), None, 0, 0, 0)
     finally:
         agent.robot.disconnect()
     assert {"feat/wrist_cam", "feat/side_cam"} <= set(agent.actor_spec)  # what the edge speaks

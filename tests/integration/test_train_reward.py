@@ -79,7 +79,7 @@ def test_review_adds_the_policys_false_successes_as_negatives(tmp_path, capsys) 
     labelled = tmp_path / "labelled"
     assert main(["record-demos", "task=reach", *cams, "episodes=4", f"run.dir={labelled}"]) == 0
     policy = tmp_path / "policy"
-    assert main(["train", "task=reach", *cams, "runtime.mode=inline", "run.env_steps=24",
+    assert main(["train", "task=reach", *cams, "runtime.mode=sync", "run.env_steps=24",
                  "learner.warmup_steps=16", "learner.batch_size=8", "algo.params.hidden=[8,8]",
                  f"run.dir={policy}"]) == 0
     out = tmp_path / "reward.npz"
