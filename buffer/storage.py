@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.core import ArraySpec, DictSpec
+from robot_rl.core import ArraySpec, DictSpec, Observation
 
 
 class Storage(ABC):
@@ -35,8 +35,9 @@ class Storage(ABC):
 
     @abstractmethod
     def commit(self, meta: dict[str, Any] | None, robots: list[str], tasks: list[str],
-               next_episode: int) -> None:
-        """Make everything staged durable in one atomic step, with `meta` in the same record."""
+               next_episode: int, open_tails: dict[int, Observation] | None = None) -> None:
+        """Make everything staged durable in one atomic step, with `meta` in the same record,
+        and `open_tails` (step row -> next observation of open episodes' last rows) with it."""
 
     @property
     @abstractmethod
