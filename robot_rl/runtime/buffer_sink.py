@@ -6,9 +6,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from buffer import ReplayBuffer
-from comms.sink import TransitionSink
-from robot_rl.core import ArraySpec, DictSpec, SpecError, Transition
+from buffer import CacheConfig, ReplayBuffer
+from buffer.checks import checked_columns
+from comms.sink import StreamBatch, TransitionSink
+from robot_rl.core import ArraySpec, DictSpec, SpecError
 
 STREAMS_KEY = "streams"
 MAX_STREAMS = 4096  # marks in the commit record, which every commit rewrites: bounded
@@ -18,15 +19,16 @@ log = logging.getLogger(__name__)
 class BufferSink(TransitionSink):
     """Commits stream batches to `buffer`; each commit stores {"streams": {id: last_seq}} in the
     same atomic record as the rows, so a crash can never separate data from its sequence number.
+    One commit takes the batches of any number of streams (group commit: one set of fsyncs).
 
     Bad data is refused (SpecError) before anything is staged. A commit that fails after staging
-    reopens the buffer at its last durable commit, so the failure costs only that batch: the next
-    commit of any stream starts clean (and retries the reopen while the disk keeps failing)."""
+    reopens the buffer at its last durable commit, so the failure costs only that commit: the
+    next one starts clean (and retries the reopen while the disk keeps failing)."""
 
     def __init__(self, path: Path, obs_spec: DictSpec, action_spec: ArraySpec,
-                 task: str = "default") -> None:
+                 task: str = "default", cache: CacheConfig | None = None) -> None:
         self.path, self.obs_spec, self.action_spec = Path(path), obs_spec, action_spec
-        self.task = task
+        self.task, self.cache = task, cache
         self._buffer: ReplayBuffer | None = None
         self._open()
 
@@ -39,7 +41,8 @@ class BufferSink(TransitionSink):
 
     def _open(self) -> None:
         """(Re)open the buffer at its last durable commit and read the streams' marks."""
-        self._buffer = ReplayBuffer(self.path, self.obs_spec, self.action_spec, task=self.task)
+        self._buffer = ReplayBuffer(self.path, self.obs_spec, self.action_spec, task=self.task,
+                                    cache=self.cache)
         marks = self._buffer.commit_meta.get(STREAMS_KEY, {})
         self._last = {str(k): int(v) for k, v in marks.items()}
         self._robots: dict[str, str] = {}  # stream id -> robot id of its transitions
@@ -63,24 +66,37 @@ class BufferSink(TransitionSink):
         self.buffer  # noqa: B018 - reopen first if an earlier rollback could not
         return self._last.get(stream_id, -1)
 
-    def commit(
-        self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
-        episode_ends: Sequence[tuple[int, bool]] = (),
-    ) -> None:
+    def commit_many(self, batches: Sequence[StreamBatch]) -> list[str | None]:
         buffer = self.buffer
-        if stream_id not in self._last and len(self._last) >= MAX_STREAMS:
-            raise SpecError(f"stream {stream_id}: the buffer already tracks {MAX_STREAMS} "
-                            "streams; start a new run directory for more")
-        for i, t in enumerate(transitions):  # bad data is refused before anything is staged
-            where = f"stream {stream_id} seq {first_seq + i}"
-            self.obs_spec.validate(t.obs, f"{where} obs")
-            self.obs_spec.validate(t.next_obs, f"{where} next_obs")
-            self.action_spec.validate(t.action, f"{where} action")
+        refusals, accepted = [], []
+        streams = set(self._last)
+        for batch in batches:  # bad data is refused before anything is staged
+            refusal = self._refusal(batch, streams)
+            refusals.append(refusal)
+            if refusal is None:
+                accepted.append(batch)
+                streams.add(batch.stream_id)
+        if accepted:
+            try:
+                self._commit(buffer, accepted)
+            except BaseException:
+                self._rollback()
+                raise
+        return refusals
+
+    def _refusal(self, batch: StreamBatch, streams: set[str]) -> str | None:
+        """Why `batch` cannot be stored (off the spec, one stream too many), or None."""
+        if batch.stream_id not in streams and len(streams) >= MAX_STREAMS:
+            return (f"stream {batch.stream_id}: the buffer already tracks {MAX_STREAMS} "
+                    "streams; start a new run directory for more")
+        if not batch.transitions:
+            return None
         try:
-            self._commit(buffer, stream_id, first_seq, transitions, dict(episode_ends))
-        except BaseException:
-            self._rollback()
-            raise
+            checked_columns(self.obs_spec, self.action_spec, batch.transitions,
+                            lambda i: f"stream {batch.stream_id} seq {batch.first_seq + i}")
+        except SpecError as exc:
+            return str(exc)
+        return None
 
     @staticmethod
     def _end(buffer: ReplayBuffer, robot_id: str | None, success: bool) -> None:
@@ -88,9 +104,11 @@ class BufferSink(TransitionSink):
         if robot_id in buffer.open_episodes:
             buffer.end_episode(success, robot_id)
 
-    def _commit(self, buffer: ReplayBuffer, stream_id: str, first_seq: int,
-                transitions: Sequence[Transition], ends: dict[int, bool]) -> None:
-        robot = transitions[0].robot_id if transitions else self._robots.get(stream_id)
+    def _stage(self, buffer: ReplayBuffer, batch: StreamBatch) -> None:
+        """Append one stream's batch, closing episodes where its ends say."""
+        ends = dict(batch.episode_ends)
+        transitions, first_seq = batch.transitions, batch.first_seq
+        robot = transitions[0].robot_id if transitions else self._robots.get(batch.stream_id)
         if first_seq - 1 in ends:  # the episode before this batch ended (the edge restarted)
             self._end(buffer, robot, ends[first_seq - 1])
         start = 0
@@ -101,9 +119,14 @@ class BufferSink(TransitionSink):
                 start = i + 1
         if start < len(transitions):
             buffer.append(transitions[start:])
+
+    def _commit(self, buffer: ReplayBuffer, batches: Sequence[StreamBatch]) -> None:
         marks = dict(self._last)
-        marks[stream_id] = max(marks.get(stream_id, -1), first_seq + len(transitions) - 1)
+        for batch in batches:
+            self._stage(buffer, batch)
+            marks[batch.stream_id] = max(marks.get(batch.stream_id, -1), batch.last_seq)
         buffer.commit(meta={**buffer.commit_meta, STREAMS_KEY: marks})
         self._last = marks
-        if robot is not None:
-            self._robots[stream_id] = robot
+        for batch in batches:
+            if batch.transitions:
+                self._robots[batch.stream_id] = batch.transitions[-1].robot_id

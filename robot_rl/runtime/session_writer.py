@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from buffer import ReplayBuffer
-from comms.sink import TransitionSink
+from comms.sink import StreamBatch, TransitionSink
 from policies.rlpd import intervention_rate
-from robot_rl.core import ArraySpec, DictSpec, Episode, Transition, is_demo_side
+from robot_rl.core import ArraySpec, DictSpec, Episode, is_demo_side
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.run_dir import RunDir
 
@@ -47,9 +47,8 @@ class SessionWriter(TransitionSink):
     def last_seq(self, stream_id: str) -> int:
         return self.sink.last_seq(stream_id)
 
-    def commit(self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
-               episode_ends: Sequence[tuple[int, bool]] = ()) -> None:
-        self.sink.commit(stream_id, first_seq, transitions, episode_ends)
+    def commit_many(self, batches: Sequence[StreamBatch]) -> list[str | None]:
+        return self.sink.commit_many(batches)
 
     # -- env workers -------------------------------------------------------------------------------
     def next_episode_id(self) -> int:
