@@ -3,7 +3,8 @@ the `tails` table.
 
 An acked transition's next observation must survive a crash even while its episode is open, yet
 it is usually the robot's next observation, which the next row stores anyway. So each commit
-writes the ones that are new since the last commit to one file, `wal/open-<commit>.npz`, and the
+writes the ones that are new since the last commit to one file, `wal/open-<commit>.npy` (a
+structured array: a field per observation key, and `row`; no pickle), and the
 commit record lists the files still needed (`open_tails`: file, CRC-32, the step rows it holds);
 a file is dropped once none of its rows is an open episode's last row any more. A fleet of robots
 committing many times a second then costs one observation per robot per commit on disk for a
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.core import CorruptDataError, Observation
+from robot_rl.core import CorruptDataError, DictSpec, Observation
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class OpenTailFile:
 class OpenTails:
     """The live open-tail files of a buffer (`files`), written and read for its storage."""
 
-    def __init__(self, root: Path, keys: list[str], fsync: bool) -> None:
-        self.root, self.keys, self.fsync = root, keys, fsync
+    def __init__(self, obs_spec: DictSpec, root: Path, fsync: bool) -> None:
+        self.root, self.keys, self.fsync = root, list(obs_spec), fsync
+        self.dtype = np.dtype([(k, s.dtype, s.shape) for k, s in obs_spec.items()]
+                              + [("row", "int64")])
         self.files: list[OpenTailFile] = []
 
     def restore(self, entries: list[Mapping[str, Any]]) -> None:
@@ -76,12 +79,12 @@ class OpenTails:
         if zlib.crc32(data) != f.crc:
             raise CorruptDataError(f"{path}: checksum mismatch in an open-episode tail file")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                cols = {k: npz[f"obs|{k}"] for k in self.keys}
-                rows = npz["row"]
+            table = np.load(io.BytesIO(data), allow_pickle=False)
+            if table.dtype != self.dtype:
+                raise ValueError(f"its fields are {table.dtype}, not {self.dtype}")
         except Exception as exc:  # a CRC that matches a damaged file is the caller's to report
             raise CorruptDataError(f"{path}: unreadable open-episode tail file ({exc})") from exc
-        return {int(r): {k: cols[k][i] for k in self.keys} for i, r in enumerate(rows)}
+        return {int(r["row"]): {k: r[k].copy() for k in self.keys} for r in table}
 
     def write(self, commit_no: int, pending: Mapping[int, Observation]
               ) -> tuple[list[OpenTailFile], list[Path], list[Path]]:
@@ -93,11 +96,15 @@ class OpenTails:
         new = sorted(pending.keys() - stored)
         if not new:
             return live, obsolete, []
+        table = np.empty(len(new), self.dtype)
+        table["row"] = new
+        for i, r in enumerate(new):
+            for k in self.keys:
+                table[k][i] = pending[r][k]
         blob = io.BytesIO()
-        np.savez(blob, row=np.array(new, np.int64),
-                 **{f"obs|{k}": np.stack([pending[r][k] for r in new]) for k in self.keys})
-        data = blob.getvalue()
-        name = f"wal/open-{commit_no:010d}.npz"
+        np.save(blob, table, allow_pickle=False)
+        data = blob.getbuffer()
+        name = f"wal/open-{commit_no:010d}.npy"
         (self.root / name).write_bytes(data)
         live.append(OpenTailFile(name, zlib.crc32(data), tuple(new)))
         return live, obsolete, [self.root / name] if self.fsync else []

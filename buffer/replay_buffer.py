@@ -137,20 +137,12 @@ class ReplayBuffer:
     def commit(self, meta: dict[str, Any] | None = None) -> None:
         """Make everything staged durable in one atomic step, with `meta` in the same record."""
         writer = self._require_writer()
-        tables = self.storage.tables
-        staged = {name: list(t.staged) for name, t in tables.items()}
         start = len(self)
         open_tails = writer.open_tails()
-        self.storage.commit(meta, writer.robots, writer.tasks, writer.next_episode, open_tails)
-
-        def joined(name: str) -> dict[str, np.ndarray]:
-            specs = tables[name].specs
-            parts = staged[name]
-            return {k: np.concatenate([p[k] for p in parts]) if parts else
-                    np.zeros((0, *s.shape), s.dtype) for k, s in specs.items()}
-
-        steps, episodes = joined("steps"), joined("episodes")
-        self.index.extend(joined("step_info"), joined("tails"))
+        new = self.storage.commit(meta, writer.robots, writer.tasks, writer.next_episode,
+                                  open_tails)
+        steps, episodes = new["steps"], new["episodes"]
+        self.index.extend(new["step_info"], new["tails"])
         self.index.set_open_tails(open_tails)
         if len(steps["action"]):
             self.cache.add_rows(start, steps)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ import zarr
 from zarr.abc.codec import Codec
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from buffer.chunk_files import chunk_encoder, chunk_path
+from buffer.row_buffer import RowBuffer
 from robot_rl.core import ArraySpec, CorruptDataError, StorageError
 
 log = logging.getLogger(__name__)
@@ -128,12 +130,11 @@ class Damage:
 
 @dataclass(frozen=True)
 class TableState:
-    """What a table's commit entry says: row counts, live segments, and the unsealed rows."""
+    """What a table's commit entry says: row counts and live segments."""
 
     rows: int
     sealed: int
     segments: list[Segment]
-    unsealed: dict[str, np.ndarray]
 
     def entry(self) -> dict[str, Any]:
         return {"rows": self.rows, "sealed": self.sealed,
@@ -149,6 +150,7 @@ class TableWrite:
     obsolete: list[Path]
     state: TableState
     unsynced: list[Path]
+    new: dict[str, np.ndarray]  # the staged rows (views, valid until the next stage)
 
 
 def _concat(parts: list[dict[str, np.ndarray]],
@@ -171,15 +173,16 @@ class ChunkedTable:
         self.rows = 0
         self.sealed = 0
         self.segments: list[Segment] = []
-        self.unsealed = _concat([], specs)  # rows [sealed, rows), committed, held for sealing
-        self.staged: list[dict[str, np.ndarray]] = []
+        self.pending = RowBuffer(specs)  # rows [sealed, rows), committed, then staged ones
         self._arrays: dict[str, zarr.Array] = {}
 
     def create(self) -> None:
         for col, spec in self.specs.items():
+            # chunk files side by side (c.7.0.0.0): no directories to create per chunk
             self.group.create_array(f"{self.name}/{col}", shape=(0, *spec.shape),
                                     chunks=(self.chunk, *spec.shape), dtype=spec.dtype,
-                                    compressors=column_codec(spec))
+                                    compressors=column_codec(spec),
+                                    chunk_key_encoding={"name": "default", "separator": "."})
 
     def array(self, col: str) -> zarr.Array:
         """The Zarr array of column `col` (opened once; a damaged zarr.json is a StorageError)."""
@@ -196,19 +199,25 @@ class ChunkedTable:
         return arr
 
     # -- commit ----------------------------------------------------------------------------------
-    def stage(self, columns: dict[str, np.ndarray]) -> None:
-        self.staged.append(columns)
+    def stage(self, columns: Mapping[str, np.ndarray | Sequence[np.ndarray]]) -> None:
+        """Add rows (per column an array of rows, or one array per row); written at commit."""
+        self.pending.append(columns)
 
     @property
     def staged_rows(self) -> int:
-        return sum(len(next(iter(p.values()))) for p in self.staged)
+        return len(self.pending) - (self.rows - self.sealed)
+
+    @property
+    def unsealed(self) -> dict[str, np.ndarray]:
+        """The committed rows of the last, not yet full chunk (views)."""
+        return self.pending.view(0, self.rows - self.sealed)
 
     def write(self, commit_no: int) -> TableWrite:
         """Write staged rows to disk without making them visible (nor fsyncing them): the
         commit entry, obsolete segment files, the state to `apply` and the files to fsync."""
-        new = _concat(self.staged, self.specs)
-        n_new = len(next(iter(new.values())))
-        pending = {k: np.concatenate([self.unsealed[k], new[k]]) for k in self.specs}
+        pending = self.pending.view()
+        n_new = self.staged_rows
+        new = self.pending.view(self.rows - self.sealed)
         rows = self.rows + n_new
         full = rows // self.chunk * self.chunk
         segments, sealed, obsolete, unsynced = list(self.segments), self.sealed, [], []
@@ -227,8 +236,8 @@ class ChunkedTable:
             segments = [*keep, self._write_segment(commit_no, merged, start, rows, unsynced)]
         elif n_new:
             segments.append(self._write_segment(commit_no, new, self.rows, rows, unsynced))
-        state = TableState(rows, sealed, segments, pending)
-        return TableWrite(state.entry(), obsolete, state, unsynced)
+        state = TableState(rows, sealed, segments)
+        return TableWrite(state.entry(), obsolete, state, unsynced, new)
 
     def _big_prefix(self) -> list[Segment]:
         """The leading segments big enough to be left alone by merges."""
@@ -242,9 +251,8 @@ class ChunkedTable:
 
     def apply(self, state: TableState) -> None:
         """After the commit record is replaced: the written rows are now the committed ones."""
-        self.unsealed, self.segments = state.unsealed, state.segments
-        self.rows, self.sealed = state.rows, state.sealed
-        self.staged.clear()
+        self.pending.drop_front(state.sealed - self.sealed)
+        self.segments, self.rows, self.sealed = state.segments, state.rows, state.sealed
 
     def _seal(self, pending: dict[str, np.ndarray], full: int) -> list[Path]:
         """Write the chunks that became full; the chunk files written."""
@@ -253,12 +261,19 @@ class ChunkedTable:
             arr = self.array(col)
             if arr.shape[0] < full:  # grown by doubling: zarr.json is rewritten O(log n) times
                 arr.resize((max(full, 2 * arr.shape[0]), *arr.shape[1:]))
-            arr[self.sealed:full] = values[: full - self.sealed]
+            encode = chunk_encoder(arr)
+            if encode is None:  # a layout chunk_files does not write: zarr does
+                arr[self.sealed:full] = values[: full - self.sealed]
             for c in range(self.sealed // self.chunk, full // self.chunk):
                 lo = c * self.chunk - self.sealed
-                self.checksums.add(f"{self.name}/{col}", c, crc32(values[lo: lo + self.chunk]))
-                key = "/".join(["c", str(c)] + ["0"] * len(arr.shape[1:]))
-                written.append(self.root / self.name / col / key)
+                block = values[lo: lo + self.chunk]
+                self.checksums.add(f"{self.name}/{col}", c, crc32(block))
+                path = chunk_path(self.root / self.name / col, arr, c)
+                if encode is not None:
+                    if not path.parent.is_dir():  # (arrays of older buffers nest chunk files)
+                        path.parent.mkdir(parents=True)
+                    path.write_bytes(encode(block))
+                written.append(path)
         return written if self.fsync else []
 
     def _write_segment(self, commit_no: int, cols: dict[str, np.ndarray], start: int,
@@ -286,7 +301,8 @@ class ChunkedTable:
                                        f"rows, the commit record says {self.sealed} are sealed")
             if writable and arr.shape[0] > self.sealed:  # rows of an unfinished commit
                 arr.resize((self.sealed, *spec.shape))
-        self.unsealed = self.read_unsealed()
+        self.pending = RowBuffer(self.specs, max(16, self.rows - self.sealed))
+        self.pending.append(self.read_unsealed())
 
     def reseal_unverified(self) -> dict[int, str]:
         """After the checksum log lost lines: checksum again each sealed chunk that has none and

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from buffer.checks import checked_columns
+from buffer.checks import check_transitions
 from buffer.storage import Storage
 from robot_rl.core import Observation, StorageError, Transition
 
@@ -89,16 +89,18 @@ class EpisodeWriter(Writer):
         Every transition is checked first: a SpecError stages nothing."""
         if not transitions:
             return
-        cols = checked_columns(self.storage.obs_spec, self.storage.action_spec, transitions,
-                               lambda i: "transition")
+        spec = self.storage.obs_spec
+        check_transitions(spec, self.storage.action_spec, transitions, lambda i: "transition")
         info: dict[str, list] = {k: [] for k in self.storage.tables["step_info"].specs}
         touched: dict[int, OpenEpisode] = {}
-        for i, t in enumerate(transitions):
+        for t in transitions:
             ep = self._episode_for(t, task)
             prev = -1
             row = self.next_row
             if ep.pending_next is not None:
-                if all(np.array_equal(ep.pending_next[k], cols.obs[k][i]) for k in self.keys):
+                # (bitwise: cheaper than array_equal, and never links two different values)
+                if all(ep.pending_next[k].tobytes() == np.asarray(t.obs[k]).tobytes()
+                       for k in self.keys):
                     prev = ep.last_row  # this row's observation is that row's next one
                 elif not ep.tail_saved:
                     self._stage_tail(ep.last_row, ep.pending_next)
@@ -114,15 +116,15 @@ class EpisodeWriter(Writer):
             ep.total_reward += float(t.reward)
             ep.interventions += int(t.intervened)
             ep.end_time = t.wall_time
-            ep.pending_next, ep.tail_saved = {k: cols.next_obs[k][i] for k in self.keys}, False
+            ep.pending_next, ep.tail_saved = t.next_obs, False
             touched[id(ep)] = ep
-        for ep in touched.values():  # own copies: the batch's arrays need not stay alive
+        for ep in touched.values():  # own copies, as the spec says: the caller's may change
             assert ep.pending_next is not None
-            ep.pending_next = {k: v.copy() for k, v in ep.pending_next.items()}
+            ep.pending_next = {k: np.array(ep.pending_next[k], spec[k].dtype) for k in self.keys}
         specs = self.storage.tables["step_info"].specs
-        steps = {f"obs/{k}": v for k, v in cols.obs.items()}
-        steps["action"] = cols.action
-        self.storage.stage("steps", steps)
+        steps = {f"obs/{k}": [t.obs[k] for t in transitions] for k in self.keys}
+        steps["action"] = [t.action for t in transitions]
+        self.storage.stage("steps", steps)  # copied once, straight into the table's rows
         self.storage.stage("step_info", {k: np.asarray(v, specs[k].dtype) for k, v in info.items()})
 
     def _episode_for(self, t: Transition, task: str | None) -> OpenEpisode:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ class ZarrStorage(Storage):
                                "start a new run directory for a different robot or task")
         self.obs_spec, self.action_spec = self.header.obs_spec, self.header.action_spec
         self.tables = self._tables(self.group)
-        self.open_tails = OpenTails(self.path, list(self.obs_spec), self.fsync)
+        self.open_tails = OpenTails(self.obs_spec, self.path, self.fsync)
         self.quarantined: dict[tuple[str, int], str] = {}  # damaged sealed chunks
         self.lost: list[Damage] = []  # rows of damaged WAL segments
         self.fallback: str | None = None  # why the previous commit record had to be used
@@ -332,15 +333,17 @@ class ZarrStorage(Storage):
         return mask
 
     # -- writing ---------------------------------------------------------------------------------
-    def stage(self, table: str, columns: dict[str, np.ndarray]) -> None:
+    def stage(self, table: str, columns: Mapping[str, np.ndarray | Sequence[np.ndarray]]
+              ) -> None:
         if self.readonly:
             raise StorageError(f"{self.path}: opened read-only (prior data); it cannot be written")
         self.tables[table].stage(columns)
 
     def commit(self, meta: dict[str, Any] | None, robots: list[str], tasks: list[str],
-               next_episode: int, open_tails: dict[int, Observation] | None = None) -> None:
+               next_episode: int, open_tails: dict[int, Observation] | None = None
+               ) -> dict[str, dict[str, np.ndarray]]:
         """Write staged rows and `open_tails`, fsync them all at once with the new record, then
-        atomically replace the commit record (with `meta` in it)."""
+        atomically replace the commit record (with `meta` in it); the rows each table gained."""
         if self.readonly:
             raise StorageError(f"{self.path}: opened read-only (prior data); it cannot be written")
         commit_no = self.commit_no + 1
@@ -372,6 +375,7 @@ class ZarrStorage(Storage):
         for f in self._deferred:  # the previous record, now commit.prev.json, no longer needs them
             f.unlink(missing_ok=True)
         self._deferred = obsolete + [p for w in writes.values() for p in w.obsolete]
+        return {name: w.new for name, w in writes.items()}
 
     # -- reading ---------------------------------------------------------------------------------
     @property

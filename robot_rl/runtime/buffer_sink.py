@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from buffer import CacheConfig, ReplayBuffer
-from buffer.checks import checked_columns
+from buffer.checks import check_transitions
 from comms.sink import StreamBatch, TransitionSink
 from robot_rl.core import ArraySpec, DictSpec, SpecError
 
@@ -70,8 +70,9 @@ class BufferSink(TransitionSink):
         buffer = self.buffer
         refusals, accepted = [], []
         streams = set(self._last)
+        spec_ok = self._all_on_spec(batches)
         for batch in batches:  # bad data is refused before anything is staged
-            refusal = self._refusal(batch, streams)
+            refusal = self._refusal(batch, streams, spec_ok)
             refusals.append(refusal)
             if refusal is None:
                 accepted.append(batch)
@@ -84,16 +85,27 @@ class BufferSink(TransitionSink):
                 raise
         return refusals
 
-    def _refusal(self, batch: StreamBatch, streams: set[str]) -> str | None:
-        """Why `batch` cannot be stored (off the spec, one stream too many), or None."""
+    def _all_on_spec(self, batches: Sequence[StreamBatch]) -> bool:
+        """Whether every transition of every batch fits the specs (one check for the group)."""
+        transitions = [t for b in batches for t in b.transitions]
+        try:
+            if transitions:
+                check_transitions(self.obs_spec, self.action_spec, transitions, lambda i: "")
+        except SpecError:
+            return False
+        return True
+
+    def _refusal(self, batch: StreamBatch, streams: set[str], spec_ok: bool) -> str | None:
+        """Why `batch` cannot be stored (off the spec, one stream too many), or None;
+        `spec_ok`: the whole group is known to fit the specs."""
         if batch.stream_id not in streams and len(streams) >= MAX_STREAMS:
             return (f"stream {batch.stream_id}: the buffer already tracks {MAX_STREAMS} "
                     "streams; start a new run directory for more")
-        if not batch.transitions:
+        if spec_ok or not batch.transitions:
             return None
         try:
-            checked_columns(self.obs_spec, self.action_spec, batch.transitions,
-                            lambda i: f"stream {batch.stream_id} seq {batch.first_seq + i}")
+            check_transitions(self.obs_spec, self.action_spec, batch.transitions,
+                              lambda i: f"stream {batch.stream_id} seq {batch.first_seq + i}")
         except SpecError as exc:
             return str(exc)
         return None
@@ -104,26 +116,35 @@ class BufferSink(TransitionSink):
         if robot_id in buffer.open_episodes:
             buffer.end_episode(success, robot_id)
 
-    def _stage(self, buffer: ReplayBuffer, batch: StreamBatch) -> None:
-        """Append one stream's batch, closing episodes where its ends say."""
-        ends = dict(batch.episode_ends)
-        transitions, first_seq = batch.transitions, batch.first_seq
-        robot = transitions[0].robot_id if transitions else self._robots.get(batch.stream_id)
-        if first_seq - 1 in ends:  # the episode before this batch ended (the edge restarted)
-            self._end(buffer, robot, ends[first_seq - 1])
-        start = 0
-        for i, t in enumerate(transitions):
-            if first_seq + i in ends:
-                buffer.append(transitions[start:i + 1])
-                self._end(buffer, t.robot_id, ends[first_seq + i])
-                start = i + 1
-        if start < len(transitions):
-            buffer.append(transitions[start:])
+    def _stage(self, buffer: ReplayBuffer, batches: Sequence[StreamBatch]) -> None:
+        """Append the batches' transitions, closing episodes where their ends say: in rounds,
+        each round one append of every stream's transitions up to its next episode end."""
+        pieces = []  # per batch: runs of transitions, each but the last ending an episode
+        for batch in batches:
+            ends = dict(batch.episode_ends)
+            robot = (batch.transitions[0].robot_id if batch.transitions
+                     else self._robots.get(batch.stream_id))
+            if batch.first_seq - 1 in ends:  # the episode before this batch ended (a restart)
+                self._end(buffer, robot, ends[batch.first_seq - 1])
+            runs, start = [], 0
+            for i, t in enumerate(batch.transitions):
+                if batch.first_seq + i in ends:
+                    runs.append((batch.transitions[start:i + 1], t.robot_id,
+                                 ends[batch.first_seq + i]))
+                    start = i + 1
+            runs.append((batch.transitions[start:], robot, None))
+            pieces.append(runs)
+        for round_ in range(max(len(runs) for runs in pieces)):
+            now = [runs[round_] for runs in pieces if round_ < len(runs)]
+            buffer.append([t for transitions, _, _ in now for t in transitions])
+            for _, robot, success in now:
+                if success is not None:
+                    self._end(buffer, robot, success)
 
     def _commit(self, buffer: ReplayBuffer, batches: Sequence[StreamBatch]) -> None:
         marks = dict(self._last)
+        self._stage(buffer, batches)
         for batch in batches:
-            self._stage(buffer, batch)
             marks[batch.stream_id] = max(marks.get(batch.stream_id, -1), batch.last_seq)
         buffer.commit(meta={**buffer.commit_meta, STREAMS_KEY: marks})
         self._last = marks

@@ -10,6 +10,7 @@ import pytest
 import zarr
 
 from buffer import CacheConfig, ReplayBuffer, ZarrStorage
+from buffer.chunk_files import chunk_path
 from buffer.schema import COMMIT_FILE, PREV_COMMIT_FILE, SCHEMA_VERSION
 from robot_rl.core import CorruptDataError, Episode, StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
@@ -23,8 +24,8 @@ def build(path: Path, episodes: int = 6, length: int = 16) -> None:
 
 
 def chunk_file(path: Path, column: str, chunk: int) -> Path:
-    ndim = len(zarr.open_array(str(path / "steps" / column), mode="r").shape)
-    return path / "steps" / column / "/".join(["c", str(chunk)] + ["0"] * (ndim - 1))
+    arr = zarr.open_array(str(path / "steps" / column), mode="r")
+    return chunk_path(path / "steps" / column, arr, chunk)
 
 
 def test_a_chunk_with_wrong_but_decodable_data_is_quarantined(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def damage_targets(path: Path) -> list[str]:
     files = ["commit.json", "commit.prev.json", "checksums.log"]
     for table, column in [("steps", "obs/cam"), ("steps", "action"), ("step_info", "reward"),
                           ("episodes", "success"), ("tails", "obs/state"), ("tails", "row")]:
-        chunk = sorted((path / table / column / "c").rglob("*"))
+        chunk = sorted((path / table / column).glob("c.*"))
         files.append(str([f for f in chunk if f.is_file()][0].relative_to(path)))
     record = json.loads((path / COMMIT_FILE).read_bytes())
     for table in ("steps", "step_info", "episodes", "tails"):
