@@ -13,7 +13,6 @@ moment, instead of a tail row kept for ever, on disk and in every reader's RAM.
 
 from __future__ import annotations
 
-import io
 import logging
 import zlib
 from collections.abc import Mapping
@@ -23,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.core import CorruptDataError, DictSpec, Observation
+from buffer.rows_file import decode_rows, encode_rows, rows_dtype
+from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, Observation
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ class OpenTails:
 
     def __init__(self, obs_spec: DictSpec, root: Path, fsync: bool) -> None:
         self.root, self.keys, self.fsync = root, list(obs_spec), fsync
-        self.dtype = np.dtype([(k, s.dtype, s.shape) for k, s in obs_spec.items()]
-                              + [("row", "int64")])
+        self.dtype = rows_dtype({**obs_spec.fields, "row": ArraySpec((), "int64")})
         self.files: list[OpenTailFile] = []
 
     def restore(self, entries: list[Mapping[str, Any]]) -> None:
@@ -79,12 +78,11 @@ class OpenTails:
         if zlib.crc32(data) != f.crc:
             raise CorruptDataError(f"{path}: checksum mismatch in an open-episode tail file")
         try:
-            table = np.load(io.BytesIO(data), allow_pickle=False)
-            if table.dtype != self.dtype:
-                raise ValueError(f"its fields are {table.dtype}, not {self.dtype}")
+            cols = decode_rows(data, self.dtype)
         except Exception as exc:  # a CRC that matches a damaged file is the caller's to report
             raise CorruptDataError(f"{path}: unreadable open-episode tail file ({exc})") from exc
-        return {int(r["row"]): {k: r[k].copy() for k in self.keys} for r in table}
+        return {int(r): {k: cols[k][i].copy() for k in self.keys}
+                for i, r in enumerate(cols["row"])}
 
     def write(self, commit_no: int, pending: Mapping[int, Observation]
               ) -> tuple[list[OpenTailFile], list[Path], list[Path]]:
@@ -96,14 +94,8 @@ class OpenTails:
         new = sorted(pending.keys() - stored)
         if not new:
             return live, obsolete, []
-        table = np.empty(len(new), self.dtype)
-        table["row"] = new
-        for i, r in enumerate(new):
-            for k in self.keys:
-                table[k][i] = pending[r][k]
-        blob = io.BytesIO()
-        np.save(blob, table, allow_pickle=False)
-        data = blob.getbuffer()
+        cols = {k: [pending[r][k] for r in new] for k in self.keys}
+        data = encode_rows({**cols, "row": np.array(new, np.int64)}, self.dtype)
         name = f"wal/open-{commit_no:010d}.npy"
         (self.root / name).write_bytes(data)
         live.append(OpenTailFile(name, zlib.crc32(data), tuple(new)))

@@ -23,6 +23,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from buffer.chunk_files import chunk_encoder, chunk_path
 from buffer.row_buffer import RowBuffer
+from buffer.rows_file import decode_rows, encode_rows, rows_dtype
 from robot_rl.core import ArraySpec, CorruptDataError, StorageError
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class ChunkedTable:
         self.sealed = 0
         self.segments: list[Segment] = []
         self.pending = RowBuffer(specs)  # rows [sealed, rows), committed, then staged ones
+        self.row_dtype = rows_dtype(specs)
         self._arrays: dict[str, zarr.Array] = {}
 
     def create(self) -> None:
@@ -280,10 +282,8 @@ class ChunkedTable:
                        stop: int, unsynced: list[Path]) -> Segment:
         """Write rows [start, stop) to a new WAL file (added to `unsynced`); it has a name of
         its own, so it needs no temp file: until a record lists it, it is debris."""
-        blob = io.BytesIO()
-        np.savez(blob, **{k.replace("/", "|"): v for k, v in cols.items()})
-        data = blob.getvalue()
-        name = f"{self.name}-{commit_no:010d}.npz"
+        data = encode_rows(cols, self.row_dtype)
+        name = f"{self.name}-{commit_no:010d}.npy"
         (self.root / "wal" / name).write_bytes(data)
         if self.fsync:
             unsynced.append(self.root / "wal" / name)
@@ -294,6 +294,7 @@ class ChunkedTable:
         """Load the committed state; a writer cuts arrays back to the committed sealed rows."""
         self.rows, self.sealed = int(entry["rows"]), int(entry["sealed"])
         self.segments = [Segment(**s) for s in entry["segments"]]
+        self._arrays.clear()  # a reader retrying after racing the writer reads shapes anew
         for col, spec in self.specs.items():
             arr = self.array(col)
             if arr.shape[0] < self.sealed:
@@ -357,8 +358,10 @@ class ChunkedTable:
                                    f"(rows {seg.start}-{seg.stop - 1} of {self.name}); the file "
                                    "is damaged or truncated")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                return {k: npz[k.replace("/", "|")] for k in self.specs}
+            if seg.file.endswith(".npz"):  # segments written before .npy ones
+                with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                    return {k: npz[k.replace("/", "|")] for k in self.specs}
+            return decode_rows(data, self.row_dtype)
         except Exception as exc:  # a CRC that matches a damaged file is the caller's to report
             raise CorruptDataError(f"{path}: unreadable WAL segment ({exc})") from exc
 

@@ -61,7 +61,7 @@ def test_truncated_chunk_file_is_quarantined(tmp_path: Path) -> None:
 
 def test_a_truncated_wal_segment_costs_only_its_rows(tmp_path: Path) -> None:
     build(tmp_path / "b", episodes=1, length=10)  # 10 rows: all in a WAL segment
-    segment = next((tmp_path / "b" / "wal").glob("steps-*.npz"))
+    segment = next((tmp_path / "b" / "wal").glob("steps-*.npy"))
     segment.write_bytes(segment.read_bytes()[:100])
     with ReplayBuffer(tmp_path / "b") as buf:
         assert buf.storage.quarantined_rows().all() and len(buf) == 10
