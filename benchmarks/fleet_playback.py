@@ -93,6 +93,7 @@ class StreamTrace:
     late: int = 0  # publishes that started over one period behind the schedule
     publish_s: float = 0.0  # time spent inside publish (encode, check, fsynced spool)
     drained: bool = False  # everything was acked before the deadline
+    acked: int = -1  # the last seq acked when the run ended (later ones are still spooled)
     error: str | None = None  # why publishing stopped early
     link: dict[str, int] = field(default_factory=dict)
 
@@ -110,6 +111,7 @@ class EdgePlan:
     spool_dir: Path
     hz: float
     drain_s: float
+    max_backlog_s: float  # a robot this far behind stops publishing (the disk is shared)
 
 
 def play(link: EdgeLink, spool: TimedSpool, robot: int, recording: Recording, plan: EdgePlan,
@@ -127,6 +129,10 @@ def play(link: EdgeLink, spool: TimedSpool, robot: int, recording: Recording, pl
             time.sleep(due - now)
         elif now - due > period:
             trace.late += 1
+        if spool.pending_count() > plan.max_backlog_s * plan.hz:
+            trace.error = (f"over {plan.max_backlog_s:.0f} s of transitions unacked: the "
+                           "gateway fell behind; this robot stopped publishing")
+            break
         index = played_step(robot, seq, recording)
         t = dataclasses.replace(recording.steps[index], robot_id=stream, episode_id=episode,
                                 step=step, wall_time=time.time(), mono_time=time.monotonic())
@@ -143,6 +149,7 @@ def play(link: EdgeLink, spool: TimedSpool, robot: int, recording: Recording, pl
         episode, step = (episode + 1, 0) if ends else (episode, step + 1)
         seq += 1
     trace.drained = link.wait_acked(plan.drain_s)
+    trace.acked = spool.acked(stream)
     trace.ack_lag_s = ack_lags(spooled, spool.acks)
     trace.link = dict(link.stats)
     return trace
