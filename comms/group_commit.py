@@ -19,7 +19,7 @@ from typing import Any
 
 from comms.messages import ProtocolError, TransitionBatch
 from comms.sink import StreamBatch, TransitionSink
-from robot_rl.core import CommsError, StorageError
+from robot_rl.core import CommsError, StorageError, Transition
 
 log = logging.getLogger(__name__)
 Outcome = dict[str, int | Exception]  # stream -> its mark once committed, or why it failed
@@ -113,7 +113,9 @@ class GroupCommitter:
         A stream takes exactly its next seq (or a resend of what it holds): a gap is refused,
         and the edge resends from its spool after reconnecting."""
         mark = self.sink.last_seq(stream)
-        first, transitions, ends = mark + 1, [], []
+        first = mark + 1
+        transitions: list[Transition] = []
+        ends: list[tuple[int, bool]] = []
         for batch in runs:
             if batch.first_seq > mark + 1:
                 self.stats["gaps"] += 1
@@ -130,6 +132,6 @@ class GroupCommitter:
         return self._batch(stream, first, transitions, ends), mark
 
     @staticmethod
-    def _batch(stream: str, first: int, transitions: list, ends: list[tuple[int, bool]]
-               ) -> StreamBatch | None:
+    def _batch(stream: str, first: int, transitions: list[Transition],
+               ends: list[tuple[int, bool]]) -> StreamBatch | None:
         return StreamBatch(stream, first, transitions, ends) if transitions or ends else None

@@ -9,7 +9,7 @@ from pathlib import Path
 from buffer import CacheConfig, ReplayBuffer
 from buffer.checks import check_transitions
 from comms.sink import StreamBatch, TransitionSink
-from robot_rl.core import ArraySpec, DictSpec, SpecError
+from robot_rl.core import ArraySpec, DictSpec, SpecError, Transition
 
 STREAMS_KEY = "streams"
 MAX_STREAMS = 4096  # marks in the commit record, which every commit rewrites: bounded
@@ -119,14 +119,16 @@ class BufferSink(TransitionSink):
     def _stage(self, buffer: ReplayBuffer, batches: Sequence[StreamBatch]) -> None:
         """Append the batches' transitions, closing episodes where their ends say: in rounds,
         each round one append of every stream's transitions up to its next episode end."""
-        pieces = []  # per batch: runs of transitions, each but the last ending an episode
+        # per batch: runs of (transitions, robot, success of the episode the run ends or None)
+        pieces: list[list[tuple[Sequence[Transition], str | None, bool | None]]] = []
         for batch in batches:
             ends = dict(batch.episode_ends)
             robot = (batch.transitions[0].robot_id if batch.transitions
                      else self._robots.get(batch.stream_id))
             if batch.first_seq - 1 in ends:  # the episode before this batch ended (a restart)
                 self._end(buffer, robot, ends[batch.first_seq - 1])
-            runs, start = [], 0
+            runs: list[tuple[Sequence[Transition], str | None, bool | None]] = []
+            start = 0
             for i, t in enumerate(batch.transitions):
                 if batch.first_seq + i in ends:
                     runs.append((batch.transitions[start:i + 1], t.robot_id,
