@@ -156,7 +156,7 @@ def run_fleet(robots: int, seconds: float, recording: Path, root: Path, *,
             raise RuntimeError(f"only {connected} of {robots} edges connected within 60 s")
         start_wall = time.time() + 1.0
         start = time.monotonic() + (start_wall - time.time())
-        before = os.times()
+        before, load_before = os.times(), os.getloadavg()[0]
         for _, conn in workers:
             conn.send((start_wall, seconds))
         if probe is not None:
@@ -180,6 +180,8 @@ def run_fleet(robots: int, seconds: float, recording: Path, root: Path, *,
     facts = {"gateway_stats": dict(gateway.gateway.stats),
              "gateway_cpu_s": {"user": gateway_cpu[0], "system": gateway_cpu[1]},
              "edge_cpu_s": {"user": float(edge_cpu[0]), "system": float(edge_cpu[1])},
+             # the machine's 1-min load average (runnable threads on its cores, everyone's)
+             "load_average": {"start": load_before, "end": os.getloadavg()[0]},
              "start": start, "seconds": seconds, **learner}
     return facts, sorted(traces, key=lambda t: t.robot), sink
 
