@@ -7,6 +7,7 @@ stays usable. The layout is documented in buffer/SCHEMA.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from buffer.schema import (
     CHUNK_TARGET_BYTES,
     COMMIT_FILE,
     LOCK_FILE,
+    OLDEST_READABLE,
     PREV_COMMIT_FILE,
     QUARANTINE_FILE,
     SCHEMA_VERSION,
@@ -113,6 +115,11 @@ class ZarrStorage(Storage):
 
     def _open_store(self, obs_spec: DictSpec | None, action_spec: ArraySpec | None) -> None:
         self.group, self.header = self._open_header()
+        if not self.readonly and self.header.version < SCHEMA_VERSION:
+            # what this writer adds (open-tail files, .npy segments) an older reader would take
+            # for damage: from now on it refuses the store with a clear line instead
+            self.group.attrs["schema_version"] = SCHEMA_VERSION
+            self.header = dataclasses.replace(self.header, version=SCHEMA_VERSION)
         if obs_spec is not None and obs_spec != self.header.obs_spec:
             raise StorageError(f"{self.path}: stored observation spec differs from the robot's; "
                                "start a new run directory for a different robot or task")
@@ -206,7 +213,8 @@ class ZarrStorage(Storage):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptDataError(f"{path}: unreadable commit record ({exc}); it is written "
                                    "atomically, so the file was damaged outside robot_rl") from exc
-        if record.get("schema_version") != self.header.version:
+        version = record.get("schema_version")
+        if not (isinstance(version, int) and OLDEST_READABLE <= version <= self.header.version):
             raise StorageError(f"{path}: commit record schema {record.get('schema_version')} "
                                f"does not match the store's {self.header.version}")
         return record
