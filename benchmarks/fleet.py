@@ -58,7 +58,7 @@ from robot_rl.runtime.buffer_sink import BufferSink
 FLEET_SIZES = (1, 4, 16, 64)
 HZ = 10.0
 TARGET_ROBOTS = 64
-ROBOTS_PER_PROCESS = 8
+ROBOTS_PER_PROCESS = 16
 CACHE_BYTES = 512 << 20  # the gateway's RAM cache of recent chunks (the default: 1/4 of memory)
 DRAIN_S = 120.0  # after the fleet stops: how long edges may wait for their last acks
 MAX_BACKLOG_S = 30.0  # a robot with this much unacked stops (64 of them: ~4 GB of spools)
