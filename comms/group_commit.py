@@ -3,10 +3,11 @@
 A sink commit costs a few fsyncs whatever it holds, so committing each edge's batch on its own
 caps a gateway at a few dozen commits per second for all its robots together. Here the first
 batch to arrive starts a commit on the sink's thread; batches that arrive meanwhile, from any
-edge, wait and then share the next commit. A stream still takes exactly its next seq (a resend
-is trimmed, a gap refused), each stream's mark is committed with its rows, and an edge is acked
-only once the commit holding its rows is durable. Data the sink refuses costs only its stream's
-edge; a commit that fails costs every edge in it a reconnect and a resend (nothing was acked).
+edge, wait and then share the next commit (up to MAX_GROUP_TRANSITIONS, in arrival order). A
+stream still takes exactly its next seq (a resend is trimmed, a gap refused), each stream's mark
+is committed with its rows, and an edge is acked only once the commit holding its rows is
+durable. Data the sink refuses costs only its stream's edge; a commit that fails costs every edge
+in it a reconnect and a resend (nothing was acked).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from robot_rl.core import CommsError, StorageError, Transition
 
 log = logging.getLogger(__name__)
 Outcome = dict[str, int | Exception]  # stream -> its mark once committed, or why it failed
+# transitions one commit takes (whole submissions, first come first served; at least one): a
+# commit's rows are held in RAM until written, ~200 KB each with two 128 px cameras
+MAX_GROUP_TRANSITIONS = 1024
+
+
+def _size(batches: Sequence[TransitionBatch]) -> int:
+    return sum(len(b.transitions) for b in batches)
 
 
 def merge_contiguous(batches: Sequence[TransitionBatch]) -> list[TransitionBatch]:
@@ -62,7 +70,11 @@ class GroupCommitter:
     async def _commit_while_waiting(self) -> None:
         try:
             while self._waiting:
-                group, self._waiting = self._waiting, []
+                group, size = [], 0
+                while self._waiting and (not group or size + _size(self._waiting[0][0])
+                                         <= MAX_GROUP_TRANSITIONS):
+                    group.append(self._waiting.pop(0))
+                    size += _size(group[-1][0])
                 batches = [b for submitted, _ in group for b in submitted]
                 try:
                     outcome: Outcome = await self.run_in_sink(lambda b=batches: self.commit(b))

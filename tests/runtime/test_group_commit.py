@@ -114,18 +114,23 @@ def test_a_failed_commit_fails_its_whole_group_and_the_next_one_starts_clean(
 
 
 class SlowSink(BufferSink):
-    """A BufferSink whose commits take a while, counting them."""
+    """A BufferSink whose commits take a while, noting how many transitions each held."""
 
-    commits = 0
+    sizes: list[int]
+
+    @property
+    def commits(self) -> int:
+        return len(self.sizes)
 
     def commit_many(self, batches: Sequence[StreamBatch]) -> list[str | None]:
         time.sleep(0.05)
-        self.commits += 1
+        self.sizes = [*getattr(self, "sizes", []), sum(len(b.transitions) for b in batches)]
         return super().commit_many(batches)
 
 
-def test_edges_submitting_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
-    sink = SlowSink(tmp_path / "b", OBS_SPEC, ACTION_SPEC)
+def submitted_together(sink: SlowSink, per_edge: int, edges: int = 16
+                       ) -> list[dict[str, int | Exception]]:
+    """`edges` edges each submitting `per_edge` one-transition batches, one after another."""
     lock = threading.Lock()  # the gateway's sink thread: one call at a time
 
     async def scenario() -> list[dict[str, int | Exception]]:
@@ -137,12 +142,17 @@ def test_edges_submitting_during_a_commit_share_the_next_one(tmp_path: Path) -> 
         committer = GroupCommitter(sink, in_sink, Counter())
 
         async def edge(k: int) -> list[dict[str, int | Exception]]:
-            return [await committer.submit([batch(f"s{k}", i, 1)]) for i in range(5)]
+            return [await committer.submit([batch(f"s{k}", i, 1)]) for i in range(per_edge)]
 
-        done = await asyncio.gather(*(edge(k) for k in range(16)))
+        done = await asyncio.gather(*(edge(k) for k in range(edges)))
         return [o for outcomes in done for o in outcomes]
 
-    outcomes = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_edges_submitting_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    sink = SlowSink(tmp_path / "b", OBS_SPEC, ACTION_SPEC)
+    outcomes = submitted_together(sink, 5)
     assert len(outcomes) == 80 and all(not isinstance(v, Exception)
                                        for o in outcomes for v in o.values())
     assert sink.commits <= 16  # 80 batches in far fewer commits
@@ -154,3 +164,15 @@ def test_edges_submitting_during_a_commit_share_the_next_one(tmp_path: Path) -> 
 def _locked(lock: threading.Lock, fn: Callable[[], Any]) -> Any:
     with lock:
         return fn()
+
+
+def test_a_backlog_is_committed_in_groups_of_bounded_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from comms import group_commit
+
+    monkeypatch.setattr(group_commit, "MAX_GROUP_TRANSITIONS", 3)
+    sink = SlowSink(tmp_path / "b", OBS_SPEC, ACTION_SPEC)
+    outcomes = submitted_together(sink, 2)
+    assert all(not isinstance(v, Exception) for o in outcomes for v in o.values())
+    assert sum(sink.sizes) == 32 and max(sink.sizes) <= 3, sink.sizes
+    assert sink.buffer.commit_meta["streams"] == {f"s{k}": 1 for k in range(16)}
