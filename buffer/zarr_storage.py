@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from buffer.checksums import ChecksumLog
 from buffer.flush import fsync_all
 from buffer.open_tails import OpenTails
 from buffer.record import open_record, sealed_record
@@ -40,7 +41,7 @@ from buffer.schema import (
     tail_specs,
 )
 from buffer.storage import Storage
-from buffer.table import ChecksumLog, ChunkedTable, Damage
+from buffer.table import ChunkedTable, Damage
 from buffer.values import value_problems
 from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, Observation, StorageError
 from robot_rl.core.durable import fsync_path, write_file_atomic
