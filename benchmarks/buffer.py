@@ -1,6 +1,8 @@
 """Replay buffer: insert and sample throughput against a RAM ring and TorchRL's memmap buffer,
-the share of the buffer a run of batches covers, commit (checkpoint) cost against buffer size,
-disk bytes per transition and recovery time after a crash.
+ingest of a fleet's interleaved streams (straight into the buffer, and through the gateway's
+commit path: frames decoded and checked, one commit per batch vs group commit), the share of the
+buffer a run of batches covers, commit (checkpoint) cost against buffer size, disk bytes per
+transition and recovery time after a crash.
 
 Two 128x128 cameras + a 7-D state, batches of 256 with next_obs. Every sampler is timed on the
 same data over runs of `BATCHES` batches, and each run's coverage (distinct rows drawn / rows
@@ -20,6 +22,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,10 @@ import numpy as np
 from benchmarks.common import print_table, report, target
 from buffer import CacheConfig, ReplayBuffer
 from buffer.schema import chunk_rows, heavy_step_specs
+from comms.group_commit import GroupCommitter
+from comms.messages import TransitionBatch, decode_message
 from robot_rl.core import ArraySpec, DictSpec, Transition
+from robot_rl.runtime.buffer_sink import BufferSink
 
 CAM = (128, 128, 3)
 OBS = DictSpec({"wrist": ArraySpec(CAM, "uint8"), "side": ArraySpec(CAM, "uint8"),
@@ -41,6 +47,8 @@ BATCHES = 100  # batches per timed run; a run's coverage is over these
 RATIOS = (1.0, 0.5, 0.25)  # cache size / data size
 EQUAL_COVERAGE = 0.02  # uniform samplers are compared when their coverages differ less
 ROW_BYTES = sum(s.nbytes for s in OBS.fields.values()) + ACTION.nbytes
+FLEET, FLEET_HZ = 64, 10  # ingest: robots streaming one transition each per round (10 Hz)
+INGEST_CACHE = CacheConfig(max_bytes=256 << 20)
 
 
 def frame_pool(n: int = 64, seed: int = 0) -> np.ndarray:
@@ -138,6 +146,55 @@ def ours_insert(path: Path, episodes: list[list[Transition]], cache_mb: int) -> 
     return sum(map(len, episodes)) / elapsed, commit_s
 
 
+def fleet_round(k: int, pool: np.ndarray) -> list[Transition]:
+    """Transition k of each of FLEET robots; a robot's observations follow each other."""
+    def obs(r: int, i: int) -> dict[str, np.ndarray]:
+        return {"wrist": pool[(r + i) % 64], "side": pool[(r + 2 * i) % 64],
+                "state": np.full(7, r + i, np.float32)}
+    return [Transition(obs(r, k), np.full(7, 0.1, np.float32), 0.0, obs(r, k + 1), False, False,
+                       robot_id=f"r{r}", step=k, wall_time=float(k)) for r in range(FLEET)]
+
+
+def ingest_rates(root: Path, rounds: int) -> dict[str, dict[str, float]]:
+    """Transitions/s (and this process's CPU ms per transition: what a path costs whatever else
+    runs on the machine) of FLEET robots' interleaved streams, a round (a transition per robot)
+    at a time: appended and committed straight into the buffer once per round; and through
+    the gateway's commit path (edge frames decoded with every field checked, then committed),
+    one commit per batch as before group commit, and one group commit per round."""
+    pool, rates = frame_pool(), {}
+
+    def rate(elapsed: float, cpu: float) -> dict[str, float]:
+        return {"per_s": FLEET * rounds / elapsed, "cpu_ms": 1e3 * cpu / (FLEET * rounds)}
+
+    with ReplayBuffer(root / "bare", OBS, ACTION, cache=INGEST_CACHE) as buf:
+        elapsed = cpu = 0.0
+        for k in range(rounds):
+            transitions = fleet_round(k, pool)
+            t0, c0 = time.perf_counter(), time.process_time()
+            buf.append(transitions)
+            buf.commit()
+            elapsed, cpu = elapsed + time.perf_counter() - t0, cpu + time.process_time() - c0
+        rates["buffer_one_commit_per_round"] = rate(elapsed, cpu)
+
+    async def unused(fn: Callable[[], Any]) -> Any:  # (commit() runs on the caller's thread)
+        return fn()
+
+    for name, grouped in (("gateway_one_commit_per_batch", False), ("gateway_group_commit", True)):
+        sink = BufferSink(root / name, OBS, ACTION, cache=INGEST_CACHE)
+        committer, elapsed, cpu = GroupCommitter(sink, unused, Counter()), 0.0, 0.0
+        for k in range(rounds):
+            frames = [TransitionBatch(t.robot_id, k, (t,)).encode() for t in fleet_round(k, pool)]
+            t0, c0 = time.perf_counter(), time.process_time()
+            batches = [decode_message(f) for f in frames]
+            for group in [batches] if grouped else [[b] for b in batches]:
+                if any(isinstance(v, Exception) for v in committer.commit(group).values()):
+                    raise RuntimeError(f"{name}: a commit failed: {committer.stats}")
+            elapsed, cpu = elapsed + time.perf_counter() - t0, cpu + time.process_time() - c0
+        sink.close()
+        rates[name] = rate(elapsed, cpu)
+    return rates
+
+
 def sample_runs(draws: dict[str, Callable[[], np.ndarray]], rows: int, runs: int
                 ) -> dict[str, dict[str, float]]:
     """`runs` runs of BATCHES batches from each `draw` (which returns a batch's row numbers), the
@@ -228,6 +285,7 @@ def main() -> int:
     n_recover_img = 2_000 if args.quick else 100_000
     n_recover_state = 20_000 if args.quick else 1_000_000
     runs = 1 if args.quick else 3
+    rounds = 2 if args.quick else 10
     root = Path(tempfile.mkdtemp(prefix="buffer-bench-"))
     try:
         episodes = make_episodes(n, OBS)
@@ -246,6 +304,8 @@ def main() -> int:
                 peer[0](ep)
             trl_insert = n / (time.perf_counter() - t0)
         ours_rate, commits = ours_insert(root / "ours", episodes, cache_mb=data_bytes >> 20)
+        ingest = ingest_rates(root / "ingest", rounds)
+        shutil.rmtree(root / "ingest")
         full, full_facts = open_ours(root / "ours", 1.0, data_bytes)
         with full:
             draws = {"ring": lambda: ring.sample(rng), "ours_cache_1.0": drawing(full, rng)}
@@ -290,6 +350,15 @@ def main() -> int:
                   caches[r]["coverage"], caches[r]["chunks_rotated_in"]] for r in RATIOS[1:]],
                 title="ours with a cache smaller than the data: uniform over the resident rows, "
                       "chunks rotating in (not a uniform sampler: compare coverage, not speed)")
+    offered = FLEET * FLEET_HZ
+    print_table(["path", "transitions/s", f"x {offered}/s ({FLEET} robots at {FLEET_HZ} Hz)",
+                 "cpu ms/transition"],
+                [[name.replace("_", " "), r["per_s"], r["per_s"] / offered, r["cpu_ms"]]
+                 for name, r in ingest.items()]
+                + [["(one robot, a commit per 100-step episode)", ours_rate, ours_rate / offered,
+                    "-"]],
+                title=f"ingest of {FLEET} interleaved streams, a transition per robot per round "
+                      f"({rounds} rounds; two 128x128 cameras)")
     print_table(["buffer size", "commit ms"],
                 [[f"first {tenth * EP_LEN} steps", 1e3 * commit_small],
                  [f"last {tenth * EP_LEN} of {n}", 1e3 * commit_large]],
@@ -308,6 +377,7 @@ def main() -> int:
         "working_set": {f"ours_cache_{r}": caches[r] for r in RATIOS[1:]},
         "disk_bytes_per_transition": disk / n,
         "commit_ms": {"small": 1e3 * commit_small, "large": 1e3 * commit_large},
+        "ingest_per_s": {**ingest, "robots": FLEET, "rounds": rounds},
         "recovery": {"images": rec_img, "state_only": rec_state}}
     if trl_sample is None:
         results["uniform"]["torchrl"] = {"skipped": "torchrl is not installed: "
@@ -319,6 +389,8 @@ def main() -> int:
                uniform_ratio(uniform, trl_sample), 1.0, ">="),
         target("commit cost, large / small buffer (flat)", commit_large / commit_small, 2.0,
                "<="),
+        target(f"gateway-path ingest, {FLEET} streams with group commit, transitions/s",
+               ingest["gateway_group_commit"]["per_s"], offered, ">="),
     ]
     return report("buffer", results, targets, args.json, quick=args.quick)
 

@@ -50,6 +50,31 @@ disk; reopening after a crash takes {images['recovery_s']:.1f} s for
 {state['transitions']:,} state-only ones."""
 
 
+def fleet_item() -> str:
+    payload = load("fleet")
+    f, targets = payload["results"], payload["targets"]
+    big = f["fleets"]["64"]
+    sizes = ", ".join(f"{n}: {v['committed_per_s']:.0f}" for n, v in f["fleets"].items())
+    load_start, load_end = (big.get("load_average", {}).get(k, float("nan"))
+                            for k in ("start", "end"))
+    stopped = "" if not big.get("skipped_ticks") else (
+        f"; robots over 30 s behind skipped {big['skipped_ticks']:,} of their ticks (the "
+        f"machine's load average was {load_start:.0f} to {load_end:.0f} on "
+        f"{payload['machine']['cores']} cores, shared with other sessions)")
+    return f"""- **Fleet ingest** (`benchmarks/fleet.py`: robots with two 128×128 cameras at
+{f['hz']:.0f} Hz streaming into one gateway and buffer on this machine; the robots play back
+{f['recorded_episodes']} episodes recorded with the sim, everything from the edge's spool on is
+real). Transitions/s committed by fleet size: {sizes}. 64 robots for {big['seconds']:.0f} s:
+{big['committed_per_s']:.0f}/s committed (target ≥ {targets[0]['target']:.0f}
+{verdict(targets, 0)}), slowest 10 s {big['slowest_window_per_s']:.0f}/s, {big['lost']} lost
+and {big['duplicated']} duplicated of {big['published']:,} spooled (checked seq by seq,
+{verdict(targets, 2)}); commits of {big['transitions_per_commit']:.0f} transitions from
+{big['streams_per_commit']:.0f} streams, {big['commit_ms_p50']:.0f} / {big['commit_ms_p99']:.0f}
+ms p50 / p99; ack lag {big['ack_lag_ms_p50']:.0f} / {big['ack_lag_ms_p99']:.0f} ms{stopped}.
+CPU per transition: gateway process {big['gateway_cpu_ms_per_transition']:.2f} ms, edge processes
+{big['edge_cpu_ms_per_transition']:.2f} ms."""
+
+
 def roundtrip_item() -> str:
     r = load("obs_roundtrip")["results"]
     loop, stream = r["loopback"], r["loopback_with_stream"]
@@ -205,8 +230,8 @@ def wrap(item: str) -> str:
 
 
 def section() -> str:
-    items = [buffer_item(), roundtrip_item(), validation_item(), weight_sync_item(), sim_item(),
-             learning_item()]
+    items = [buffer_item(), fleet_item(), roundtrip_item(), validation_item(),
+             weight_sync_item(), sim_item(), learning_item()]
     return HEADER + "\n\n" + "\n".join(wrap(i) for i in items) + "\n\n"
 
 

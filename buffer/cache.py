@@ -2,7 +2,10 @@
 
 Chunks occupy fixed slots of preallocated arrays, so a batch is one fancy-index per column, as in
 a RAM ring buffer. A background thread loads one older chunk from disk per rotation signal into
-the slot of the chunk resident longest, so over time every committed chunk gets its turn.
+the slot of the chunk resident longest, so over time every committed chunk gets its turn. A chunk
+loaded from disk brings along the next observations of its rows whose successor row lies in
+another chunk (its "boundary": one row per robot that streamed into it), so a resident chunk
+never needs another chunk to be sampled.
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ class ChunkCache:
     """Slots of `steps` chunks in RAM; `lock` guards the mapping while a batch is gathered."""
 
     def __init__(self, storage: ZarrStorage, config: CacheConfig,
-                 on_corrupt: Callable[[int], None]) -> None:
+                 on_corrupt: Callable[[int], None],
+                 successors: Callable[[np.ndarray], np.ndarray]) -> None:
         self.storage, self.config, self.on_corrupt = storage, config, on_corrupt
+        self.successors = successors  # step rows -> the row whose obs is their next (-1: none)
         table = storage.tables["steps"]
         self.rows_per_chunk = table.chunk
         self.specs = table.specs
@@ -71,6 +76,8 @@ class ChunkCache:
         self.slot_of = Growable("int32", fill=-1)  # chunk -> slot, -1 when not resident
         self.chunk_in_slot = np.full(self.n_slots, -1, np.int64)
         self.loaded_at = np.zeros(self.n_slots, np.int64)
+        # slot -> (sorted rows of its chunk whose next obs is in another chunk, those obs by key)
+        self.boundary: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self.recent = max(1, int(self.n_slots * config.recent_share))
         self.lock = threading.Lock()
         self._loading = threading.Lock()
@@ -127,8 +134,13 @@ class ChunkCache:
         self.version += 1
         return slot
 
-    def _map(self, slot: int, chunk: int) -> None:
+    def _map(self, slot: int, chunk: int,
+             boundary: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> None:
         self.chunk_in_slot[slot] = chunk
+        if boundary is None:
+            self.boundary.pop(slot, None)
+        else:
+            self.boundary[slot] = boundary
         self.slot_of.data[chunk] = slot
         self._tick += 1
         self.loaded_at[slot] = self._tick
@@ -171,6 +183,7 @@ class ChunkCache:
                 self.storage.quarantine("steps", chunk, str(exc))
                 self.on_corrupt(chunk)
                 return False
+            boundary = self._read_boundary(chunk, len(data["action"]))
             with self.lock:
                 slot = self._take_slot(self.n_chunks() - 1)
             if slot is None:
@@ -180,9 +193,24 @@ class ChunkCache:
             for k, pool in self.pool.items():
                 pool[base: base + n] = data[k]
             with self.lock:
-                self._map(slot, chunk)
+                self._map(slot, chunk, boundary)
                 self.loads += 1
             return True
+
+    def _read_boundary(self, chunk: int, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The rows of `chunk` whose successor row is in another chunk, and its observations
+        (read from that chunk; a damaged one leaves those rows without a next observation)."""
+        rows = chunk * self.rows_per_chunk + np.arange(n)
+        nxt = self.successors(rows)
+        far = (nxt >= 0) & (nxt // self.rows_per_chunk != chunk)
+        keys = [k for k in self.specs if k.startswith("obs/")]
+        try:
+            found = self.storage.read_rows(nxt[far]) if far.any() else None
+        except CorruptDataError:
+            found = None
+        if found is None:
+            return np.zeros(0, np.int64), {k: self.pool[k][:0].copy() for k in keys}
+        return rows[far], {k: found[k] for k in keys}
 
     # -- rotation --------------------------------------------------------------------------------
     def on_batch(self) -> None:
@@ -230,6 +258,30 @@ class ChunkCache:
         ok = (rows >= 0) & (chunk < self.slot_of.n)
         out = np.zeros(len(rows), bool)
         out[ok] = self.slot_of.data[chunk[ok]] >= 0
+        return out
+
+    def has_boundary(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of resident chunks whose next observation came with their chunk."""
+        out = np.zeros(len(rows), bool)
+        if not self.boundary:
+            return out
+        slots = np.where(self.is_resident(rows), self.slot_of.data[
+            np.minimum(np.maximum(rows, 0) // self.rows_per_chunk, self.slot_of.n - 1)], -1)
+        for slot in np.unique(slots[slots >= 0]):
+            known = self.boundary.get(int(slot))
+            if known is not None:
+                at = slots == slot
+                out[at] = np.isin(rows[at], known[0])
+        return out
+
+    def boundary_obs(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """Observation `key` ("obs/<k>") after each of `rows` (which all `has_boundary`)."""
+        out = np.empty((len(rows), *self.specs[key].shape), self.specs[key].dtype)
+        slots = self.slot_of.data[rows // self.rows_per_chunk]
+        for slot in np.unique(slots):
+            known_rows, obs = self.boundary[int(slot)]
+            at = slots == slot
+            out[at] = obs[key][np.searchsorted(known_rows, rows[at])]
         return out
 
     def positions(self, rows: np.ndarray) -> np.ndarray:

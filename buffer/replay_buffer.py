@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from robot_rl.core import (
     StorageError,
     Transition,
 )
+
+log = logging.getLogger(__name__)
 
 
 class NothingToSampleError(StorageError):
@@ -67,15 +70,22 @@ class ReplayBuffer:
         self.index.extend(info, tails)
         self.index.quarantine_mask(self.storage.quarantined_rows())
         self._episodes = self.storage.read_episodes()
+        # (a reader racing the writer may miss a file the writer just dropped: only the writer,
+        # and verify, report a missing one)
+        open_tails, problems = self.storage.open_tails.read()
+        self.index.set_open_tails(open_tails)
         self.writer: Writer | None = None
         if not readonly:
+            for problem in problems:
+                log.error("buffer %s: %s", self.storage.path, problem)
             tail_rows = {int(r): i for i, r in enumerate(tails["row"])}
             pending = {r: {k: tails[f"obs/{k}"][i] for k in self.obs_keys}
                        for r, i in tail_rows.items()}
             recovered = recover_open_episodes(info, self._episodes["episode_id"],
-                                              self.storage.robots, pending)
+                                              self.storage.robots, pending, open_tails)
             self.writer = EpisodeWriter(self.storage, task, recovered)
-        self.cache = ChunkCache(self.storage, cache or CacheConfig(), self._on_corrupt_chunk)
+        self.cache = ChunkCache(self.storage, cache or CacheConfig(), self._on_corrupt_chunk,
+                                lambda rows: self.index.next_row.data[rows])
         self.cache.start()
         self._candidates: tuple[tuple[int, int], np.ndarray] | None = None
         self.last_rows = np.zeros(0, np.int64)  # rows of the last batch (coverage measurements)
@@ -132,20 +142,13 @@ class ReplayBuffer:
     def commit(self, meta: dict[str, Any] | None = None) -> None:
         """Make everything staged durable in one atomic step, with `meta` in the same record."""
         writer = self._require_writer()
-        writer.save_open_tails()
-        tables = self.storage.tables
-        staged = {name: list(t.staged) for name, t in tables.items()}
         start = len(self)
-        self.storage.commit(meta, writer.robots, writer.tasks, writer.next_episode)
-
-        def joined(name: str) -> dict[str, np.ndarray]:
-            specs = tables[name].specs
-            parts = staged[name]
-            return {k: np.concatenate([p[k] for p in parts]) if parts else
-                    np.zeros((0, *s.shape), s.dtype) for k, s in specs.items()}
-
-        steps, episodes = joined("steps"), joined("episodes")
-        self.index.extend(joined("step_info"), joined("tails"))
+        open_tails = writer.open_tails()
+        new = self.storage.commit(meta, writer.robots, writer.tasks, writer.next_episode,
+                                  open_tails)
+        steps, episodes = new["steps"], new["episodes"]
+        self.index.extend(new["step_info"], new["tails"])
+        self.index.set_open_tails(open_tails)
         if len(steps["action"]):
             self.cache.add_rows(start, steps)
         if len(episodes["episode_id"]):
@@ -186,6 +189,7 @@ class ReplayBuffer:
         with self.cache.lock:
             self.storage = self.cache.storage = latest
         self.index.extend(info, tails)
+        self.index.set_open_tails(latest.open_tails.read()[0])
         self.index.quarantine_mask(latest.quarantined_rows())
         for k, v in episodes.items():
             self._episodes[k] = np.concatenate([self._episodes[k], v])
@@ -201,7 +205,7 @@ class ReplayBuffer:
 
     def _has_next_resident(self, rows: np.ndarray) -> np.ndarray:
         """Sampleable rows whose next observation is a tail or a resident row."""
-        has_tail = self.index.tail_of.data[rows] >= 0
+        has_tail = self.index.has_tail(rows) | self.cache.has_boundary(rows)
         nxt = self.index.next_row.data[rows]
         good_next = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
         return self.index.sampleable(rows) & (has_tail | good_next)
@@ -249,14 +253,21 @@ class ReplayBuffer:
             "with a known next observation and passing the filter)")
 
     def _next_obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The next observation of each row: its successor's in the pool, else its tail, else
+        the one its chunk brought along (see `_has_next_resident`)."""
         nxt = self.index.next_row.data[rows]
         from_pool = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
         pos = self.cache.positions(np.where(from_pool, nxt, 0))
+        rest = rows[~from_pool]
+        tailed = self.index.has_tail(rest)
         out = {}
         for k in self.obs_keys:
             values = self.cache.pool[f"obs/{k}"][pos]
-            if not from_pool.all():
-                values[~from_pool] = self.index.tail(k, rows[~from_pool])
+            if len(rest):
+                found = np.empty((len(rest), *values.shape[1:]), values.dtype)
+                found[tailed] = self.index.tail(k, rest[tailed])
+                found[~tailed] = self.cache.boundary_obs(f"obs/{k}", rest[~tailed])
+                values[~from_pool] = found
             out[k] = values
         return out
 

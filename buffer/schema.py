@@ -8,7 +8,8 @@ import numpy as np
 
 from robot_rl.core import ArraySpec, DictSpec, StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: open-tail files, .npy WAL segments, flat chunk keys, Zstd images
+OLDEST_READABLE = 2  # a version-2 store is read as it is, and marked 3 by its next writer
 FORMAT_NAME = "robot_rl.buffer"
 COMMIT_FILE = "commit.json"
 PREV_COMMIT_FILE = "commit.prev.json"  # the record commit.json replaced: the fallback
@@ -94,8 +95,8 @@ class Header:
         if version > SCHEMA_VERSION:
             raise StorageError(f"{path}: written with buffer schema {version}, newer than this "
                                f"robot_rl reads ({SCHEMA_VERSION}); upgrade robot_rl to open it")
-        if version < SCHEMA_VERSION:
-            raise StorageError(f"{path}: buffer schema {version} is older than {SCHEMA_VERSION} "
+        if version < OLDEST_READABLE:
+            raise StorageError(f"{path}: buffer schema {version} is older than {OLDEST_READABLE} "
                                "and has no migration; export it with the robot_rl that wrote it")
         try:
             return cls(version, DictSpec.from_json(attrs["observation_spec"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from buffer.schema import STEP_META
-from robot_rl.core import DictSpec
+from robot_rl.core import DictSpec, Observation
 
 
 class Growable:
@@ -40,6 +40,8 @@ class StepIndex:
         self.tail_of = Growable("int64", fill=-1)  # index into tail_obs of this row's next_obs
         self.quarantined = Growable("bool")
         self.tail_obs = {k: Growable(s.dtype, s.shape) for k, s in obs_spec.items()}
+        self.open_tails: dict[int, Observation] = {}  # next obs of open episodes' last rows
+        self._open_rows = np.zeros(0, np.int64)
         self.version = 0
 
     def __len__(self) -> int:
@@ -74,12 +76,28 @@ class StepIndex:
         self.quarantined.view[: len(mask)] |= mask
         self.version += 1
 
+    def set_open_tails(self, tails: dict[int, Observation]) -> None:
+        """The next observations of open episodes' last rows, as of the latest commit (they
+        live outside the tails table, and change with every commit)."""
+        self.open_tails = dict(tails)
+        self._open_rows = np.fromiter(tails, np.int64, len(tails))
+        self.version += 1
+
+    def has_tail(self, rows: np.ndarray) -> np.ndarray:
+        """Rows whose next observation is a tail (of the table, or of an open episode)."""
+        return (self.tail_of.data[rows] >= 0) | np.isin(rows, self._open_rows)
+
     def sampleable(self, rows: np.ndarray) -> np.ndarray:
         """Rows that are not quarantined and whose next observation is known (a tail, or a
         successor row that is not quarantined itself)."""
         nxt = self.next_row.data[rows]
         successor = (nxt >= 0) & ~self.quarantined.data[np.maximum(nxt, 0)]
-        return (successor | (self.tail_of.data[rows] >= 0)) & ~self.quarantined.data[rows]
+        return (successor | self.has_tail(rows)) & ~self.quarantined.data[rows]
 
     def tail(self, key: str, rows: np.ndarray) -> np.ndarray:
-        return self.tail_obs[key].data[self.tail_of.data[rows]]
+        """The tail observation `key` of each of `rows` (which all have one)."""
+        at = self.tail_of.data[rows]
+        out = self.tail_obs[key].data[np.maximum(at, 0)]
+        for i in np.flatnonzero(at < 0):
+            out[i] = self.open_tails[int(rows[i])][key]
+        return out

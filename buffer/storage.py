@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robot_rl.core import ArraySpec, DictSpec
+from robot_rl.core import ArraySpec, DictSpec, Observation
 
 
 class Storage(ABC):
@@ -30,13 +31,18 @@ class Storage(ABC):
     next_episode: int
 
     @abstractmethod
-    def stage(self, table: str, columns: dict[str, np.ndarray]) -> None:
-        """Add rows to `table` (steps, step_info, episodes, tails); durable only at commit."""
+    def stage(self, table: str, columns: Mapping[str, np.ndarray | Sequence[np.ndarray]]
+              ) -> None:
+        """Add rows to `table` (steps, step_info, episodes, tails): per column an array of rows
+        or one array per row; durable only at commit."""
 
     @abstractmethod
     def commit(self, meta: dict[str, Any] | None, robots: list[str], tasks: list[str],
-               next_episode: int) -> None:
-        """Make everything staged durable in one atomic step, with `meta` in the same record."""
+               next_episode: int, open_tails: dict[int, Observation] | None = None
+               ) -> dict[str, dict[str, np.ndarray]]:
+        """Make everything staged durable in one atomic step, with `meta` in the same record,
+        and `open_tails` (step row -> next observation of open episodes' last rows) with it;
+        return the rows each table gained."""
 
     @property
     @abstractmethod

@@ -2,8 +2,10 @@
 
 Each robot has at most one open episode. A step's next observation is not stored again when it is
 the robot's following observation (the following row points back with `prev_row`); otherwise it
-goes to the `tails` table (episode ends, discontinuities, open episodes at a commit, and links
-that cross a chunk boundary, so that a chunk in the cache never needs another chunk).
+goes to the `tails` table (episode ends, discontinuities). The next observation of an open
+episode's last row is kept durable by each commit outside that table (`open_tails`), until the
+robot's next row links to it: tails cost one observation per episode, however many robots
+interleave and however often they commit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from buffer.checks import check_transitions
 from buffer.storage import Storage
 from robot_rl.core import Observation, StorageError, Transition
 
@@ -38,8 +41,9 @@ class Writer(ABC):
         """Close the open episode of `robot_id` (or the only open one)."""
 
     @abstractmethod
-    def save_open_tails(self) -> None:
-        """Before a commit: stage what open episodes need to continue after a reopen."""
+    def open_tails(self) -> dict[int, Observation]:
+        """Step row -> next observation of each open episode's last row that no tail holds:
+        what the next commit must keep durable for the episode to continue after a reopen."""
 
 
 @dataclass
@@ -57,8 +61,8 @@ class OpenEpisode:
     source_episode: int = 0
     start_time: float = 0.0
     end_time: float = 0.0
-    pending_next: Observation | None = None  # next_obs of last_row, stored nowhere yet
-    tail_saved: bool = False
+    pending_next: Observation | None = None  # next_obs of last_row, until a later row has it
+    tail_saved: bool = False  # pending_next is in the tails table
 
 
 def _index(names: list[str], name: str) -> int:
@@ -79,34 +83,28 @@ class EpisodeWriter(Writer):
         self.open = recovered
         self.next_row = storage.steps
         self.keys = list(storage.obs_spec)
-        self.chunk = storage.chunk_rows
 
     def append(self, transitions: Sequence[Transition], task: str | None = None) -> None:
-        """Stage rows; a robot's first transition after an ended episode opens a new one."""
+        """Stage rows; a robot's first transition after an ended episode opens a new one.
+        Every transition is checked first: a SpecError stages nothing."""
         if not transitions:
             return
-        heavy: dict[str, list[np.ndarray]] = {f"obs/{k}": [] for k in self.keys}
-        heavy["action"] = []
+        spec = self.storage.obs_spec
+        check_transitions(spec, self.storage.action_spec, transitions, lambda i: "transition")
         info: dict[str, list] = {k: [] for k in self.storage.tables["step_info"].specs}
+        touched: dict[int, OpenEpisode] = {}
         for t in transitions:
-            obs = self.storage.obs_spec.validate(t.obs, "transition obs")
-            next_obs = self.storage.obs_spec.validate(t.next_obs, "transition next_obs")
-            action = self.storage.action_spec.validate(t.action, "transition action")
             ep = self._episode_for(t, task)
             prev = -1
             row = self.next_row
             if ep.pending_next is not None:
-                linked = all(np.array_equal(ep.pending_next[k], obs[k]) for k in self.keys)
-                if linked:
-                    prev = ep.last_row
-                # a tail too where the link crosses a chunk, so every chunk is self-contained
-                crosses = ep.last_row // self.chunk != row // self.chunk
-                if (crosses or not linked) and not ep.tail_saved:
+                # (bitwise: cheaper than array_equal, and never links two different values)
+                if all(ep.pending_next[k].tobytes() == np.asarray(t.obs[k]).tobytes()
+                       for k in self.keys):
+                    prev = ep.last_row  # this row's observation is that row's next one
+                elif not ep.tail_saved:
                     self._stage_tail(ep.last_row, ep.pending_next)
             self.next_row += 1
-            for k in self.keys:
-                heavy[f"obs/{k}"].append(obs[k])
-            heavy["action"].append(action)
             values = {"reward": t.reward, "terminated": t.terminated, "truncated": t.truncated,
                       "intervened": t.intervened, "source": int(t.source),
                       "policy_version": t.policy_version, "robot_id": ep.robot, "task": ep.task,
@@ -118,9 +116,15 @@ class EpisodeWriter(Writer):
             ep.total_reward += float(t.reward)
             ep.interventions += int(t.intervened)
             ep.end_time = t.wall_time
-            ep.pending_next, ep.tail_saved = next_obs, False
+            ep.pending_next, ep.tail_saved = t.next_obs, False
+            touched[id(ep)] = ep
+        for ep in touched.values():  # own copies, as the spec says: the caller's may change
+            assert ep.pending_next is not None
+            ep.pending_next = {k: np.array(ep.pending_next[k], spec[k].dtype) for k in self.keys}
         specs = self.storage.tables["step_info"].specs
-        self.storage.stage("steps", {k: np.stack(v) for k, v in heavy.items()})
+        steps = {f"obs/{k}": [t.obs[k] for t in transitions] for k in self.keys}
+        steps["action"] = [t.action for t in transitions]
+        self.storage.stage("steps", steps)  # copied once, straight into the table's rows
         self.storage.stage("step_info", {k: np.asarray(v, specs[k].dtype) for k, v in info.items()})
 
     def _episode_for(self, t: Transition, task: str | None) -> OpenEpisode:
@@ -160,17 +164,18 @@ class EpisodeWriter(Writer):
         self.storage.stage("episodes", {k: np.array([v], specs[k].dtype)
                                         for k, v in values.items()})
 
-    def save_open_tails(self) -> None:
-        """Before a commit: keep each open episode's pending next observation durable too."""
-        for ep in self.open.values():
-            if ep.pending_next is not None and not ep.tail_saved:
-                self._stage_tail(ep.last_row, ep.pending_next)
-                ep.tail_saved = True
+    def open_tails(self) -> dict[int, Observation]:
+        """The next observation of each open episode's last row that no tail holds yet: the
+        storage keeps them durable at every commit, outside the tails table."""
+        return {ep.last_row: ep.pending_next for ep in self.open.values()
+                if ep.pending_next is not None and not ep.tail_saved}
 
 
 def recover_open_episodes(info: dict[str, np.ndarray], ended: np.ndarray, robots: list[str],
-                          tails: dict[int, Observation]) -> dict[str, OpenEpisode]:
-    """Rebuild the open episodes of a reopened buffer from its committed rows."""
+                          tails: dict[int, Observation], open_tails: dict[int, Observation]
+                          ) -> dict[str, OpenEpisode]:
+    """Rebuild the open episodes of a reopened buffer from its committed rows; the next
+    observation of each one's last row comes from `tails` (the table) or `open_tails`."""
     open_eps: dict[str, OpenEpisode] = {}
     ids = info["episode_id"]
     for episode in np.setdiff1d(np.unique(ids[ids >= 0]), ended):  # (-1: rows lost to damage)
@@ -181,5 +186,5 @@ def recover_open_episodes(info: dict[str, np.ndarray], ended: np.ndarray, robots
             int(episode), robot, int(info["task"][first]), first, last, len(rows),
             float(info["reward"][rows].sum()), int(info["intervened"][rows].sum()),
             start_time=float(info["timestamp"][first]), end_time=float(info["timestamp"][last]),
-            pending_next=tails.get(last), tail_saved=last in tails)
+            pending_next=tails.get(last, open_tails.get(last)), tail_saved=last in tails)
     return open_eps

@@ -7,22 +7,28 @@ stays usable. The layout is documented in buffer/SCHEMA.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+from buffer.checksums import ChecksumLog
+from buffer.flush import fsync_all
+from buffer.open_tails import OpenTails
 from buffer.record import open_record, sealed_record
 from buffer.schema import (
     CHECKSUM_FILE,
     CHUNK_TARGET_BYTES,
     COMMIT_FILE,
     LOCK_FILE,
+    OLDEST_READABLE,
     PREV_COMMIT_FILE,
     QUARANTINE_FILE,
     SCHEMA_VERSION,
@@ -35,9 +41,9 @@ from buffer.schema import (
     tail_specs,
 )
 from buffer.storage import Storage
-from buffer.table import ChecksumLog, ChunkedTable, Damage
+from buffer.table import ChunkedTable, Damage
 from buffer.values import value_problems
-from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, StorageError
+from robot_rl.core import ArraySpec, CorruptDataError, DictSpec, Observation, StorageError
 from robot_rl.core.durable import fsync_path, write_file_atomic
 from robot_rl.core.locks import WriterLock
 
@@ -48,6 +54,12 @@ SMALL_CHUNK = 1024
 # column values that mark a row lost to damage (its other columns are zero)
 LOST_ROW_MARKS = {"step_info": {"episode_id": -1, "prev_row": -1},
                   "episodes": {"episode_id": -1}, "tails": {"row": -1}}
+
+
+def _wal_files(record: dict[str, Any]) -> set[str]:
+    """The WAL files a commit record needs: table segments and open-episode tails."""
+    return ({s["file"] for t in record["tables"].values() for s in t["segments"]}
+            | {f["file"] for f in record.get("open_tails", [])})
 
 
 def _info_specs() -> dict[str, ArraySpec]:
@@ -104,6 +116,11 @@ class ZarrStorage(Storage):
 
     def _open_store(self, obs_spec: DictSpec | None, action_spec: ArraySpec | None) -> None:
         self.group, self.header = self._open_header()
+        if not self.readonly and self.header.version < SCHEMA_VERSION:
+            # what this writer adds (open-tail files, .npy segments) an older reader would take
+            # for damage: from now on it refuses the store with a clear line instead
+            self.group.attrs["schema_version"] = SCHEMA_VERSION
+            self.header = dataclasses.replace(self.header, version=SCHEMA_VERSION)
         if obs_spec is not None and obs_spec != self.header.obs_spec:
             raise StorageError(f"{self.path}: stored observation spec differs from the robot's; "
                                "start a new run directory for a different robot or task")
@@ -112,6 +129,7 @@ class ZarrStorage(Storage):
                                "start a new run directory for a different robot or task")
         self.obs_spec, self.action_spec = self.header.obs_spec, self.header.action_spec
         self.tables = self._tables(self.group)
+        self.open_tails = OpenTails(self.obs_spec, self.path, self.fsync)
         self.quarantined: dict[tuple[str, int], str] = {}  # damaged sealed chunks
         self.lost: list[Damage] = []  # rows of damaged WAL segments
         self.fallback: str | None = None  # why the previous commit record had to be used
@@ -164,7 +182,8 @@ class ZarrStorage(Storage):
         (self.path / WAL_DIR).mkdir(exist_ok=True)
         record = {"schema_version": SCHEMA_VERSION, "commit": 0, "meta": {}, "robots": [],
                   "tasks": [], "next_episode": 0, "checksum_bytes": 0,
-                  "tables": {n: {"rows": 0, "sealed": 0, "segments": []} for n in chunks}}
+                  "tables": {n: {"rows": 0, "sealed": 0, "segments": []} for n in chunks},
+                  "open_tails": []}
         (self.path / CHECKSUM_FILE).touch()
         write_file_atomic(self.path / COMMIT_FILE, sealed_record(record), fsync=self.fsync)
 
@@ -195,16 +214,19 @@ class ZarrStorage(Storage):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptDataError(f"{path}: unreadable commit record ({exc}); it is written "
                                    "atomically, so the file was damaged outside robot_rl") from exc
-        if record.get("schema_version") != self.header.version:
+        version = record.get("schema_version")
+        if not (isinstance(version, int) and OLDEST_READABLE <= version <= self.header.version):
             raise StorageError(f"{path}: commit record schema {record.get('schema_version')} "
                                f"does not match the store's {self.header.version}")
         return record
 
-    def _write_record(self, record: dict[str, Any]) -> None:
-        """Make `record` the latest commit and keep the one it replaces as the fallback."""
-        data = sealed_record(record)
+    def _write_record(self, record: dict[str, Any], unsynced: list[Path] | None = None) -> None:
+        """Make `record` the latest commit and keep the one it replaces as the fallback; the
+        files in `unsynced` are fsynced together with the new record before it is renamed."""
         tmp = self.path / (COMMIT_FILE + ".tmp")
-        write_file_atomic(tmp, data, fsync=self.fsync)
+        tmp.write_bytes(sealed_record(record))
+        if self.fsync:
+            fsync_all([*(unsynced or []), tmp])
         latest = self.path / COMMIT_FILE
         if latest.exists() and self.fallback is None:
             # the latest becomes the fallback by a second name, not by moving it: a reader
@@ -228,6 +250,7 @@ class ZarrStorage(Storage):
         self.checksums.load(int(record["checksum_bytes"]), writable=not self.readonly)
         for name, table in self.tables.items():
             table.restore(record["tables"][name], writable=not self.readonly)
+        self.open_tails.restore(record.get("open_tails", []))  # (older records have none)
         self._load_quarantine()
         unique = {(d.table, d.start, d.stop): d for t in self.tables.values() for d in t.damaged}
         self.lost = list(unique.values())
@@ -242,20 +265,22 @@ class ZarrStorage(Storage):
                 for name, table in self.tables.items():
                     for chunk, reason in table.reseal_unverified().items():
                         self.quarantine(name, chunk, reason)
-                record = {**record, "checksum_bytes": self.checksums.flush()}
-            if self.fallback is not None or self.checksums.damage is not None:
-                self._write_record(record)  # both records intact again before the next commit
+                unsynced = self.checksums.flush()
+                record = {**record, "checksum_bytes": self.checksums.committed_bytes}
+                self._write_record(record, unsynced)  # both records intact before the next commit
+            elif self.fallback is not None:
+                self._write_record(record)
 
     def _remove_debris(self, record: dict[str, Any]) -> None:
         """Delete files of an unfinished commit: WAL segments neither record lists, temp and
         partial files. Segments only the previous record lists are deleted at the next commit."""
-        live = {s["file"] for t in record["tables"].values() for s in t["segments"]}
+        live = _wal_files(record)
         previous = set()
         prev_path = self.path / PREV_COMMIT_FILE
         if prev_path.exists() and self.fallback is None:
             try:
                 prev = self._parse_record(prev_path)
-                previous = {s["file"] for t in prev["tables"].values() for s in t["segments"]}
+                previous = _wal_files(prev)
             except StorageError:
                 pass  # a damaged fallback record: nothing to keep for it
         for f in (self.path / WAL_DIR).iterdir():
@@ -322,14 +347,17 @@ class ZarrStorage(Storage):
         return mask
 
     # -- writing ---------------------------------------------------------------------------------
-    def stage(self, table: str, columns: dict[str, np.ndarray]) -> None:
+    def stage(self, table: str, columns: Mapping[str, np.ndarray | Sequence[np.ndarray]]
+              ) -> None:
         if self.readonly:
             raise StorageError(f"{self.path}: opened read-only (prior data); it cannot be written")
         self.tables[table].stage(columns)
 
     def commit(self, meta: dict[str, Any] | None, robots: list[str], tasks: list[str],
-               next_episode: int) -> None:
-        """Write staged rows, then atomically replace the commit record (with `meta` in it)."""
+               next_episode: int, open_tails: dict[int, Observation] | None = None
+               ) -> dict[str, dict[str, np.ndarray]]:
+        """Write staged rows and `open_tails`, fsync them all at once with the new record, then
+        atomically replace the commit record (with `meta` in it); the rows each table gained."""
         if self.readonly:
             raise StorageError(f"{self.path}: opened read-only (prior data); it cannot be written")
         commit_no = self.commit_no + 1
@@ -337,20 +365,22 @@ class ZarrStorage(Storage):
         json.dumps(new_meta)  # refuse non-JSON meta before anything is written
         checksum_bytes = self.checksums.committed_bytes
         try:
-            entries, states, obsolete = {}, {}, []
-            for name, table in self.tables.items():
-                entries[name], old, states[name] = table.write(commit_no)
-                obsolete += old
+            writes = {name: table.write(commit_no) for name, table in self.tables.items()}
+            open_files, obsolete, unsynced = self.open_tails.write(commit_no, open_tails or {})
+            unsynced += [p for w in writes.values() for p in w.unsynced] + self.checksums.flush()
             record = {"schema_version": self.header.version, "commit": commit_no,
                       "meta": new_meta, "robots": robots, "tasks": tasks,
-                      "next_episode": next_episode, "checksum_bytes": self.checksums.flush(),
-                      "tables": entries}
-            self._write_record(record)
+                      "next_episode": next_episode,
+                      "checksum_bytes": self.checksums.committed_bytes,
+                      "tables": {name: w.entry for name, w in writes.items()},
+                      "open_tails": [f.to_json() for f in open_files]}
+            self._write_record(record, unsynced)
         except BaseException:
             self.checksums.rollback(checksum_bytes)  # staged rows stay staged for a retry
             raise
         for name, table in self.tables.items():
-            table.apply(states[name])
+            table.apply(writes[name].state)
+        self.open_tails.files = open_files
         self.meta = new_meta
         if self.fsync:
             fsync_path(self.path)
@@ -358,7 +388,8 @@ class ZarrStorage(Storage):
         self.next_episode = next_episode
         for f in self._deferred:  # the previous record, now commit.prev.json, no longer needs them
             f.unlink(missing_ok=True)
-        self._deferred = obsolete
+        self._deferred = obsolete + [p for w in writes.values() for p in w.obsolete]
+        return {name: w.new for name, w in writes.items()}
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -427,6 +458,7 @@ class ZarrStorage(Storage):
                     self.quarantine(name, c, str(exc))
         problems += [f"lost {d.table} rows {d.start}-{d.stop - 1}: {d.reason}"
                      for d in self.damage()]
+        problems += self.open_tails.read()[1]
         lost = self.quarantined_rows()
         info = self.read_step_info()
         problems += value_problems(info, ~lost, len(self.robots), len(self.tasks))

@@ -2,7 +2,8 @@
 
 Each authenticated edge gets a reader that hands frames to two bounded queues (transition
 batches, action requests); when a queue is full the reader stops reading, and TCP pushes back on
-the edge. Sink calls run one at a time on a dedicated thread; acks follow the durable commit.
+the edge. Sink calls run one at a time on a dedicated thread; batches of all edges that wait
+meanwhile share the next commit (comms.group_commit); acks follow the durable commit.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from comms.connection import (
     send,
 )
 from comms.edge_keys import EdgeKeys, Grant
+from comms.group_commit import GroupCommitter
 from comms.messages import (
     PROTOCOL_VERSION,
     WEIGHTS_ONLY,
@@ -96,21 +98,6 @@ class _Edge:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def merge_contiguous(batches: list[TransitionBatch]) -> list[TransitionBatch]:
-    """Join batches of a stream that follow each other seamlessly, keeping stream order."""
-    merged: dict[str, list[TransitionBatch]] = {}
-    for batch in batches:
-        runs = merged.setdefault(batch.stream_id, [])
-        prev = runs[-1] if runs else None
-        if prev is not None and batch.first_seq == prev.first_seq + len(prev.transitions):
-            runs[-1] = TransitionBatch(prev.stream_id, prev.first_seq,
-                                       prev.transitions + batch.transitions,
-                                       prev.episode_ends + batch.episode_ends)
-        else:
-            runs.append(batch)
-    return [batch for runs in merged.values() for batch in runs]
-
-
 class Gateway:
     """Serves edges on `host:port` (ws, or wss with `ssl_context`) until `stop()`.
 
@@ -135,6 +122,7 @@ class Gateway:
         self.edges: dict[str, _Edge] = {}
         self._server: Server | None = None
         self._sink_thread = ThreadPoolExecutor(1, thread_name_prefix="gateway-sink")
+        self.committer = GroupCommitter(sink, self._in_sink, self.stats)
         self._policy_thread = ThreadPoolExecutor(1, thread_name_prefix="gateway-policy")
         self.inline_inference = bool(getattr(inference, "cpu_light", False))
         self._handlers: dict[type[Message], Callable[[_Edge, Any], Awaitable[None]]] = {
@@ -377,47 +365,18 @@ class Gateway:
                                       self.timings.commit)
 
     async def _commit_loop(self, edge: _Edge) -> None:
-        """Group commit: everything queued while the last commit ran goes into the next one."""
+        """Hand everything this edge queued to the group commit; ack each stream once durable."""
         while True:
             waiting = [await edge.batches.get()]
             while not edge.batches.empty():
                 waiting.append(edge.batches.get_nowait())
-            for batch in merge_contiguous(waiting):
-                last = await self._in_sink(lambda b=batch: self._commit_new(b))
-                await edge.ws.send(Ack(batch.stream_id, last).encode())
-
-    def _commit_new(self, batch: TransitionBatch) -> int:
-        """Commit the part of `batch` the sink has not seen; return the stream's high-water mark.
-
-        A stream takes exactly its next seq (or a resend of what it holds): a gap is refused,
-        and the edge resends from its spool after reconnecting. Data the sink refuses is this
-        edge's fault (ProtocolError); a sink that fails has rolled back, and only this edge is
-        dropped (CommsError): the others keep committing."""
-        last = self.sink.last_seq(batch.stream_id)
-        end = batch.first_seq + len(batch.transitions) - 1
-        if batch.first_seq > last + 1:
-            self.stats["gaps"] += 1
-            raise ProtocolError(f"stream {batch.stream_id} holds seqs up to {last}, the batch "
-                                f"starts at {batch.first_seq}: resend from {last + 1}")
-        skip = max(0, last + 1 - batch.first_seq)
-        fresh_from = batch.first_seq + skip
-        ends = [(s, ok) for s, ok in batch.episode_ends
-                if s >= fresh_from or (s == fresh_from - 1 and skip == 0)]
-        self.stats["duplicates"] += min(skip, len(batch.transitions))
-        if end < fresh_from and not ends:
-            return last
-        try:
-            self.sink.commit(batch.stream_id, fresh_from, batch.transitions[skip:], ends)
-        except SpecError as exc:
-            self.stats["batches_refused"] += 1
-            raise ProtocolError(f"batch refused: {exc}") from None
-        except Exception as exc:
-            self.stats["commit_errors"] += 1
-            log.error("gateway: commit for stream %s failed (rolled back): %s", batch.stream_id,
-                      exc, exc_info=not isinstance(exc, StorageError | OSError))  # a bug: trace
-            raise CommsError(f"commit failed ({exc}); reconnect and resend") from None
-        self.stats["committed"] += max(0, end - fresh_from + 1)
-        return max(last, end)
+            outcome = await self.committer.submit(waiting)
+            failures = [r for r in outcome.values() if isinstance(r, Exception)]
+            for stream, last in outcome.items():
+                if not isinstance(last, Exception):
+                    await edge.ws.send(Ack(stream, last).encode())
+            if failures:
+                raise failures[0]
 
     async def _infer_loop(self, edge: _Edge) -> None:
         while True:

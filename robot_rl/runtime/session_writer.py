@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from buffer import ReplayBuffer
-from comms.sink import TransitionSink
+from comms.sink import StreamBatch, TransitionSink
 from robot_rl.core import ArraySpec, DictSpec, Episode, Transition, is_demo_side
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.demo_mirror import DemoSideMirror
@@ -78,26 +78,33 @@ class SessionWriter(TransitionSink):
         with self._lock:
             return self.sink.last_seq(stream_id)
 
-    def commit(self, stream_id: str, first_seq: int, transitions: Sequence[Transition],
-               episode_ends: Sequence[tuple[int, bool]] = ()) -> None:
+    def commit_many(self, batches: Sequence[StreamBatch]) -> list[str | None]:
         with self._lock:
-            before = self.sink.buffer.num_episodes
-            self.sink.commit(stream_id, first_seq, transitions, episode_ends)
-            self._follow_stream(first_seq, transitions, dict(episode_ends), before)
+            refusals = self.sink.commit_many(batches)
+            ended = [self._follow_stream(b) for b, refusal in zip(batches, refusals, strict=True)
+                     if refusal is None]
+            # the buffer closes the k-th episode ending in each batch in its k-th round, after
+            # any episode a batch's first step says ended before it (BufferSink._stage)
+            position = self.sink.buffer.num_episodes - sum(map(len, ended))
+            for k in range(max(map(len, ended), default=0)):
+                for episodes in ended:
+                    if k < len(episodes):
+                        self._ended(*episodes[k], position)
+                        position += 1
+            return refusals
 
-    def _follow_stream(self, first_seq: int, transitions: Sequence[Transition],
-                       ends: dict[int, bool], position: int) -> None:
-        """Summaries (and demo-side copies) of the edge episodes this commit ended, the first of
-        them the buffer's episode `position`."""
-        for i, t in enumerate(transitions):
+    def _follow_stream(self, batch: StreamBatch) -> list[tuple[str, _OpenEpisode, bool]]:
+        """Add the batch's steps to their robot's open episode; the episodes it ended, in order."""
+        ends, ended = dict(batch.episode_ends), []
+        for i, t in enumerate(batch.transitions):
             episode = self._open.get(t.robot_id)
             if episode is None or episode.episode_id != t.episode_id:
                 episode = self._open[t.robot_id] = _OpenEpisode(t.episode_id)
             episode.add(t)
-            if first_seq + i in ends:
+            if batch.first_seq + i in ends:
                 del self._open[t.robot_id]
-                self._ended(t.robot_id, episode, ends[first_seq + i], position)
-                position += 1
+                ended.append((t.robot_id, episode, ends[batch.first_seq + i]))
+        return ended
 
     def _ended(self, robot_id: str, episode: _OpenEpisode, success: bool, position: int) -> None:
         if self.demos is not None:  # RLPD: takeovers feed the demo side

@@ -1,4 +1,5 @@
-"""`benchmarks.buffer --quick` end to end: every sampler on the same data, the JSON's shape."""
+"""`benchmarks.buffer --quick` end to end: every sampler on the same data, the fleet ingest paths,
+the JSON's shape."""
 
 import pytest
 
@@ -19,5 +20,9 @@ def test_quick_buffer_benchmark_times_every_sampler_with_its_coverage(run_quick)
     assert [t["name"] for t in payload["targets"]] == [
         "cache 1.0 sample rate / RAM ring (equal coverage)",
         "cache 1.0 sample rate / TorchRL memmap (equal coverage)",
-        "commit cost, large / small buffer (flat)"]
+        "commit cost, large / small buffer (flat)",
+        "gateway-path ingest, 64 streams with group commit, transitions/s"]
+    assert set(results["ingest_per_s"]) == {
+        "buffer_one_commit_per_round", "gateway_one_commit_per_batch", "gateway_group_commit",
+        "robots", "rounds"}
     assert "not a uniform sampler" in stdout

@@ -10,6 +10,8 @@ import pytest
 import zarr
 
 from buffer import CacheConfig, ReplayBuffer, ZarrStorage
+from buffer.chunk_files import chunk_path
+from buffer.record import open_record, sealed_record
 from buffer.schema import COMMIT_FILE, PREV_COMMIT_FILE, SCHEMA_VERSION
 from robot_rl.core import CorruptDataError, Episode, StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
@@ -23,8 +25,8 @@ def build(path: Path, episodes: int = 6, length: int = 16) -> None:
 
 
 def chunk_file(path: Path, column: str, chunk: int) -> Path:
-    ndim = len(zarr.open_array(str(path / "steps" / column), mode="r").shape)
-    return path / "steps" / column / "/".join(["c", str(chunk)] + ["0"] * (ndim - 1))
+    arr = zarr.open_array(str(path / "steps" / column), mode="r")
+    return chunk_path(path / "steps" / column, arr, chunk)
 
 
 def test_a_chunk_with_wrong_but_decodable_data_is_quarantined(tmp_path: Path) -> None:
@@ -60,7 +62,7 @@ def test_truncated_chunk_file_is_quarantined(tmp_path: Path) -> None:
 
 def test_a_truncated_wal_segment_costs_only_its_rows(tmp_path: Path) -> None:
     build(tmp_path / "b", episodes=1, length=10)  # 10 rows: all in a WAL segment
-    segment = next((tmp_path / "b" / "wal").glob("steps-*.npz"))
+    segment = next((tmp_path / "b" / "wal").glob("steps-*.npy"))
     segment.write_bytes(segment.read_bytes()[:100])
     with ReplayBuffer(tmp_path / "b") as buf:
         assert buf.storage.quarantined_rows().all() and len(buf) == 10
@@ -98,6 +100,23 @@ def test_schema_versions_are_checked(tmp_path: Path, version: object, message: s
         ReplayBuffer(tmp_path / "b")
     with pytest.raises(StorageError, match=message):
         ZarrStorage.open_existing(tmp_path / "b")
+
+
+def test_a_version_2_store_is_read_as_it_is_and_marked_3_by_its_next_writer(
+        tmp_path: Path) -> None:
+    build(tmp_path / "b", episodes=3)
+    set_version(tmp_path / "b", 2)
+    for name in (COMMIT_FILE, PREV_COMMIT_FILE):  # records as a version-2 writer left them
+        record = open_record((tmp_path / "b" / name).read_bytes())
+        (tmp_path / "b" / name).write_bytes(sealed_record({**record, "schema_version": 2}))
+    with ReplayBuffer.open_prior(tmp_path / "b") as prior:
+        assert len(prior) == 48 and prior.storage.header.version == 2
+    with ReplayBuffer(tmp_path / "b", fsync=False) as buf:
+        buf.add_episode(Episode(3, "robot0", "reach", [transition(0, 3, s, last=s == 3)
+                                                      for s in range(4)], True))
+    storage = ZarrStorage.open_existing(tmp_path / "b")
+    assert storage.header.version == SCHEMA_VERSION and storage.steps == 52
+    assert storage.verify() == []
 
 
 def test_a_folder_that_is_not_a_buffer(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgpack
@@ -19,6 +19,7 @@ from comms.edge_link import EdgeLink
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import PROTOCOL_VERSION, Authenticate, Hello, decode_message
 from comms.netem import NetemProfile, NetemProxy
+from comms.sink import StreamBatch
 from robot_rl.runtime.buffer_sink import BufferSink
 from tests.integration.comms_helpers import (
     ACTION_SPEC,
@@ -186,11 +187,11 @@ class SlowFirstCommit:
     def last_seq(self, stream: str) -> int:
         return self.sink.last_seq(stream)
 
-    def commit(self, *args: object) -> None:
+    def commit_many(self, batches: Sequence[StreamBatch]) -> list[str | None]:
         if not self.stalled:
             self.stalled = True
             time.sleep(2 * FAST.dead_after)
-        self.sink.commit(*args)  # type: ignore[arg-type]
+        return self.sink.commit_many(batches)
 
     def close(self) -> None:
         self.sink.close()

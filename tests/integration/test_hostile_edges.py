@@ -407,8 +407,8 @@ class SinkDownAtFirst:
             raise StorageError("buffer/commit.json: unreadable commit record (disk error)")
         return self.sink.last_seq(stream)
 
-    def commit(self, *args: Any) -> None:
-        self.sink.commit(*args)
+    def commit_many(self, batches: Any) -> list[str | None]:
+        return self.sink.commit_many(batches)
 
     def close(self) -> None:
         self.sink.close()

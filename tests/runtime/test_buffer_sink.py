@@ -44,10 +44,10 @@ def test_gateway_dedup_commits_only_the_unseen_tail(tmp_path: Path) -> None:
     sink = sink_at(tmp_path / "b")
     gateway = Gateway(sink, b"x" * 16, "digest")
     batch = TransitionBatch("a", 0, tuple(numbered(i) for i in range(6)), ((5, True),))
-    assert gateway._commit_new(batch) == 5
+    assert gateway.committer.commit([batch]) == {"a": 5}
     replay = TransitionBatch("a", 3, tuple(numbered(i) for i in range(3, 9)), ((5, True),))
-    assert gateway._commit_new(replay) == 8
-    assert gateway._commit_new(replay) == 8  # a full duplicate commits nothing
+    assert gateway.committer.commit([replay]) == {"a": 8}
+    assert gateway.committer.commit([replay]) == {"a": 8}  # a full duplicate commits nothing
     wall = sink.buffer.storage.read_steps()["timestamp"]
     np.testing.assert_array_equal(wall, np.arange(9))
     assert list(sink.buffer.episode_table()["length"]) == [6]
@@ -62,16 +62,18 @@ def test_a_failed_commit_costs_only_its_batch_and_the_next_commit_starts_clean(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sink = sink_at(tmp_path / "b")
     sink.commit("a", 0, [numbered(0), numbered(1)])
-    real = zarr_storage.write_file_atomic
+    real = zarr_storage.fsync_all
     calls = {"n": 0}
 
-    def full_disk_once(path: Path, data: bytes, *, fsync: bool = True) -> None:
-        if path.name.startswith("commit.json") and calls["n"] == 0:  # after the WAL segments
+    def full_disk_once(paths: list[Path]) -> None:
+        paths = list(paths)
+        # the commit's one fsync of everything, after the WAL segments and the new record
+        if any(p.name.startswith("commit.json") for p in paths) and calls["n"] == 0:
             calls["n"] += 1
             raise OSError(28, "No space left on device")
-        real(path, data, fsync=fsync)
+        real(paths)
 
-    monkeypatch.setattr(zarr_storage, "write_file_atomic", full_disk_once)
+    monkeypatch.setattr(zarr_storage, "fsync_all", full_disk_once)
     with pytest.raises(OSError, match="No space left"):
         sink.commit("b", 0, [robot_b(10), robot_b(11)], [(1, True)])
     assert sink.last_seq("b") == -1 and sink.last_seq("a") == 1
