@@ -87,7 +87,7 @@ def classifier_spec(seed: int, budget: int, quick: bool) -> RunSpec:
                       pauses=((budget // 3, review), (2 * budget // 3, review)))
 
 
-def classifier_accuracy(work: Path, seeds: int) -> dict[str, float]:
+def classifier_accuracy(work: Path, seeds: int) -> dict[str, float | None]:
     """The final classifiers' scores on the episodes `robot-rl train-reward` held out of their
     fit (its default split), averaged over seeds."""
     from policies.reward_classifier import SuccessClassifier, scores
@@ -101,7 +101,8 @@ def classifier_accuracy(work: Path, seeds: int) -> dict[str, float]:
         held = held_out(episodes, 0.2, 0)
         model = SuccessClassifier.load(data.root / "reward.npz")
         found.append(scores(model, {c: f[held] for c, f in frames.items()}, labels[held]))
-    return {k: float(np.mean([f[k] for f in found])) for k in found[0]}
+    means = {k: np.nanmean([f[k] for f in found]) for k in found[0]}  # nan: no such frames
+    return {k: None if np.isnan(v) else float(v) for k, v in means.items()}
 
 
 def part_classifier(args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
