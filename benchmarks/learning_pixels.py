@@ -29,6 +29,7 @@ QUICK = ("robot.image_size=32", "task.max_steps=20", "algo.features.pretrain_ste
 """The smoke run's shrunken set-up (CI checks that the path works, not what it learns)."""
 CLASSIFIER_CAMERA = "wrist_cam"  # sees whether the cube sits inside the goal marker
 REVIEW_EPISODES = 30
+REFIT_STEPS = 500  # a review refits the current classifier, it does not start afresh
 
 
 def budget_and_protocol(args: argparse.Namespace) -> tuple[int, Protocol]:
@@ -81,7 +82,7 @@ def classifier_spec(seed: int, budget: int, quick: bool) -> RunSpec:
     data = f"{{work}}/reward-data-{seed}"
     review = ("train-reward", data, "--camera", CLASSIFIER_CAMERA, "--review", "{run}",
               "--review-episodes", str(2 if quick else REVIEW_EPISODES),
-              *(("--steps", "20") if quick else ()))
+              "--steps", "20" if quick else str(REFIT_STEPS))
     return pixel_spec(f"pixels-classifier-{seed}", seed, budget, quick, "reward=classifier",
                       f"reward.params.path={data}/reward.npz", before=reward_data(seed, quick),
                       pauses=((budget // 3, review), (2 * budget // 3, review)))
