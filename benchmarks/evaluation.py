@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -157,8 +156,9 @@ def evaluate_run(run: RunDir, protocol: Protocol,
                 continue
             evaluator = evaluator or RunEvaluator(run)
             points[ckpt.name] = evaluator.evaluate(ckpt, wanted, have)
-            with (run.root / RESULTS).open("w") as f:
-                f.writelines(json.dumps(asdict(p)) + "\n" for p in points.values())
+            tmp = run.root / f".{RESULTS}.tmp"  # replaced whole: a kill never leaves half a file
+            tmp.write_text("".join(json.dumps(asdict(p)) + "\n" for p in points.values()))
+            tmp.replace(run.root / RESULTS)
         if not still_training:
             return sorted(points.values(), key=lambda p: p.env_steps)
         time.sleep(POLL_S)
@@ -171,13 +171,6 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def summary(points: list[EvalPoint]) -> dict[str, Any]:
-    """A run's evaluation curve as the benchmark JSON stores it."""
-    return {"env_steps": [p.env_steps for p in points], "success": [p.rate for p in points],
-            "episodes": [len(p.success) for p in points],
-            "elapsed_s": [p.elapsed_s for p in points]}
 
 
 def main() -> int:

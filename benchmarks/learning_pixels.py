@@ -29,6 +29,7 @@ QUICK = ("robot.image_size=32", "task.max_steps=20", "algo.features.pretrain_ste
 """The smoke run's shrunken set-up (CI checks that the path works, not what it learns)."""
 CLASSIFIER_CAMERA = "wrist_cam"  # sees whether the cube sits inside the goal marker
 REVIEW_EPISODES = 30
+REFIT_STEPS = 500  # a review refits the current classifier, it does not start afresh
 
 
 def budget_and_protocol(args: argparse.Namespace) -> tuple[int, Protocol]:
@@ -81,13 +82,13 @@ def classifier_spec(seed: int, budget: int, quick: bool) -> RunSpec:
     data = f"{{work}}/reward-data-{seed}"
     review = ("train-reward", data, "--camera", CLASSIFIER_CAMERA, "--review", "{run}",
               "--review-episodes", str(2 if quick else REVIEW_EPISODES),
-              *(("--steps", "20") if quick else ()))
+              "--steps", "20" if quick else str(REFIT_STEPS))
     return pixel_spec(f"pixels-classifier-{seed}", seed, budget, quick, "reward=classifier",
                       f"reward.params.path={data}/reward.npz", before=reward_data(seed, quick),
                       pauses=((budget // 3, review), (2 * budget // 3, review)))
 
 
-def classifier_accuracy(work: Path, seeds: int) -> dict[str, float]:
+def classifier_accuracy(work: Path, seeds: int) -> dict[str, float | None]:
     """The final classifiers' scores on the episodes `robot-rl train-reward` held out of their
     fit (its default split), averaged over seeds."""
     from policies.reward_classifier import SuccessClassifier, scores
@@ -101,7 +102,8 @@ def classifier_accuracy(work: Path, seeds: int) -> dict[str, float]:
         held = held_out(episodes, 0.2, 0)
         model = SuccessClassifier.load(data.root / "reward.npz")
         found.append(scores(model, {c: f[held] for c, f in frames.items()}, labels[held]))
-    return {k: float(np.mean([f[k] for f in found])) for k in found[0]}
+    means = {k: np.nanmean([f[k] for f in found]) for k in found[0]}  # nan: no such frames
+    return {k: None if np.isnan(v) else float(v) for k, v in means.items()}
 
 
 def part_classifier(args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:

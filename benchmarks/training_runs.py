@@ -32,8 +32,8 @@ from robot_rl.runtime.run_dir import RunDir
 class RunSpec:
     """One training run: its folder's name, its config, its budget, and what happens around it.
 
-    Commands are `robot-rl` argument lists in which `{run}` stands for the run's folder and
-    `{work}` for the benchmark's work folder.
+    Commands are `robot-rl` argument lists; in them and in the overrides `{run}` stands for the
+    run's folder and `{work}` for the benchmark's work folder.
     """
 
     name: str
@@ -99,12 +99,13 @@ def call(command: Sequence[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(command[:3])} ... exited {done.returncode}; see {log}")
 
 
-def train_and_evaluate(spec: RunSpec, root: Path, budget: int, protocol: Protocol,
-                       log: Path) -> None:
+def train_and_evaluate(spec: RunSpec, overrides: Sequence[str], root: Path, budget: int,
+                       protocol: Protocol, log: Path) -> None:
     """`robot-rl train` up to `budget` env steps (in a loopback-only network namespace: it may
     start Ray) with a `benchmarks.evaluation` process following its checkpoints; the last one
     gets `protocol.final_episodes` only when `budget` is the run's own."""
-    train = robot_rl("train", *spec.overrides, f"run.env_steps={budget}", *spec.teleop,
+    train = robot_rl("train", *overrides, f"run.env_steps={budget}",
+                     *takeovers_left(spec.teleop, root),
                      *protocol.train_overrides(), f"run.dir={root}")
     final = protocol.final_episodes if budget == spec.budget else protocol.episodes
     with log.open("a") as out:
@@ -125,6 +126,18 @@ def train_and_evaluate(spec: RunSpec, root: Path, budget: int, protocol: Protoco
                            f"see {log}")
 
 
+def takeovers_left(teleop: Sequence[str], root: Path) -> list[str]:
+    """`teleop` with its `teleop.params.budget` cut by the steps already taken over in the run:
+    a resumed session starts its scripted intervener afresh, and the budget is the run's."""
+    if not (RunDir(root).buffer / "zarr.json").exists():
+        return list(teleop)
+    used = int(ZarrStorage.open_existing(RunDir(root).buffer).read_episodes()["interventions"]
+               .sum())
+    key = "teleop.params.budget="
+    return [f"{key}{max(0, int(t.removeprefix(key)) - used)}" if t.startswith(key) else t
+            for t in teleop]
+
+
 def trained_steps(root: Path) -> int:
     """Env steps of the run's newest checkpoint (0 before the first)."""
     latest = root / "checkpoints" / "latest.json"
@@ -132,25 +145,26 @@ def trained_steps(root: Path) -> int:
 
 
 def execute(spec: RunSpec, work: Path, protocol: Protocol) -> RunResult:
-    """Record the demos, run the commands before training, train (stopping for each pause's
+    """Run the commands before training, record the demos, train (stopping for each pause's
     command), evaluate: whatever of it is not done yet."""
     root, log = work / spec.name, work / f"{spec.name}.log"
     start = time.perf_counter()
 
-    def command(args: Sequence[str]) -> list[str]:
-        return robot_rl(*(a.format(run=root, work=work) for a in args))
+    def filled(args: Sequence[str]) -> list[str]:
+        return [a.format(run=root, work=work) for a in args]
 
+    overrides = filled(spec.overrides)
     if not RunDir(root).exists:
-        if spec.demos:
-            call(robot_rl("record-demos", *spec.overrides, f"run.env_steps={spec.budget}",
-                          f"episodes={spec.demos}", "into=demos", f"run.dir={root}"), log)
         for args in spec.before:
-            call(command(args), log)
+            call(robot_rl(*filled(args)), log)
+        if spec.demos:
+            call(robot_rl("record-demos", *overrides, f"run.env_steps={spec.budget}",
+                          f"episodes={spec.demos}", "into=demos", f"run.dir={root}"), log)
     for steps, args in sorted(spec.pauses):
         if trained_steps(root) < steps:
-            train_and_evaluate(spec, root, steps, protocol, log)
-            call(command(args), log)
-    train_and_evaluate(spec, root, spec.budget, protocol, log)
+            train_and_evaluate(spec, overrides, root, steps, protocol, log)
+            call(robot_rl(*filled(args)), log)
+    train_and_evaluate(spec, overrides, root, spec.budget, protocol, log)
     episodes = ZarrStorage.open_existing(RunDir(root).buffer).read_episodes()
     helped = episodes["interventions"] > 0
     return RunResult(

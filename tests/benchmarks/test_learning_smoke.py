@@ -27,6 +27,18 @@ def test_quick_learning_benchmark_trains_through_the_cli_and_evaluates_checkpoin
     assert {t["name"].split(" ")[0] for t in payload["targets"]} == {"pick-cube"}
 
 
+@pytest.mark.slow
+def test_quick_pixel_and_classifier_runs_go_through_the_users_commands(run_quick) -> None:
+    payload, out = run_quick("learning", "--seeds", "1", "--parts", "classifier")
+    sources = payload["results"]["reward_sources"]
+    rule, learned = sources["rule"], sources["classifier"]
+    assert rule["interventions"] == learned["interventions"]  # one budget, however many resumes
+    assert learned["runs"][0]["episodes"][-1] == 3  # the final checkpoint: final episodes
+    assert out.count("review of") == 0  # the reviews print to the run's log, not here
+    assert 0.0 <= sources["classifier_scores"]["accuracy"] <= 1.0
+    assert len(payload["targets"]) == 2
+
+
 def test_replot_draws_the_curves_of_earlier_runs_from_their_json(tmp_path) -> None:
     results = Path(__file__).parents[2] / "benchmarks" / "results"
     plot = tmp_path / "curves.png"
