@@ -30,7 +30,7 @@ def test_every_checkpoint_is_judged_on_the_same_held_out_scenes(tmp_path: Path,
     root = tmp_path / "run"
     protocol = Protocol(every=30, episodes=3, final_episodes=5)
     train = [str(Path(sys.executable).with_name("robot-rl")), "train", "task=reach",
-             "algo=sac", "run.env_steps=100", "learner.warmup_steps=50",
+             "algo=sac", "runtime.mode=sync", "run.env_steps=100", "learner.warmup_steps=50",
              "learner.batch_size=16", "algo.params.hidden=[16,16]", "seed=3",
              *protocol.train_overrides(), f"run.dir={root}"]
     subprocess.run(train, check=True, capture_output=True, timeout=300)

@@ -342,7 +342,8 @@ class RaySession:
             for handle in self.handles.values():
                 handle.take_weights(update)
             self._check_parts()
-            self.view.show({**self.sample(), "round_generate_s": round(generated - started, 4),
+            sample = self.sample()
+            self.view.show({**sample, "round_generate_s": round(generated - started, 4),
                             "round_train_s": round(time.monotonic() - generated, 4),
                             "round_updates": updates}, self.supervisor)
             if any(h.status()["estopped"] for h in self.handles.values()):
