@@ -58,6 +58,7 @@ def wall_to(result: RunResult, level: float) -> float | None:
 
 def run_mode(mode: str, seed: int, args: argparse.Namespace, protocol: Protocol) -> dict[str, Any]:
     robots = "{" + ", ".join(f"arm{i}: {{}}" for i in range(args.robots)) + "}"
+    robots = robots.replace("{", "{{").replace("}", "}}")  # overrides are format templates
     quick = ("learner.warmup_steps=100", "learner.batch_size=64") if args.quick else ()
     spec = RunSpec(f"{mode}-{seed}", (
         "task=pick_cube", "algo=rlpd", f"seed={seed}", f"runtime.mode={mode}",
