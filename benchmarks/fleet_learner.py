@@ -138,7 +138,8 @@ def learner_figures(samples: list[tuple[float, int]], published: dict[int, float
     return {"updates": int(inside[-1, 1] - inside[0, 1]) if len(inside) else 0,
             "updates_per_s": rate,
             "learner_warm_s": float(first[0] - start) if first is not None else None,
-            "versions_published": int((times >= start_wall).sum()),
+            # the versions the gateway took from the learner (it asks every FOLLOW_S) and streamed
+            "versions_streamed": int((times >= start_wall).sum()),
             "weight_syncs": len(latencies),
             "weight_sync_ms_p50": pct(latencies, 50), "weight_sync_ms_p99": pct(latencies, 99),
             "policy_lag_p50": pct(lags, 50), "policy_lag_p99": pct(lags, 99)}
