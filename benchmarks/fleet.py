@@ -5,15 +5,14 @@ lost (every edge's spool against the buffer, by stream and seq), commit latency 
 The robots play back episodes recorded once with the real MuJoCo sim; `benchmarks.fleet_playback`
 says exactly what is played back. Everything from `EdgeLink.publish` on is the path a user runs:
 fsynced spools, authenticated websockets on 127.0.0.1, the Gateway with its group commit and the
-BufferSink over a Zarr buffer on disk.
+session's writer over a Zarr buffer on disk.
 
-The learner's side (updates/s, weight-sync latency p50/p99, policy lag) plugs in without copying
-anything here: pass `measure(..., probe=P, make_sink=S)`, where S builds the session's sink over
-the run's buffer (so its learner samples what the fleet commits) and P is a `FleetProbe`: started
-with the running fleet (`FleetContext`: robots, gateway, sink, buffer path) when the robots start,
-stopped when they stop, its figures (e.g. "updates_per_s", "weight_sync_ms_p50",
-"policy_lag_p50") land in each fleet size's results; `learner_targets` then judges updates/s at
-64 robots against one.
+Each fleet size streams into an edge-only session's own parts (`benchmarks.fleet_learner`): the
+session's writer behind the gateway, and its learner training in a process of its own on what
+the fleet commits while the gateway streams each new version to every robot. So each size also
+gives the learner's updates/s, weight-sync latency p50/p99 (the learner publishes a version ->
+a robot swaps it in) and policy lag, and `learner_targets` judges updates/s at 64 robots
+against one.
 
     python -m benchmarks.fleet [--quick] [--json benchmarks/results/fleet.json]
 """
@@ -23,20 +22,26 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from benchmarks.common import print_table, report, target
+from benchmarks.fleet_learner import (
+    LEARNER_OVERRIDES,
+    QUICK_OVERRIDES,
+    FleetLearner,
+    learner_figures,
+    pct,
+    session_config,
+)
 from benchmarks.fleet_playback import (
     PLAYBACK_CAMERAS,
     EdgePlan,
@@ -48,18 +53,18 @@ from benchmarks.fleet_playback import (
     played_step,
     stream_of,
 )
-from buffer import CacheConfig, ZarrStorage
-from comms.gateway import Gateway, GatewayThread
+from buffer import ZarrStorage
+from comms.auth import load_token
 from comms.messages import spec_digest
 from comms.sink import StreamBatch, TransitionSink
-from robot_rl.core import ArraySpec, DictSpec
-from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.gateway import SessionGateway
+from robot_rl.runtime.run_dir import RunDir
+from robot_rl.runtime.session_writer import SessionWriter
 
 FLEET_SIZES = (1, 4, 16, 64)
 HZ = 10.0
 TARGET_ROBOTS = 64
 ROBOTS_PER_PROCESS = 16
-CACHE_BYTES = 512 << 20  # the gateway's RAM cache of recent chunks (the default: 1/4 of memory)
 DRAIN_S = 120.0  # after the fleet stops: how long edges may wait for their last acks
 MAX_BACKLOG_S = 30.0  # a robot with this much unacked skips ticks (64 of them: ~4 GB spooled)
 SLACK = 0.99  # committed/s may fall short of 640 by what is in flight at the window's edges
@@ -88,33 +93,6 @@ class TimedSink(TransitionSink):
         self.inner.close()
 
 
-@dataclass(frozen=True)
-class FleetContext:
-    """A running fleet, as a probe sees it."""
-
-    robots: int
-    gateway: Gateway
-    sink: TransitionSink
-    buffer: Path
-
-
-class FleetProbe(Protocol):
-    """Something measured while a fleet streams (the learner's updates/s, weight-sync latency
-    p50/p99, policy lag): `start` when the robots start, `stop` returns its figures by name."""
-
-    def start(self, fleet: FleetContext) -> None: ...
-
-    def stop(self) -> dict[str, float | None]: ...
-
-
-SinkFactory = Callable[[Path, DictSpec, ArraySpec], TransitionSink]
-
-
-def buffer_sink(path: Path, obs_spec: DictSpec, action_spec: ArraySpec) -> TransitionSink:
-    """The gateway command's sink: a BufferSink over a Zarr buffer (cache of CACHE_BYTES)."""
-    return BufferSink(path, obs_spec, action_spec, cache=CacheConfig(max_bytes=CACHE_BYTES))
-
-
 def ensure_recording(run_dir: Path, episodes: int, max_steps: int) -> Path:
     """The buffer of sim episodes the robots play back, recorded once with the real sim by the
     scripted expert at skill 0.3 (successes and failures, up to `max_steps` steps each)."""
@@ -131,17 +109,20 @@ def ensure_recording(run_dir: Path, episodes: int, max_steps: int) -> Path:
     return buffer
 
 
-def run_fleet(robots: int, seconds: float, recording: Path, root: Path, *,
-              make_sink: SinkFactory = buffer_sink, probe: FleetProbe | None = None
-              ) -> tuple[dict[str, Any], list[StreamTrace], TimedSink]:
-    """`robots` robots streaming for `seconds` into one gateway over a new buffer in `root`."""
+def run_fleet(robots: int, seconds: float, recording: Path, root: Path,
+              overrides: tuple[str, ...]) -> tuple[dict[str, Any], list[StreamTrace], TimedSink]:
+    """`robots` robots streaming for `seconds` into an edge-only session's gateway, writer and
+    learner (config `overrides`) over a new run in `root`."""
     storage = ZarrStorage.open_existing(recording)
     obs_spec, action_spec = storage.obs_spec, storage.action_spec
-    sink = TimedSink(make_sink(root / "buffer", obs_spec, action_spec))
-    token, digest = secrets.token_bytes(32), spec_digest(obs_spec, action_spec)
-    gateway = GatewayThread(Gateway(sink, token, digest))
+    cfg = session_config(root, overrides)
+    token, digest = load_token(Path(cfg.gateway.token_file)), spec_digest(obs_spec, action_spec)
+    sink = TimedSink(SessionWriter(RunDir(Path(cfg.run.dir)), obs_spec, action_spec,
+                                   str(cfg.task.name)))
+    learner = FleetLearner(cfg)
+    gateway = SessionGateway(cfg, sink, obs_spec, action_spec, learner.poll_weights)
     ctx = mp.get_context("spawn")
-    workers = []
+    workers, samples = [], []
     try:
         for first in range(0, robots, ROBOTS_PER_PROCESS):
             plan = EdgePlan(f"ws://127.0.0.1:{gateway.port}", token, digest, recording,
@@ -159,8 +140,6 @@ def run_fleet(robots: int, seconds: float, recording: Path, root: Path, *,
         before, load_before = os.times(), os.getloadavg()[0]
         for _, conn in workers:
             conn.send((start_wall, seconds))
-        if probe is not None:
-            probe.start(FleetContext(robots, gateway.gateway, sink, root / "buffer"))
         traces, edge_cpu = [], np.zeros(2)
         for proc, conn in workers:
             if not conn.poll(seconds + DRAIN_S + 60.0):
@@ -169,7 +148,6 @@ def run_fleet(robots: int, seconds: float, recording: Path, root: Path, *,
             traces += got
             edge_cpu += cpu
             proc.join(30.0)
-        learner = probe.stop() if probe is not None else {}
         after = os.times()
         gateway_cpu = (after.user - before.user, after.system - before.system)
     finally:
@@ -177,12 +155,16 @@ def run_fleet(robots: int, seconds: float, recording: Path, root: Path, *,
             if proc.is_alive():
                 proc.kill()
         gateway.stop()
-    facts = {"gateway_stats": dict(gateway.gateway.stats),
+        samples = learner.stop()
+        sink.close()
+    facts = {"gateway_stats": gateway.stats(),
              "gateway_cpu_s": {"user": gateway_cpu[0], "system": gateway_cpu[1]},
              "edge_cpu_s": {"user": float(edge_cpu[0]), "system": float(edge_cpu[1])},
              # the machine's 1-min load average (runnable threads on its cores, everyone's)
              "load_average": {"start": load_before, "end": os.getloadavg()[0]},
-             "start": start, "seconds": seconds, **learner}
+             "start": start, "seconds": seconds,
+             **learner_figures(samples, learner.published, traces, start, seconds,
+                               start_wall - start)}
     return facts, sorted(traces, key=lambda t: t.robot), sink
 
 
@@ -231,10 +213,6 @@ def summarize(robots: int, facts: dict[str, Any], traces: list[StreamTrace], sin
                / min(WINDOW_S, start + seconds - a) for a in edges]
     lags = np.concatenate([t.ack_lag_s for t in traces]) * 1e3
     published = sum(len(t.wall) for t in traces)
-
-    def pct(values: np.ndarray, q: float) -> float | None:
-        return float(np.percentile(values, q)) if len(values) else None
-
     return {
         "robots": robots, **facts, "published": published, "offered_per_s": published / seconds,
         "committed_per_s": float(commits[inside, 2].sum()) / seconds,
@@ -261,7 +239,7 @@ def summarize(robots: int, facts: dict[str, Any], traces: list[StreamTrace], sin
 
 
 def fleet_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets that a fleet run measures (the learner's join when a probe ran)."""
+    """The issue's targets that a fleet run measures, the learner's among them."""
     big = results["fleets"].get(str(TARGET_ROBOTS))
     if big is None:
         return []
@@ -278,7 +256,7 @@ def fleet_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def learner_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Learner updates/s at 64 robots >= 0.8x at one, once a FleetProbe reports updates_per_s."""
+    """Learner updates/s at 64 robots >= 0.8x at one (when the run had both sizes)."""
     fleets = results["fleets"]
     one, big = fleets.get("1", {}), fleets.get(str(TARGET_ROBOTS), {})
     if one.get("updates_per_s") is None or big.get("updates_per_s") is None:
@@ -287,27 +265,28 @@ def learner_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                    big["updates_per_s"] / one["updates_per_s"], 0.8, ">=")]
 
 
-def measure(sizes: Sequence[int], seconds: dict[int, float], recording: Path, root: Path, *,
-            make_sink: SinkFactory = buffer_sink, probe: FleetProbe | None = None
-            ) -> dict[str, Any]:
-    """Each fleet size in turn, each into a fresh buffer that is verified and deleted."""
+def measure(sizes: Sequence[int], seconds: dict[int, float], recording: Path, root: Path,
+            overrides: tuple[str, ...]) -> dict[str, Any]:
+    """Each fleet size in turn, each into a fresh run whose buffer is verified and deleted."""
     played = load_recording(recording)
     fleets = {}
     for robots in sizes:
         run_root = root / f"fleet-{robots}"
-        facts, traces, sink = run_fleet(robots, seconds[robots], recording, run_root,
-                                        make_sink=make_sink, probe=probe)
-        checked = verify(run_root / "buffer", traces, played)
-        disk = sum(f.stat().st_size for f in (run_root / "buffer").rglob("*") if f.is_file())
-        fleets[str(robots)] = summarize(robots, facts, traces, sink, checked, disk)
+        facts, traces, sink = run_fleet(robots, seconds[robots], recording, run_root, overrides)
+        buffer = run_root / "run" / "buffer"
+        checked = verify(buffer, traces, played)
+        disk = sum(f.stat().st_size for f in buffer.rglob("*") if f.is_file())
+        fleets[str(robots)] = fleet = summarize(robots, facts, traces, sink, checked, disk)
         shutil.rmtree(run_root)
-        print(f"{robots} robots: {fleets[str(robots)]['committed_per_s']:.1f} transitions/s "
-              f"committed, {checked['lost']} lost", flush=True)
+        print(f"{robots} robots: {fleet['committed_per_s']:.1f} transitions/s committed, "
+              f"{checked['lost']} lost; learner {fleet['updates_per_s']:.2f} updates/s",
+              flush=True)
     return {"hz": HZ, "cameras": list(PLAYBACK_CAMERAS), "image_size": 128,
             "recorded_steps": len(played.steps), "recorded_episodes": len(played.ends),
             "played_back": "robot, cameras, policy and reward (recorded sim transitions); real: "
-                           "publish, spool, websocket, auth, gateway, group commit, buffer",
-            "fleets": fleets}
+                           "publish, spool, websocket, auth, gateway, group commit, buffer, "
+                           "the session's writer and learner, weight sync to every robot",
+            "learner_overrides": list(overrides), "fleets": fleets}
 
 
 def main() -> int:
@@ -331,21 +310,26 @@ def main() -> int:
                                            Path.home() / ".cache/robot_rl/fleet-playback")
         recording = ensure_recording(recording_dir, 2 if args.quick else 8,
                                      40 if args.quick else 120)
-        results = measure(sizes, seconds, recording, root)
+        results = measure(sizes, seconds, recording, root,
+                          QUICK_OVERRIDES if args.quick else LEARNER_OVERRIDES)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rows = [[f["robots"], f["offered_per_s"], f["committed_per_s"], f["slowest_window_per_s"],
              f["lost"], f["unacked_at_end"], f["skipped_ticks"], f["transitions_per_commit"],
              f["commit_ms_p50"],
              f["commit_ms_p99"], f["ack_lag_ms_p50"], f["ack_lag_ms_p99"],
-             f["gateway_cpu_ms_per_transition"], f["edge_cpu_ms_per_transition"]]
+             f["gateway_cpu_ms_per_transition"], f["edge_cpu_ms_per_transition"],
+             f["updates_per_s"], f["weight_sync_ms_p50"], f["weight_sync_ms_p99"],
+             f["policy_lag_p50"], f["policy_lag_p99"]]
             for f in results["fleets"].values()]
     print_table(["robots", "offered/s", "committed/s", f"slowest {WINDOW_S:.0f}s", "lost",
                  "unacked", "skipped", "per commit", "commit p50 ms", "p99", "ack lag p50 ms",
                  "p99",
-                 "gw cpu ms/t", "edge cpu ms/t"],
-                rows, title="fleet ingest: two 128x128 cameras per robot at 10 Hz, one gateway "
-                            "and buffer (played back: the robots; real: the rest)")
+                 "gw cpu ms/t", "edge cpu ms/t", "updates/s", "sync p50 ms", "p99", "lag p50",
+                 "p99"],
+                rows, title="fleet ingest: two 128x128 cameras per robot at 10 Hz, one session's "
+                            "gateway, buffer and learner (played back: the robots; real: the "
+                            "rest)")
     return report("fleet", results, fleet_targets(results), args.json, quick=args.quick)
 
 

@@ -6,7 +6,10 @@ What is played back: the robot, its cameras, policy and reward, i.e. each transi
 `robot-rl record-demos` filled with the real MuJoCo sim. What is real: everything from
 `EdgeLink.publish` on (encode, the edge's field checks, the fsynced spool, the websocket, the
 gateway and the buffer). Each robot stamps its transitions with its own ids, episode numbers,
-steps and the wall clock of the moment it publishes.
+steps and the wall clock of the moment it publishes. Like a local-policy edge, each robot takes the
+learner's weights on its link (EdgeWeights: the session's bulk channel), swaps each new version in
+between two steps and stamps its transitions with the version it holds (the recorded actions are
+still the ones played back: no policy acts).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from buffer import ZarrStorage
 from buffer.episodes import EpisodeReader
 from comms.edge_link import EdgeLink
+from comms.edge_weights import EdgeWeights
 from comms.spool import Spool
 from robot_rl.core import CommsError, Source, Transition
 
@@ -89,6 +93,8 @@ class StreamTrace:
 
     robot: int
     wall: list[float] = field(default_factory=list)  # wall_time of each seq
+    versions: list[int] = field(default_factory=list)  # the policy version it held, each seq
+    applied: list[tuple[int, float]] = field(default_factory=list)  # (version, wall time) taken
     ack_lag_s: list[float] = field(default_factory=list)  # spooled -> acked, per seq
     late: int = 0  # publishes that started over one period behind the schedule
     skipped: int = 0  # ticks with no step taken: the robot was too far behind (see EdgePlan)
@@ -124,7 +130,7 @@ def play(link: EdgeLink, spool: TimedSpool, robot: int, recording: Recording, pl
     period = 1.0 / plan.hz
     first, stream = start + period * robot / plan.fleet_size, stream_of(robot)
     spooled: list[float] = []
-    episode, step, tick = 0, 0, 0
+    episode, step, tick, held = 0, 0, 0, 0
     while (due := first + tick * period) < stop and trace.error is None:
         tick += 1
         now = time.monotonic()
@@ -135,10 +141,15 @@ def play(link: EdgeLink, spool: TimedSpool, robot: int, recording: Recording, pl
         if spool.pending_count() > plan.max_backlog_s * plan.hz:
             trace.skipped += 1  # the gateway is that far behind: no step this tick
             continue
+        weights = link.poll_weights()  # a step boundary: where a local-policy edge swaps
+        if weights is not None:
+            held = weights.version
+            trace.applied.append((held, time.time()))
         seq = len(trace.wall)
         index = played_step(robot, seq, recording)
         t = dataclasses.replace(recording.steps[index], robot_id=stream, episode_id=episode,
-                                step=step, wall_time=time.time(), mono_time=time.monotonic())
+                                step=step, policy_version=held, wall_time=time.time(),
+                                mono_time=time.monotonic())
         ends = {0: recording.ends[index]} if index in recording.ends else None
         t0 = time.monotonic()
         try:
@@ -149,6 +160,7 @@ def play(link: EdgeLink, spool: TimedSpool, robot: int, recording: Recording, pl
         trace.publish_s += time.monotonic() - t0
         spooled.append(t0)
         trace.wall.append(t.wall_time)
+        trace.versions.append(held)
         episode, step = (episode + 1, 0) if ends else (episode, step + 1)
     trace.drained = link.wait_acked(plan.drain_s)
     trace.acked = spool.acked(stream)
@@ -175,7 +187,7 @@ def edge_process(plan: EdgePlan, conn: Connection) -> None:
     for robot in plan.robots:
         spool = TimedSpool(plan.spool_dir / f"{stream_of(robot)}.spool")
         link = EdgeLink(plan.url, plan.token, f"edge-{stream_of(robot)}", plan.digest, spool,
-                        streams=[stream_of(robot)])
+                        streams=[stream_of(robot)], weights=EdgeWeights())
         links.append((link.start(), spool, robot))
     deadline = time.monotonic() + 60.0
     while not all(link.connected for link, _, _ in links) and time.monotonic() < deadline:

@@ -62,7 +62,8 @@ def fleet_item() -> str:
         f"machine's load average was {load_start:.0f} to {load_end:.0f} on "
         f"{payload['machine']['cores']} cores, shared with other sessions)")
     return f"""- **Fleet ingest** (`benchmarks/fleet.py`: robots with two 128×128 cameras at
-{f['hz']:.0f} Hz streaming into one gateway and buffer on this machine; the robots play back
+{f['hz']:.0f} Hz streaming into {"an edge-only session's gateway, buffer and learner"
+if "updates_per_s" in big else "one gateway and buffer"} on this machine; the robots play back
 {f['recorded_episodes']} episodes recorded with the sim, everything from the edge's spool on is
 real). Transitions/s committed by fleet size: {sizes}. 64 robots for {big['seconds']:.0f} s:
 {big['committed_per_s']:.0f}/s committed (target ≥ {targets[0]['target']:.0f}
@@ -72,7 +73,28 @@ and {big['duplicated']} duplicated of {big['published']:,} spooled (checked seq 
 {big['streams_per_commit']:.0f} streams, {big['commit_ms_p50']:.0f} / {big['commit_ms_p99']:.0f}
 ms p50 / p99; ack lag {big['ack_lag_ms_p50']:.0f} / {big['ack_lag_ms_p99']:.0f} ms{stopped}.
 CPU per transition: gateway process {big['gateway_cpu_ms_per_transition']:.2f} ms, edge processes
-{big['edge_cpu_ms_per_transition']:.2f} ms."""
+{big['edge_cpu_ms_per_transition']:.2f} ms.{fleet_learner_sentence(f['fleets'], targets)}"""
+
+
+def fleet_learner_sentence(fleets: dict[str, Any], targets: list[dict[str, Any]]) -> str:
+    """The learner's figures by fleet size; none for a fleet.json from before the benchmark ran
+    the session's learner."""
+    if "updates_per_s" not in fleets["64"]:
+        return ""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    sizes = "; ".join(
+        f"{n}: {v['updates_per_s']:.1f} updates/s, weight sync {ms(v['weight_sync_ms_p50'])} / "
+        f"{ms(v['weight_sync_ms_p99'])} ms, policy lag {ms(v['policy_lag_p50'])} / "
+        f"{ms(v['policy_lag_p99'])} updates" for n, v in fleets.items())
+    ratio = next((t for t in targets if t["name"].startswith("learner updates/s")), None)
+    judged = "" if ratio is None else (
+        f" Updates/s at 64 robots / 1: {ratio['value']:.2f} (target ≥ {ratio['target']} "
+        f"{'met' if ratio['met'] else '**missed**'}).")
+    return (f" The session's learner, by fleet size (weight sync: the learner publishes a version "
+            f"-> a robot swaps it in, p50 / p99; policy lag p50 / p99): {sizes}.{judged}")
 
 
 def roundtrip_item() -> str:
