@@ -20,6 +20,14 @@ FAST = LinkTimings(heartbeat=0.2, dead_after=1.5, handshake=3.0, send=3.0, commi
 QUICK_BACKOFF = Backoff(first=0.05, factor=2.0, cap=0.5)
 
 
+def token_file(folder: Path) -> Path:
+    """TOKEN in `folder`/token, readable by its owner only (as the CLI requires)."""
+    path = folder / "token"
+    path.write_bytes(TOKEN)
+    path.chmod(0o600)
+    return path
+
+
 def numbered(i: int, episode: int = 0, step: int = 0) -> Transition:
     """A transition whose reward and wall_time carry its production index `i`."""
     obs = {"state": np.full(3, i, np.float32), "image": np.full((16, 16, 3), i % 256, np.uint8)}

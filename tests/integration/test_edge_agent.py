@@ -19,7 +19,7 @@ from robot_rl.core import ConfigError, Source, is_demo_side
 from robot_rl.runtime.buffer_sink import BufferSink
 from robot_rl.runtime.build import build_robot
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
-from tests.integration.comms_helpers import FAST, TOKEN
+from tests.integration.comms_helpers import FAST, TOKEN, token_file
 
 
 class TowardsTarget:
@@ -78,9 +78,7 @@ def serve_sim(tmp_path: Path, inference: object, *args: str) -> ReplayBuffer:
     sink = BufferSink(tmp_path / "buffer", obs_spec, action_spec)
     gw = GatewayThread(Gateway(sink, TOKEN, spec_digest(obs_spec, action_spec),
                                inference=inference, timings=FAST))
-    token = tmp_path / "token"
-    token.write_bytes(TOKEN)
-    token.chmod(0o600)
+    token = token_file(tmp_path)
     try:
         code = main(["sim-server", "--gateway", f"ws://127.0.0.1:{gw.port}", "--token-file",
                      str(token), "--spool-dir", str(tmp_path / "spool"), *args])

@@ -16,7 +16,7 @@ from comms.netem import NetemProxy
 from robot_rl.config import compose_session
 from robot_rl.core import ConfigError, Source
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
-from tests.integration.comms_helpers import FAST, TOKEN
+from tests.integration.comms_helpers import FAST, TOKEN, token_file
 from tests.integration.sessions import new_session
 
 EDGE = ["task=reach", "task.max_steps=20", "robot.control_hz=50"]
@@ -35,9 +35,7 @@ def wait_for(cond: object, timeout: float, what: str) -> None:
 @pytest.mark.slow
 def test_an_edge_robot_is_trained_from_the_cloud_and_loses_nothing_when_its_link_drops(
         tmp_path: Path, ray_local: None) -> None:
-    token = tmp_path / "token"
-    token.write_bytes(TOKEN)
-    token.chmod(0o600)
+    token = token_file(tmp_path)
     session = new_session(tmp_path / "run", *SESSION, f"gateway.token_file={token}")
     result: dict[str, object] = {}
     runner = threading.Thread(target=lambda: result.update(session.run_until_budget()))
@@ -92,9 +90,7 @@ def test_an_edge_session_without_a_token_or_port_is_refused_before_it_starts(
 @pytest.mark.slow
 def test_an_edge_robot_with_its_own_policy_gets_each_new_version_streamed(
         tmp_path: Path, ray_local: None) -> None:
-    token = tmp_path / "token"
-    token.write_bytes(TOKEN)
-    token.chmod(0o600)
+    token = token_file(tmp_path)
     session = new_session(tmp_path / "run", *SESSION, f"gateway.token_file={token}")
     runner = threading.Thread(target=session.run_until_budget)
     runner.start()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from buffer import ZarrStorage
-from tests.integration.comms_helpers import TOKEN
+from tests.integration.comms_helpers import token_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["learner.warmup_steps=60", "learner.batch_size=32", "algo.params.hidden=[32,32]",
@@ -90,9 +90,7 @@ def assert_kept(before: dict[str, object], after: dict[str, object]) -> None:
 def test_sigterm_then_kill_minus_nine_of_everything_and_the_same_commands_resume(
         tmp_path: Path) -> None:
     run, log = tmp_path / "run", tmp_path / "log"
-    token = tmp_path / "token"
-    token.write_bytes(TOKEN)
-    token.chmod(0o600)
+    token = token_file(tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
