@@ -43,7 +43,7 @@ def test_replot_draws_the_curves_of_earlier_runs_from_their_json(tmp_path) -> No
     results = Path(__file__).parents[2] / "benchmarks" / "results"
     plot = tmp_path / "curves.png"
     command = [sys.executable, "-m", "benchmarks.learning", "--replot",
-               f"{results}/learning_pick_cube.json", f"{results}/learning_classifier.json"]
+               f"{results}/learning_pick_cube.json"]
     env = {**os.environ, "MUJOCO_GL": "egl"}
     done = subprocess.run([*command, "--plot", str(plot)], capture_output=True, text=True,
                           timeout=120, env=env)
