@@ -33,11 +33,11 @@ from benchmarks.evaluation import Protocol  # noqa: E402
 from benchmarks.learning_pixels import part_classifier, part_pick_cube_pixels  # noqa: E402
 from benchmarks.learning_throughput import part_throughput  # noqa: E402
 from benchmarks.training_runs import (  # noqa: E402
-    LEVEL,
     RunSpec,
     curves,
     execute_all,
     print_curves,
+    ratio_text,
     scripted_teleop,
     steps_ratio,
 )
@@ -76,8 +76,7 @@ def part_pick_cube(args: argparse.Namespace) -> Results:
     print_curves(f"pick_cube from state, {args.task_reward} reward, {args.seeds} seeds, "
                  f"{budget} env steps", [rlpd, sac])
     ratio = steps_ratio(sac, rlpd, budget)
-    print(f"steps to {LEVEL} success, SAC / RLPD: {'>= ' if ratio['lower_bound'] else ''}"
-          f"{ratio['ratio']:.2f}")
+    print(ratio_text(ratio))
     return {"pick_cube_rlpd_vs_sac": {"rlpd": rlpd, "sac": sac, "budget": budget,
                                       "reward": args.task_reward,
                                       "steps_to_0.8_sac_over_rlpd": ratio}}, [

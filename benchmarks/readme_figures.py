@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from benchmarks.training_runs import ratio_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -187,6 +189,29 @@ def reached(curve: dict[str, Any]) -> str:
     return ", ".join(steps)
 
 
+def async_item() -> str:
+    payload = load("async_vs_sync")
+    r, targets = payload["results"], payload["targets"]
+    setup, sync, asy = r["setup"], r["summary"]["sync"], r["summary"]["async"]
+
+    def to_level(row: dict[str, Any]) -> str:
+        wall = row["wall_s_to_0.8"]
+        return "not reached" if wall is None else f"{wall:.0f} s"
+
+    return f"""- **Async vs sync** (`benchmarks.async_vs_sync`: RLPD pick-cube from state, 20 demos,
+scripted takeovers, {setup['robots']} sim arms paced at {setup['control_hz']:.0f} Hz,
+{setup['budget']:,} env steps, each mode started by `robot-rl train runtime.mode=...` and
+evaluated after it ended). Seconds per episode of one arm: sync
+{sync['generation_s_per_episode']:.1f}, async {asy['generation_s_per_episode']:.1f}
+({r['generation_speedup']:.2f}×, target ≥ 1.55 {verdict(targets, 1)}); seconds per learner
+update: sync {sync['training_s_per_update']:.3f}, async {asy['training_s_per_update']:.3f}
+({r['training_speedup']:.2f}×, target ≥ 4.61 {verdict(targets, 0)}); {asy['updates']:.0f}
+updates async vs {sync['updates']:.0f} sync in {asy['wall_s']:.0f} / {sync['wall_s']:.0f} s;
+wall-clock to 0.8 evaluation success: sync {to_level(sync)}, async {to_level(asy)} (final
+{sync['final_success']:.2f} / {asy['final_success']:.2f}; target async sooner
+{verdict(targets, 2)})."""
+
+
 def measured(name: str) -> dict[str, Any] | None:
     """A learning part's stored results, or None while it has not been run under the protocol."""
     return load(name) if (RESULTS / f"{name}.json").exists() else None
@@ -229,8 +254,8 @@ SAC on reach: {evaluated(reach)} after {reach['steps'][-1]:,} steps (target ≥ 
 {pick['budget']:,} steps: RLPD + 20 demos + scripted takeovers {evaluated(rlpd)}, plain SAC
 {evaluated(sac)} (targets ≥ 0.8 {verdict(state['targets'], 1)}, RLPD − SAC ≥ 0.3
 {verdict(state['targets'], 2)}); evaluation success 0.8 reached at {reached(rlpd)} steps with
-RLPD and {reached(sac)} with SAC: SAC needs {'≥ ' if ratio['lower_bound'] else ''}
-{ratio['ratio']:.2f}× RLPD's steps. {pixels_item()} Learner updates/s at batch 256: state
+RLPD and {reached(sac)} with SAC: {ratio_text(ratio)}.
+{pixels_item()} Learner updates/s at batch 256: state
 {ups['state']:.0f}, cached camera maps {ups['frozen_features']:.0f}, end-to-end pixels
 {ups['end_to_end_pixels']:.2f}."""
 
@@ -250,7 +275,10 @@ MUJOCO_GL=egl .venv/bin/python -m benchmarks.sim_throughput --json \
     benchmarks/results/sim_throughput.json
 .venv/bin/python -m benchmarks.weight_sync --json benchmarks/results/weight_sync.json
 .venv/bin/python -m benchmarks.validation_cost --json benchmarks/results/validation_cost.json
-nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --workers 2 \
+MUJOCO_GL=egl .venv/bin/python -m benchmarks.fleet --json benchmarks/results/fleet.json
+.venv/bin/python -m benchmarks.async_vs_sync --budget 4000 --json \
+    benchmarks/results/async_vs_sync.json
+nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --steps 20000 --workers 2 \
     --work runs-bench --json benchmarks/results/learning_pick_cube.json  # and pick_cube_pixels,
     # classifier, throughput each to its learning_<part>.json; hours on 2 cores
 ```
@@ -268,7 +296,7 @@ def wrap(item: str) -> str:
 
 def section() -> str:
     items = [buffer_item(), fleet_item(), roundtrip_item(), validation_item(),
-             weight_sync_item(), sim_item(), learning_item()]
+             weight_sync_item(), sim_item(), async_item(), learning_item()]
     return HEADER + "\n\n" + "\n".join(wrap(i) for i in items) + "\n\n"
 
 

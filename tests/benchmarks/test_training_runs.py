@@ -60,6 +60,8 @@ def test_a_ratio_with_a_seed_that_never_got_there_is_a_lower_bound() -> None:
         "ratio": 2.0, "lower_bound": False}
     assert steps_ratio({"steps_to_0.8": [None, 2000]}, fast, 10000) == {
         "ratio": 3.0, "lower_bound": True}
+    assert steps_ratio(fast, {"steps_to_0.8": [2000, None]}, 10000) == {  # fast never got there
+        "ratio": None, "lower_bound": False}
 
 
 def test_ray_commands_get_a_private_loopback_only_network_where_one_can_be_made() -> None:
