@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,16 @@ from robot_rl.core.locks import WriterLock
 log = logging.getLogger(__name__)
 INFO_CHUNK = 16384
 OPEN_ATTEMPTS = 5
+# how long files no longer listed by the latest record are kept: a reader following the writer
+# may still be reading an older record that lists them (a fast writer commits many times a second)
+OBSOLETE_GRACE_S = 15.0
 SMALL_CHUNK = 1024
 # column values that mark a row lost to damage (its other columns are zero)
 LOST_ROW_MARKS = {"step_info": {"episode_id": -1, "prev_row": -1},
                   "episodes": {"episode_id": -1}, "tails": {"row": -1}}
 
 
-def _wal_files(record: dict[str, Any]) -> set[str]:
+def wal_files(record: dict[str, Any]) -> set[str]:
     """The WAL files a commit record needs: table segments and open-episode tails."""
     return ({s["file"] for t in record["tables"].values() for s in t["segments"]}
             | {f["file"] for f in record.get("open_tails", [])})
@@ -133,7 +137,8 @@ class ZarrStorage(Storage):
         self.quarantined: dict[tuple[str, int], str] = {}  # damaged sealed chunks
         self.lost: list[Damage] = []  # rows of damaged WAL segments
         self.fallback: str | None = None  # why the previous commit record had to be used
-        self._deferred: list[Path] = []  # segment files the previous record still lists
+        # (since when, files): segment files the previous record (or a reader's) still lists
+        self._deferred: list[tuple[float, list[Path]]] = []
         for attempt in range(OPEN_ATTEMPTS):
             seen = self._read_record()["commit"]
             try:
@@ -274,20 +279,20 @@ class ZarrStorage(Storage):
     def _remove_debris(self, record: dict[str, Any]) -> None:
         """Delete files of an unfinished commit: WAL segments neither record lists, temp and
         partial files. Segments only the previous record lists are deleted at the next commit."""
-        live = _wal_files(record)
+        live = wal_files(record)
         previous = set()
         prev_path = self.path / PREV_COMMIT_FILE
         if prev_path.exists() and self.fallback is None:
             try:
                 prev = self._parse_record(prev_path)
-                previous = _wal_files(prev)
+                previous = wal_files(prev)
             except StorageError:
                 pass  # a damaged fallback record: nothing to keep for it
         for f in (self.path / WAL_DIR).iterdir():
             name = f"{WAL_DIR}/{f.name}"
             if name not in live and name not in previous:
                 f.unlink()
-        self._deferred = [self.path / f for f in sorted(previous - live)]
+        self._deferred = [(time.monotonic(), [self.path / f for f in sorted(previous - live)])]
         for pattern in ("**/*.partial", "*.tmp"):
             for f in self.path.glob(pattern):
                 f.unlink()
@@ -386,9 +391,14 @@ class ZarrStorage(Storage):
             fsync_path(self.path)
         self.commit_no, self.robots, self.tasks = commit_no, list(robots), list(tasks)
         self.next_episode = next_episode
-        for f in self._deferred:  # the previous record, now commit.prev.json, no longer needs them
-            f.unlink(missing_ok=True)
-        self._deferred = obsolete + [p for w in writes.values() for p in w.obsolete]
+        now, kept = time.monotonic(), []
+        for since, files in self._deferred:  # commit.prev.json no longer lists any of them
+            if now - since < OBSOLETE_GRACE_S:
+                kept.append((since, files))
+                continue
+            for f in files:
+                f.unlink(missing_ok=True)
+        self._deferred = [*kept, (now, obsolete + [p for w in writes.values() for p in w.obsolete])]
         return {name: w.new for name, w in writes.items()}
 
     # -- reading ---------------------------------------------------------------------------------

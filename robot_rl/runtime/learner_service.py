@@ -78,8 +78,10 @@ class LearnerService:
         self.latest = self._publish()
 
     def _batches(self) -> Iterator[Batch]:
-        while True:
-            yield self.replay.sample(int(self.cfg.learner.batch_size), self.rng)
+        """A batch per next(); one that raises (nothing to sample yet) leaves it usable, where a
+        generator that raised would be spent."""
+        size = int(self.cfg.learner.batch_size)
+        return iter(lambda: self.replay.sample(size, self.rng), None)
 
     def _publish(self) -> WeightUpdate:
         self.latest = WeightUpdate(self.learner.version, self.algo.policy.get_weights(),

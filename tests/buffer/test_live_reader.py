@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from buffer import ReplayBuffer
+from buffer import ReplayBuffer, zarr_storage
+from buffer.record import open_record
+from buffer.zarr_storage import wal_files
 from robot_rl.core import StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, check_batch, transition
 from tests.buffer.test_crash import check_committed, start_writer
@@ -74,4 +76,30 @@ def test_refresh_takes_in_new_episodes_and_only_readers_refresh(tmp_path: Path) 
     with pytest.raises(StorageError, match="only a read-only buffer"):
         writer.refresh()
     reader.close()
+    writer.close()
+
+
+def test_files_an_older_record_lists_outlive_a_fast_writers_next_commits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader still reading an older commit record finds every file it lists however many
+    times the writer committed since, within the grace period; after it they go."""
+    path = tmp_path / "b"
+    writer = ReplayBuffer(path, OBS_SPEC, ACTION_SPEC, fsync=False)
+    writer.append([transition(0, 0, s) for s in range(10)])  # an open episode: a tail file too
+    writer.commit()
+    listed = {path / f for f in wal_files(open_record((path / "commit.json").read_bytes()))}
+    for episode in range(5):  # five commits, each making the previous segments obsolete
+        writer.append([transition(0, episode, s) for s in range(10, 20)])
+        writer.end_episode(True, robot_id="robot0")
+        writer.append([transition(0, episode + 1, s) for s in range(10)])
+        writer.commit()
+    assert listed and all(f.exists() for f in listed)
+    with ReplayBuffer.open_prior(path) as reader:
+        assert not reader.storage.lost and len(reader) == 110
+    monkeypatch.setattr(zarr_storage, "OBSOLETE_GRACE_S", 0.0)
+    writer.append([transition(0, 5, s) for s in range(10, 20)])
+    writer.commit()  # files obsolete since before the last two records go now
+    still_listed = {path / f for name in ("commit.json", "commit.prev.json")
+                    for f in wal_files(open_record((path / name).read_bytes()))}
+    assert not any(f.exists() for f in listed - still_listed)
     writer.close()
