@@ -224,7 +224,9 @@ class ChunkCache:
 
     def rotate_once(self) -> bool:
         """Load the next non-resident chunk of the rotation order; False if all are resident."""
-        sealed = self.storage.tables["steps"].sealed // self.rows_per_chunk
+        # a reader's refresh swaps in the newer storage before its rows (and their chunks' slots)
+        # arrive: chunks the cache has no slot entry for yet wait for them
+        sealed = min(self.storage.tables["steps"].sealed // self.rows_per_chunk, self.slot_of.n)
         quarantined = {c for t, c in self.storage.quarantined if t == "steps"}
         for _ in range(2):
             while self._order:

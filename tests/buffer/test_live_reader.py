@@ -13,7 +13,7 @@ from buffer import ReplayBuffer, zarr_storage
 from buffer.record import open_record
 from buffer.zarr_storage import wal_files
 from robot_rl.core import StorageError
-from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, check_batch, transition
+from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
 from tests.buffer.test_crash import check_committed, start_writer
 
 
@@ -102,4 +102,24 @@ def test_files_an_older_record_lists_outlive_a_fast_writers_next_commits(
     still_listed = {path / f for name in ("commit.json", "commit.prev.json")
                     for f in wal_files(open_record((path / name).read_bytes()))}
     assert not any(f.exists() for f in listed - still_listed)
+    writer.close()
+
+
+def test_the_cache_loader_waits_for_chunks_a_refresh_has_not_brought_yet(tmp_path: Path) -> None:
+    """A refresh swaps in the newer storage before adding its rows; the loader thread, running
+    in between, must not look up chunks the cache has no slot entry for."""
+    path = tmp_path / "b"
+    writer = ReplayBuffer(path, OBS_SPEC, ACTION_SPEC, chunk_bytes=SMALL_CHUNK, fsync=False)
+    writer.append([transition(0, 0, s) for s in range(5)])
+    writer.commit()
+    with ReplayBuffer.open_prior(path) as reader:
+        for episode in range(1, 40):  # many sealed chunks more
+            writer.append([transition(0, episode, s) for s in range(20)])
+            writer.commit()
+        newer = zarr_storage.ZarrStorage.open_existing(path)
+        assert newer.tables["steps"].sealed // reader.cache.rows_per_chunk > reader.cache.slot_of.n
+        reader.cache.storage = newer  # the moment between the swap and the rows
+        reader.cache.rotate_once()
+        reader.refresh()
+        assert len(reader) == newer.steps
     writer.close()
