@@ -11,13 +11,15 @@ from hal.fakes import PointRobot
 from hal.left_safe import Terminated, robot_left_safe
 
 SESSION = textwrap.dedent("""
-    import itertools, sys, time
+    import itertools, signal, sys, time
     from pathlib import Path
     import numpy as np
     from hal import SafeRobot
     from hal.fakes import PointRobot
     from hal.left_safe import robot_left_safe
 
+    # Ctrl-C raises KeyboardInterrupt even where the test runner ignores SIGINT (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     robot = SafeRobot(PointRobot(journal=Path(sys.argv[1])))
     robot.connect()
     with robot_left_safe(robot):
