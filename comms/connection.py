@@ -47,8 +47,14 @@ class LinkLimits:
     preauth_message_bytes: int = 16 << 10  # the same, until the edge has authenticated
     max_unauthenticated: int = 64  # connections mid-handshake; more are refused with HTTP 503
     batch_items: int = 64  # transitions per TransitionBatch
-    batch_bytes: int = 8 << 20  # bytes of transitions per TransitionBatch
+    # bytes of transitions per TransitionBatch: a frame must arrive whole within `dead_after` even
+    # when a busy gateway reads each of many edges at a few MB/s (its reader sees no frame until
+    # the last byte is in, and would take the edge for dead)
+    batch_bytes: int = 1 << 20
     window_items: int = 256  # transitions sent but not yet acked, per stream
+    # bytes of transitions sent but not yet acked, per stream (at least one transition): what
+    # the gateway holds per edge, decoded, while its commit runs
+    window_bytes: int = 16 << 20
     queue_frames: int = 8  # frames buffered per connection before the reader stops reading
 
 

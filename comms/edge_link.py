@@ -351,7 +351,8 @@ class EdgeLink:
         handler(msg)
 
     async def _send(self, ws: ClientConnection) -> None:
-        """Stream unacked spool entries in batches, at most `window_items` in flight per stream."""
+        """Stream unacked spool entries in batches, at most `window_items` and `window_bytes` in
+        flight per stream."""
         assert self._wake is not None
         sent = {s: self.spool.acked(s) for s in self._streams}
         lim = self.limits
@@ -361,10 +362,12 @@ class EdgeLink:
             for stream in self.spool.streams():
                 after = max(sent.get(stream, -1), self.spool.acked(stream))
                 room = lim.window_items - (after - self.spool.acked(stream))
-                if room <= 0:
+                room_bytes = lim.window_bytes - self.spool.unacked_bytes(stream, after)
+                if room <= 0 or room_bytes <= 0:
                     continue
                 entries = await asyncio.to_thread(  # disk I/O stays off the loop
-                    self.spool.pending, stream, after, min(room, lim.batch_items), lim.batch_bytes)
+                    self.spool.pending, stream, after, min(room, lim.batch_items),
+                    min(room_bytes, lim.batch_bytes))
                 if not entries:
                     continue
                 body = {"stream_id": stream, "first_seq": entries[0].seq,

@@ -6,7 +6,8 @@ batch to arrive starts a commit on the sink's thread; batches that arrive meanwh
 edge, wait and then share the next commit (up to MAX_GROUP_TRANSITIONS, in arrival order). A
 stream still takes exactly its next seq (a resend is trimmed, a gap refused), each stream's mark
 is committed with its rows, and an edge is acked only once the commit holding its rows is
-durable. Data the sink refuses costs only its stream's edge; a commit that fails costs every edge
+durable; the batches of an edge that went before their commit started are dropped (it resends
+them). Data the sink refuses costs only its stream's edge; a commit that fails costs every edge
 in it a reconnect and a resend (nothing was acked).
 """
 
@@ -69,7 +70,7 @@ class GroupCommitter:
 
     async def _commit_while_waiting(self) -> None:
         try:
-            while self._waiting:
+            while self._drop_abandoned():
                 group, size = [], 0
                 while self._waiting and (not group or size + _size(self._waiting[0][0])
                                          <= MAX_GROUP_TRANSITIONS):
@@ -82,10 +83,16 @@ class GroupCommitter:
                     outcome = {b.stream_id: CommsError(f"commit failed ({exc}); reconnect and "
                                                        "resend") for b in batches}
                 for submitted, future in group:
-                    if not future.done():  # (its edge may have gone meanwhile)
+                    if not future.done():  # (its edge may have gone during the commit)
                         future.set_result({b.stream_id: outcome[b.stream_id] for b in submitted})
         finally:
             self._leader = None
+
+    def _drop_abandoned(self) -> bool:
+        """Forget the batches of edges that went while they waited (each resends after
+        reconnecting); whether any batch still waits."""
+        self._waiting = [w for w in self._waiting if not w[1].done()]
+        return bool(self._waiting)
 
     def commit(self, batches: Sequence[TransitionBatch]) -> Outcome:
         """On the sink's thread: commit the part of `batches` the sink has not seen, in one

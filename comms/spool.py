@@ -238,6 +238,16 @@ class Spool:
                 seq += 1
             return out
 
+    def unacked_bytes(self, stream_id: str, through_seq: int) -> int:
+        """Bytes of a stream's unacked entries up to `through_seq` (what is in flight once
+        everything up to there was sent)."""
+        with self._lock:
+            st = self._streams.get(stream_id)
+            if st is None:
+                return 0
+            return sum(st.entries[seq][1] for seq in range(st.acked + 1, through_seq + 1)
+                       if seq in st.entries)
+
     def streams(self) -> list[str]:
         with self._lock:
             return list(self._streams)

@@ -41,6 +41,17 @@ def test_pending_respects_item_and_byte_limits(tmp_path: Path) -> None:
     assert spool.pending("a", -1, 100, 1 << 20)[0].seq == 5
 
 
+def test_unacked_bytes_count_what_is_in_flight_up_to_a_seq(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.spool")
+    spool.append("a", items(10))
+    per_entry = spool.unacked_bytes("a", 0)
+    assert per_entry > len(b"t0" * 10)  # the record, framing included
+    assert spool.unacked_bytes("a", 3) == 4 * per_entry
+    spool.ack("a", 1)
+    assert spool.unacked_bytes("a", 3) == 2 * per_entry and spool.unacked_bytes("a", 1) == 0
+    assert spool.unacked_bytes("other", 5) == 0
+
+
 def test_a_torn_last_frame_is_cut_off(tmp_path: Path) -> None:
     path = tmp_path / "s.spool"
     spool = Spool(path)

@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from comms import auth
 from comms.codec import encode
+from comms.connection import LinkLimits
 from comms.edge_link import EdgeLink
 from comms.gateway import Gateway, GatewayThread
 from comms.messages import PROTOCOL_VERSION, Authenticate, Hello, decode_message
@@ -123,8 +124,6 @@ HOSTILE: dict[str, tuple[list[bytes | str], int, str]] = {
 def test_hostile_clients_are_refused_with_reasons_while_an_edge_is_served(
         tmp_path: Path, start_gateway: Callable[..., GatewayThread],
         make_link: Callable[..., EdgeLink]) -> None:
-    from comms.connection import LinkLimits
-
     gw = start_gateway(limits=LinkLimits(max_message_bytes=1 << 20))
     link = make_link(f"ws://127.0.0.1:{gw.port}")
     stop = threading.Event()
@@ -211,3 +210,26 @@ def test_a_gateway_held_up_by_a_slow_commit_does_not_take_its_edge_for_dead(
     finally:
         gw.stop()
     assert_exactly_once(tmp_path / "buffer", 300)
+
+
+def test_an_edge_keeps_at_most_window_bytes_in_flight_while_the_gateway_commits(
+        tmp_path: Path, make_link: Callable[..., EdgeLink]) -> None:
+    """What a gateway holds per edge is bounded by the edge's window in bytes, so a gateway
+    behind on its commits holds a bounded amount per edge however long the backlog."""
+    sink = SlowFirstCommit(BufferSink(tmp_path / "buffer", OBS_SPEC, ACTION_SPEC))
+    gw = GatewayThread(Gateway(sink, TOKEN, DIGEST, timings=FAST))  # type: ignore[arg-type]
+    window = 16 << 10
+    try:
+        link = make_link(f"ws://127.0.0.1:{gw.port}", limits=LinkLimits(window_bytes=window))
+        for i in range(100):
+            link.publish("r1", [numbered(i)])
+        entry = link.spool.unacked_bytes("r1", 0)
+        assert 100 * entry > 4 * window  # the backlog is several windows
+        time.sleep(FAST.dead_after)  # the first commit is still stalled
+        assert sink.stalled and link.spool.acked("r1") == -1
+        assert 0 < link.stats["sent"] * entry <= window + entry, link.stats
+        assert link.wait_acked(30.0), link.stats
+        assert link.stats["disconnects"] == 0
+    finally:
+        gw.stop()
+    assert_exactly_once(tmp_path / "buffer", 100)

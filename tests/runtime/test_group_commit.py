@@ -176,3 +176,30 @@ def test_a_backlog_is_committed_in_groups_of_bounded_size(
     assert all(not isinstance(v, Exception) for o in outcomes for v in o.values())
     assert sum(sink.sizes) == 32 and max(sink.sizes) <= 3, sink.sizes
     assert sink.buffer.commit_meta["streams"] == {f"s{k}": 1 for k in range(16)}
+
+
+def test_the_batches_of_an_edge_gone_before_its_commit_are_not_held(tmp_path: Path) -> None:
+    """An edge dropped while its batches wait for a commit resends them after reconnecting;
+    the gateway does not keep (or commit) the orphaned copy meanwhile."""
+    sink = SlowSink(tmp_path / "b", OBS_SPEC, ACTION_SPEC)
+
+    async def scenario() -> tuple[dict[str, int | Exception], GroupCommitter]:
+        loop = asyncio.get_running_loop()
+
+        async def in_sink(fn: Callable[[], Any]) -> Any:
+            return await loop.run_in_executor(None, fn)
+
+        committer = GroupCommitter(sink, in_sink, Counter())
+        first = asyncio.create_task(committer.submit([batch("a", 0, 2)]))  # starts a commit
+        await asyncio.sleep(0.01)
+        gone = asyncio.create_task(committer.submit([batch("b", 0, 3)]))  # waits for the next
+        await asyncio.sleep(0.01)
+        gone.cancel()  # its edge's connection ended
+        outcome = await first
+        while committer._leader is not None:  # until nothing waits
+            await asyncio.sleep(0.01)
+        return outcome, committer
+
+    outcome, committer = asyncio.run(scenario())
+    assert outcome == {"a": 1} and sink.sizes == [2]
+    assert sink.buffer.commit_meta["streams"] == {"a": 1}
