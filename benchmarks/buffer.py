@@ -35,7 +35,7 @@ from buffer.schema import chunk_rows, heavy_step_specs
 from comms.group_commit import GroupCommitter
 from comms.messages import TransitionBatch, decode_message
 from robot_rl.core import ArraySpec, DictSpec, Transition
-from robot_rl.runtime.buffer_sink import BufferSink
+from robot_rl.runtime.buffer_sink import WRITER_CACHE, BufferSink
 
 CAM = (128, 128, 3)
 OBS = DictSpec({"wrist": ArraySpec(CAM, "uint8"), "side": ArraySpec(CAM, "uint8"),
@@ -48,7 +48,6 @@ RATIOS = (1.0, 0.5, 0.25)  # cache size / data size
 EQUAL_COVERAGE = 0.02  # uniform samplers are compared when their coverages differ less
 ROW_BYTES = sum(s.nbytes for s in OBS.fields.values()) + ACTION.nbytes
 FLEET, FLEET_HZ = 64, 10  # ingest: robots streaming one transition each per round (10 Hz)
-INGEST_CACHE = CacheConfig(max_bytes=256 << 20)
 
 
 def frame_pool(n: int = 64, seed: int = 0) -> np.ndarray:
@@ -166,7 +165,7 @@ def ingest_rates(root: Path, rounds: int) -> dict[str, dict[str, float]]:
     def rate(elapsed: float, cpu: float) -> dict[str, float]:
         return {"per_s": FLEET * rounds / elapsed, "cpu_ms": 1e3 * cpu / (FLEET * rounds)}
 
-    with ReplayBuffer(root / "bare", OBS, ACTION, cache=INGEST_CACHE) as buf:
+    with ReplayBuffer(root / "bare", OBS, ACTION, cache=WRITER_CACHE) as buf:  # as the sinks
         elapsed = cpu = 0.0
         for k in range(rounds):
             transitions = fleet_round(k, pool)
@@ -180,7 +179,7 @@ def ingest_rates(root: Path, rounds: int) -> dict[str, dict[str, float]]:
         return fn()
 
     for name, grouped in (("gateway_one_commit_per_batch", False), ("gateway_group_commit", True)):
-        sink = BufferSink(root / name, OBS, ACTION, cache=INGEST_CACHE)
+        sink = BufferSink(root / name, OBS, ACTION)
         committer, elapsed, cpu = GroupCommitter(sink, unused, Counter()), 0.0, 0.0
         for k in range(rounds):
             frames = [TransitionBatch(t.robot_id, k, (t,)).encode() for t in fleet_round(k, pool)]

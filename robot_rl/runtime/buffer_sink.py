@@ -14,6 +14,9 @@ from robot_rl.core import ArraySpec, DictSpec, SpecError, Transition
 STREAMS_KEY = "streams"
 MAX_STREAMS = 4096  # marks in the commit record, which every commit rewrites: bounded
 log = logging.getLogger(__name__)
+# a sink never samples (learners read the buffer through readers of their own): its cache is the
+# smallest pool, two chunks, and not a share of the machine's memory filled with every commit
+WRITER_CACHE = CacheConfig(max_transitions=1, background=False)
 
 
 class BufferSink(TransitionSink):
@@ -26,9 +29,9 @@ class BufferSink(TransitionSink):
     next one starts clean (and retries the reopen while the disk keeps failing)."""
 
     def __init__(self, path: Path, obs_spec: DictSpec, action_spec: ArraySpec,
-                 task: str = "default", cache: CacheConfig | None = None) -> None:
+                 task: str = "default") -> None:
         self.path, self.obs_spec, self.action_spec = Path(path), obs_spec, action_spec
-        self.task, self.cache = task, cache
+        self.task = task
         self._buffer: ReplayBuffer | None = None
         self._open()
 
@@ -42,7 +45,7 @@ class BufferSink(TransitionSink):
     def _open(self) -> None:
         """(Re)open the buffer at its last durable commit and read the streams' marks."""
         self._buffer = ReplayBuffer(self.path, self.obs_spec, self.action_spec, task=self.task,
-                                    cache=self.cache)
+                                    cache=WRITER_CACHE)
         marks = self._buffer.commit_meta.get(STREAMS_KEY, {})
         self._last = {str(k): int(v) for k, v in marks.items()}
         self._robots: dict[str, str] = {}  # stream id -> robot id of its transitions

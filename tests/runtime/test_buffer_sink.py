@@ -32,6 +32,20 @@ def test_marks_survive_reopening_and_are_per_stream(tmp_path: Path) -> None:
     assert list(table["length"]) == [5, 3] and list(table["success"]) == [True, False]
 
 
+def test_a_sink_holds_two_chunks_in_ram_however_much_it_commits(tmp_path: Path) -> None:
+    """The writer never samples: what it commits is not kept in RAM (a long image run filled a
+    quarter of the machine's memory in the writer, besides the learner's own cache)."""
+    sink = sink_at(tmp_path / "b")
+    rows_per_chunk = sink.buffer.cache.rows_per_chunk
+    for k in range(5):
+        sink.commit("a", k * rows_per_chunk, [numbered(i) for i in range(
+            k * rows_per_chunk, (k + 1) * rows_per_chunk)])
+    assert sink.buffer.cache.n_chunks() == 5 and sink.buffer.cache.n_slots == 2
+    assert sum(v.nbytes for v in sink.buffer.cache.pool.values()) == 2 * rows_per_chunk * sum(
+        s.nbytes for s in sink.buffer.cache.specs.values())
+    assert len(sink.buffer) == 5 * rows_per_chunk
+
+
 def test_an_episode_end_for_the_previous_seq_closes_it_before_the_new_rows(tmp_path: Path) -> None:
     sink = sink_at(tmp_path / "b")
     sink.commit("a", 0, [numbered(i) for i in range(4)])  # episode left open by a crash
