@@ -28,8 +28,11 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 
+# two workers: the suite mostly waits (robots paced in real time, Ray and subprocess start-ups),
+# so two at a time take ~16 min on 2 cores where one at a time takes ~27; worksteal evens out
+# the few tests that run for minutes
 test: system-deps $(STAMP) lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist worksteal
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -50,6 +50,9 @@ def test_published_versions_reach_a_local_policy_edge_and_its_transitions_name_t
             assert agent.source.version == version, (gw.weight_stats(), agent.stats)
             assert gw.weight_stats()[str(cfg.robot.id)]["via"] == "bulk"
         runner.join(60)
+        deadline = time.monotonic() + 20  # the gateway sees the edge's close when it arrives
+        while time.monotonic() < deadline and gw.weight_stats()[str(cfg.robot.id)]["connected"]:
+            time.sleep(0.01)
         stats = gw.weight_stats()[str(cfg.robot.id)]
     finally:
         gw.stop()

@@ -21,7 +21,8 @@ from tests.integration.sessions import new_session as session_at
 TINY = ["task=pick_cube_pixels", "algo=rlpd_frozen", "robot.image_size=32", "task.max_steps=10",
         "algo.features.channels=8", "algo.features.feature_dim=8",
         "algo.features.pretrain_steps=5", "learner.warmup_steps=10", "learner.batch_size=8",
-        "algo.params.hidden=[16,16]", "run.env_steps=30"]
+        "algo.params.hidden=[16,16]", "run.env_steps=30",
+        "runtime.max_lead=5"]  # the robot waits for the learner well inside the budget
 FEATURES = ["feat/wrist_cam", "feat/side_cam"]
 
 

@@ -15,7 +15,8 @@ from robot_rl.runtime.ray.session import RaySession
 from tests.integration.sessions import new_session as session_at
 
 QUICK = ["algo=rlpd", "learner.warmup_steps=60", "learner.batch_size=32",
-         "algo.params.hidden=[32,32]", "algo.params.critics=4", "task.max_steps=20"]
+         "algo.params.hidden=[32,32]", "algo.params.critics=4", "task.max_steps=20",
+         "runtime.max_lead=10"]  # the robot waits for the learner well inside the budget
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 

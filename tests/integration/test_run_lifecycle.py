@@ -98,6 +98,7 @@ def test_interrupt_checkpoints_and_run_dir_alone_resumes(tmp_path: Path,
                                                          sig: signal.Signals) -> None:
     run = tmp_path / "pick"
     proc = start("train", "task=pick_cube", "run.env_steps=400", "run.checkpoint_every=100000",
+                 "runtime.max_lead=20",  # the learner has trained before the signal at 150 steps
                  *SMALL, f"run.dir={run}")
     wait_for_steps(run, 150, proc)
     proc.send_signal(sig)

@@ -11,7 +11,8 @@ from buffer import ZarrStorage
 from tests.integration.sessions import new_session
 
 TINY = ["task.max_steps=15", "learner.warmup_steps=30", "learner.batch_size=16",
-        "algo.params.hidden=[16,16]", "run.env_steps=90", "learner.updates_per_step=2"]
+        "algo.params.hidden=[16,16]", "run.env_steps=90", "learner.updates_per_step=2",
+        "runtime.max_lead=10"]  # async: the robot waits for the learner well inside the budget
 
 
 @pytest.mark.slow
