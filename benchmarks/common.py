@@ -13,7 +13,10 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -129,3 +132,21 @@ def report(benchmark: str, results: dict[str, Any], targets: list[dict[str, Any]
         print(f"missed: {', '.join(missed)}")
         return MISSED_TARGET
     return 0
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a benchmark's worker process: exit once the parent is gone (a benchmark killed outright
+    must not leave its workers streaming into a machine the next run measures)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends a benchmark like Ctrl-C (its `finally` blocks stop its workers), not at once."""
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))

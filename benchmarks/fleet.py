@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import print_table, report, target
+from benchmarks.common import print_table, report, stop_on_sigterm, target
 from benchmarks.fleet_learner import (
     LEARNER_OVERRIDES,
     QUICK_OVERRIDES,
@@ -301,6 +301,7 @@ def main() -> int:
     parser.add_argument("--recording", type=Path, default=None,
                         help="run directory of the recorded episodes (recorded if missing)")
     args = parser.parse_args()
+    stop_on_sigterm()
     sizes = [int(s) for s in args.sizes.split(",")]
     full = {n: 600.0 if n == TARGET_ROBOTS else 60.0 for n in sizes}
     seconds = {n: args.seconds or (4.0 if args.quick else full[n]) for n in sizes}

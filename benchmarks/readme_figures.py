@@ -62,7 +62,7 @@ def fleet_item() -> str:
     stopped = "" if not big.get("skipped_ticks") else (
         f"; robots over 30 s behind skipped {big['skipped_ticks']:,} of their ticks (the "
         f"machine's load average was {load_start:.0f} to {load_end:.0f} on "
-        f"{payload['machine']['cores']} cores, shared with other sessions)")
+        f"{payload['machine']['cores']} cores)")
     return f"""- **Fleet ingest** (`benchmarks/fleet.py`: robots with two 128×128 cameras at
 {f['hz']:.0f} Hz streaming into {"an edge-only session's gateway, buffer and learner"
 if "updates_per_s" in big else "one gateway and buffer"} on this machine; the robots play back
@@ -71,7 +71,8 @@ real). Transitions/s committed by fleet size: {sizes}. 64 robots for {big['secon
 {big['committed_per_s']:.0f}/s committed (target ≥ {targets[0]['target']:.0f}
 {verdict(targets, 0)}), slowest 10 s {big['slowest_window_per_s']:.0f}/s, {big['lost']} lost
 and {big['duplicated']} duplicated of {big['published']:,} spooled (checked seq by seq,
-{verdict(targets, 2)}); commits of {big['transitions_per_commit']:.0f} transitions from
+{verdict(targets, 2)}; {big['disconnects']} links dropped and resent from their spools);
+commits of {big['transitions_per_commit']:.0f} transitions from
 {big['streams_per_commit']:.0f} streams, {big['commit_ms_p50']:.0f} / {big['commit_ms_p99']:.0f}
 ms p50 / p99; ack lag {big['ack_lag_ms_p50']:.0f} / {big['ack_lag_ms_p99']:.0f} ms{stopped}.
 CPU per transition: gateway process {big['gateway_cpu_ms_per_transition']:.2f} ms, edge processes
