@@ -64,6 +64,11 @@ def compile_scene(arm: str, task_xml: str) -> mujoco.MjModel:
     root = model.build_spec().worldbody.first_body()
     root.name = ARM_ROOT
     frame.attach_body(root, PREFIX, "")
+    # MuJoCo filters contacts between jointed parent and child bodies, but not with the world,
+    # and a base welded to the world counts as the world: a first link that sits in its base
+    # (small_arm's) would grind on it and stall the base joint
+    for child in scene.body(PREFIX + ARM_ROOT).bodies:
+        scene.add_exclude(bodyname1=PREFIX + ARM_ROOT, bodyname2=child.name)
     return scene.compile()
 
 

@@ -115,3 +115,18 @@ def test_peg_starts_held_between_the_fingers(make_arm):
     for _ in range(5):
         arm.send_action(np.array([0.0, 0.0, 1.0, 0.0, 1.0], np.float32))
     assert arm.task_state()["object_pos"][2] > peg[2] + 0.1  # it rose with the hand
+
+
+@pytest.mark.parametrize("arm_name", ["small_arm", "so101"])
+def test_an_arm_touches_nothing_at_rest_and_swings_far_to_the_side(make_arm, arm_name):
+    """No contact holds the base joint (small_arm's first link sits in its base, which MuJoCo's
+    parent filter lets collide: the pair stalled the joint near 0.5 rad, and 7 % of reach
+    targets, those far to the side, were out of reach)."""
+    arm = make_arm("reach", arm=arm_name, seed=0)
+    arm.reset()
+    _, data = arm._require()
+    assert data.ncon == 0, "the arm at rest is in contact with something"
+    for _ in range(25):
+        arm.send_action(np.array([0.0, 1.0, 0.0, 0.0, 0.0], np.float32))
+    x, y, _ = arm.ee_pos()
+    assert np.degrees(np.arctan2(y, x - arm.arm.base_pos[0])) > 60, arm.ee_pos()
