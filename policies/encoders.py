@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.networks import RunningNorm
 from robot_rl.core import ConfigError, DictSpec, Observation
 
 
@@ -185,6 +186,9 @@ class ObservationEncoder(nn.Module):
                                                                      cfg.keypoints)
                                     for name in self.maps})
         state_dim = int(sum(spec[k].shape[0] for k in self.state_keys))
+        # joint angles of O(1) beside a distance to the goal of a few cm: standardized, each
+        # field weighs in by how much it varies, not by its unit
+        self.state_norm = RunningNorm(state_dim)
         self.dim = (state_dim + cfg.feature_dim * len(self.cameras)
                     + 2 * cfg.keypoints * len(self.maps))
         if self.dim == 0:
@@ -216,5 +220,15 @@ class ObservationEncoder(nn.Module):
         parts = [self.encode_camera(name, obs[name], augment=augment, generator=generator)
                  for name in self.cameras]
         parts.extend(self.heads[_module_name(k)](obs[k]) for k in self.maps)
-        parts.extend(obs[k].float() for k in self.state_keys)
+        if self.state_keys:
+            parts.append(self.state_norm(self.state(obs)))
         return torch.cat(parts, dim=-1)
+
+    def state(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The 1-D fields concatenated, as they are (B, state_dim)."""
+        return torch.cat([obs[k].float() for k in self.state_keys], dim=-1)
+
+    def observe(self, obs: Mapping[str, torch.Tensor]) -> None:
+        """Learn the state vector's statistics from a batch the learner trains on."""
+        if self.state_keys:
+            self.state_norm.update(self.state(obs))

@@ -1,4 +1,5 @@
-"""Small torch building blocks: MLPs, ensemble critics with LayerNorm, a tanh-Gaussian actor."""
+"""Small torch building blocks: MLPs, ensemble critics with LayerNorm, a tanh-Gaussian actor,
+a running normalizer of state inputs."""
 
 from __future__ import annotations
 
@@ -81,3 +82,37 @@ class TanhGaussianActor(nn.Module):
         log_prob = gauss.sum(-1)
         log_prob = log_prob - (2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))).sum(-1)
         return action, log_prob
+
+
+class RunningNorm(nn.Module):
+    """Standardizes a feature vector by the mean and standard deviation of every vector the
+    learner has trained on (merged batch by batch). The statistics are buffers: they travel with
+    the weights to every robot and with the checkpoints. Until it has seen data it is the
+    identity; a feature that barely varies is scaled by `min_std` at most, and outputs are
+    clipped to ±`clip`."""
+
+    def __init__(self, dim: int, min_std: float = 1e-2, clip: float = 10.0) -> None:
+        super().__init__()
+        self.min_std, self.clip = min_std, clip
+        self.register_buffer("count", torch.zeros(()))
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge a batch (B, dim) into the statistics (Chan et al.'s parallel variance)."""
+        x = x.detach().float()
+        n = float(x.shape[0])
+        if n == 0:
+            return
+        b_mean, b_var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+        total = self.count + n
+        delta = b_mean - self.mean
+        spread = self.var * self.count + b_var * n + delta**2 * self.count * n / total
+        self.var.copy_(spread / total)
+        self.mean.add_(delta * n / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = self.var.sqrt().clamp_min(self.min_std)
+        return ((x - self.mean) / std).clamp(-self.clip, self.clip)

@@ -227,7 +227,9 @@ class SAC(Algorithm):
         metrics: dict[str, float] = {}
         feat = torch.empty(0)
         for _ in range(self.config.critic_updates):
-            critic_metrics, feat = self._critic_step(self._tensors(next(batches)))
+            batch = self._tensors(next(batches))
+            self.encoder.observe(batch["obs"])
+            critic_metrics, feat = self._critic_step(batch)
             metrics.update(critic_metrics)
         if self.steps % self.config.actor_every == 0:
             metrics.update(self._actor_step(feat))
@@ -251,6 +253,11 @@ class SAC(Algorithm):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         s = tree_to_torch(state)
+        missing = sorted(set(self.policy.net.state_dict()) - set(s["policy"]))
+        if missing:
+            raise ConfigError(f"the checkpoint's policy lacks {missing}: an older robot_rl wrote "
+                              "it; start a new run (this run's buffer can join it as "
+                              "buffer.priors=[<run>/buffer] with algo=rlpd)")
         self.policy.net.load_state_dict(s["policy"])
         self.critic.load_state_dict(s["critic"])
         self.target_critic.load_state_dict(s["target_critic"])

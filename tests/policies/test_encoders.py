@@ -66,7 +66,7 @@ def test_fusion_of_cameras_and_state(pixel_spec, make_batch) -> None:
     obs = enc.to_tensors(make_batch(pixel_spec, 4).obs)
     out = enc(obs, augment=True)
     assert out.shape == (4, 35)
-    assert torch.equal(out[:, 32:], obs["ee_pos"])  # state passes through unchanged
+    assert torch.equal(out[:, 32:], obs["ee_pos"])  # state unchanged until it has statistics
     assert out[:, :32].abs().max() <= 1.0
 
 
@@ -91,3 +91,33 @@ def test_encoder_that_reads_nothing_is_refused() -> None:
     spec = DictSpec({"x": ArraySpec((2,), "float32")})
     with pytest.raises(ConfigError, match="reads nothing"):
         ObservationEncoder(spec, EncoderConfig(exclude=("x",)))
+
+
+def test_state_is_standardized_by_the_statistics_of_what_the_learner_saw(state_spec) -> None:
+    """Fields of very different scales (a joint angle, a distance of a few cm) come out alike,
+    batch-by-batch statistics equal those of all the data at once, and an outlier is clipped."""
+    enc = ObservationEncoder(state_spec)
+    gen = torch.Generator().manual_seed(0)
+    scale = torch.tensor([0.02, 1.0, 5.0, 0.5, 0.5, 0.5])
+    shift = torch.tensor([0.1, -2.0, 7.0, 0.0, 0.3, 0.0])
+    data = torch.randn(3000, 6, generator=gen) * scale + shift
+    for chunk in data.split(256):
+        enc.observe({"ee_pos": chunk[:, :3], "target_pos": chunk[:, 3:]})
+    norm = enc.state_norm
+    assert norm.count == 3000
+    torch.testing.assert_close(norm.mean, data.mean(0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(norm.var.sqrt(), data.std(0, unbiased=False), atol=1e-4,
+                               rtol=1e-4)
+    out = enc({"ee_pos": data[:, :3], "target_pos": data[:, 3:]})
+    torch.testing.assert_close(out.mean(0), torch.zeros(6), atol=1e-3, rtol=0)
+    torch.testing.assert_close(out.std(0, unbiased=False), torch.ones(6), atol=1e-3, rtol=0)
+    far = enc({"ee_pos": torch.tensor([[1e3, 0.0, 0.0]]), "target_pos": torch.zeros(1, 3)})
+    assert far[0, 0] == norm.clip
+
+
+def test_a_field_that_never_varies_is_not_blown_up(state_spec) -> None:
+    enc = ObservationEncoder(state_spec)
+    steady = torch.zeros(100, 3)
+    enc.observe({"ee_pos": steady, "target_pos": steady})
+    out = enc({"ee_pos": torch.full((1, 3), 0.001), "target_pos": torch.zeros(1, 3)})
+    torch.testing.assert_close(out[0, :3], torch.full((3,), 0.001 / enc.state_norm.min_std))

@@ -63,7 +63,7 @@ def test_grasp_head_travels_with_weights_and_checkpoints(state_spec, action_spec
     algo = SAC(state_spec, action_spec, SACConfig(**GRASP), seed=1)
     algo.update(iter([make_batch(state_spec, 16)]))
     weights = algo.policy.get_weights()
-    assert {k.split(".")[0] for k in weights} == {"actor", "grasp"}  # a state encoder has none
+    assert {k.split(".")[0] for k in weights} == {"encoder", "actor", "grasp"}  # state statistics
     clone = SAC(state_spec, action_spec, SACConfig(**GRASP), seed=7)
     clone.load_state_dict(algo.state_dict())
     batch = make_batch(state_spec, 16, seed=2)

@@ -10,7 +10,7 @@ import torch
 
 from policies import SAC, SACConfig
 from policies.encoders import EncoderConfig
-from robot_rl.core import ArraySpec, DictSpec, SpecError
+from robot_rl.core import ArraySpec, ConfigError, DictSpec, SpecError
 
 SMALL = dict(hidden=(32, 32))
 
@@ -78,6 +78,7 @@ def test_weights_round_trip_bit_exactly(pixel_spec, action_spec, make_batch) -> 
     weights = source.policy.get_weights()
     assert all(isinstance(v, np.ndarray) for v in weights.values())
     assert {k.split(".")[0] for k in weights} == {"encoder", "actor"}
+    assert weights["encoder.state_norm.count"] == 8  # the state statistics travel with them
     target = pixel_sac(pixel_spec, action_spec)
     target.policy.set_weights(weights, version=7)
     again = target.policy.get_weights()
@@ -119,3 +120,11 @@ def test_set_weights_with_wrong_names_or_shapes_fails_clearly(state_spec, action
     assert algo.policy.version == 0  # nothing was applied
     for k, v in algo.policy.get_weights().items():
         assert np.array_equal(v, before[k])
+
+
+def test_a_checkpoint_of_an_older_layout_is_refused_with_what_to_do(state_spec,
+                                                                     action_spec) -> None:
+    state = SAC(state_spec, action_spec, SACConfig(**SMALL)).state_dict()
+    state["policy"] = {k: v for k, v in state["policy"].items() if "state_norm" not in k}
+    with pytest.raises(ConfigError, match=r"lacks \['encoder.state_norm.count'.*start a new run"):
+        SAC(state_spec, action_spec, SACConfig(**SMALL)).load_state_dict(state)
