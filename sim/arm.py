@@ -169,7 +169,8 @@ class MujocoArm(Robot, TaskOutcomeSource):
         self.data = mujoco.MjData(m)
         self._substeps = max(1, round(1.0 / (self.control_hz * m.opt.timestep)))
         arm = self.arm
-        self._ik = DLSIK(m, PREFIX + "ee", [PREFIX + j for j in arm.arm_joints])
+        self._ik = DLSIK(m, PREFIX + "ee", [PREFIX + j for j in arm.arm_joints],
+                         rot_weight=arm.ik_rot_weight)
         self._qadr, self._dadr = self._ik.qadr, self._ik.dadr
         self._ee = m.site(PREFIX + "ee").id
         self._arm_act = np.array([m.actuator(PREFIX + a).id for a in arm.arm_actuators])

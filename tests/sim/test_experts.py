@@ -21,6 +21,12 @@ def test_full_skill_expert_succeeds_at_least_90_percent(make_arm, task):
     assert expert_success(make_arm(task, seed=5), skill=1.0, episodes=30) >= 0.9
 
 
+@pytest.mark.parametrize("task", ["reach", "pick_cube"])  # what the README says so101 can do
+def test_so101_full_skill_expert_succeeds_at_least_90_percent(make_arm, task):
+    arm = make_arm(task, arm="so101", seed=5)
+    assert expert_success(arm, skill=1.0, episodes=30) >= 0.9
+
+
 def test_skill_level_degrades_the_expert(make_arm):
     arm = make_arm("pick_cube", seed=5)
     assert expert_success(arm, 0.2, 15) < expert_success(arm, 1.0, 15)
