@@ -277,7 +277,7 @@ MUJOCO_GL=egl .venv/bin/python -m benchmarks.sim_throughput --json \
 .venv/bin/python -m benchmarks.weight_sync --json benchmarks/results/weight_sync.json
 .venv/bin/python -m benchmarks.validation_cost --json benchmarks/results/validation_cost.json
 MUJOCO_GL=egl .venv/bin/python -m benchmarks.fleet --json benchmarks/results/fleet.json
-.venv/bin/python -m benchmarks.async_vs_sync --budget 4000 --json \
+.venv/bin/python -m benchmarks.async_vs_sync --budget 10000 --json \
     benchmarks/results/async_vs_sync.json
 nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --steps 20000 --workers 2 \
     --work runs-bench --json benchmarks/results/learning_pick_cube.json  # and pick_cube_pixels,
