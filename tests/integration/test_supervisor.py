@@ -1,6 +1,6 @@
 """A session that heals itself: its learner, its writer and a robot's worker are SIGKILLed at
 random times, five times each; it recovers with no one's help, loses nothing committed, never
-counts backwards and reaches its budget. A part that keeps dying stops it with that reason."""
+counts backwards and stops cleanly when asked. A part that keeps dying stops it with that reason."""
 
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ def start(session: RaySession) -> tuple[threading.Thread, dict[str, object]]:
 def test_parts_killed_five_times_each_come_back_and_nothing_committed_is_lost(
         tmp_path: Path, ray_local: None) -> None:
     root = tmp_path / "run"
-    # 15 kills, each waiting for its part to come back, take ~100 s: at 50 Hz the robot makes
-    # ~5000 steps meanwhile, and the budget leaves room for a slower machine
-    session = new_session(root, *SMALL, "robot.control_hz=50", "run.env_steps=8000",
+    # 15 kills, each waiting for its part to come back, take ~100 s on a quiet machine and
+    # longer on a busy one: the budget is out of reach and the test stops the session itself
+    session = new_session(root, *SMALL, "robot.control_hz=50", "run.env_steps=1000000",
                           "runtime.max_restarts=20")
     runner, result = start(session)
     wait_for(lambda: all(pid_of(session, p) for p in PARTS) and committed(root) > 150, 180,
@@ -74,16 +74,18 @@ def test_parts_killed_five_times_each_come_back_and_nothing_committed_is_lost(
     rng.shuffle(order)
     for part in order:
         time.sleep(rng.uniform(0.5, 3.0))
-        assert runner.is_alive(), "the session reached its budget before the kills were done"
+        assert runner.is_alive(), result.get("error")
         before, pid = committed(root), pid_of(session, part)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda part=part, pid=pid: pid_of(session, part) not in (None, pid), 180,
                  f"the {part} never came back")
         assert committed(root) >= before  # nothing committed is lost
-    runner.join(timeout=900)
+    last = committed(root)
+    session.request_stop()
+    runner.join(timeout=300)
     assert not runner.is_alive() and "error" not in result, result.get("error")
-    assert int(result["env_steps"]) >= 8000  # type: ignore[call-overload]
+    assert int(result["env_steps"]) >= last > 150  # type: ignore[call-overload]
 
     died = [line for line in session.supervisor.events if " died (pid " in line]
     for part in PARTS:
