@@ -9,14 +9,13 @@ works and writes a well-formed JSON, never what it measured.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
 import shutil
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -134,17 +133,12 @@ def report(benchmark: str, results: dict[str, Any], targets: list[dict[str, Any]
     return 0
 
 
-def exit_with_parent(poll_s: float = 1.0) -> None:
-    """In a benchmark's worker process: exit once the parent is gone (a benchmark killed outright
-    must not leave its workers streaming into a machine the next run measures)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+def die_with_parent() -> None:
+    """In a benchmark's child (a worker process, or a command about to exec): be sent SIGTERM
+    when the thread that started it ends, so a benchmark killed outright leaves nothing behind
+    still training or streaming into a machine the next run measures."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_on_sigterm() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.common import exit_with_parent
+from benchmarks.common import die_with_parent
 from benchmarks.fleet_playback import PLAYBACK_CAMERAS, StreamTrace
 from robot_rl.config import compose_session
 from robot_rl.runtime.env_worker import WeightUpdate
@@ -54,7 +54,7 @@ def learner_process(cfg: dict[str, Any], conn: Connection) -> None:
     """The LearnerService on the run's buffer (with the specs its header holds, as an edge-only
     session's learner), training until told to stop; answers `poll_weights(have)` on `conn` and,
     at the end, sends its (monotonic time, updates) samples."""
-    exit_with_parent()
+    die_with_parent()
     config = OmegaConf.create(cfg)
     run = RunDir(Path(config.run.dir))
     service = LearnerService(config, run, *run_specs(config, run))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import exit_with_parent
+from benchmarks.common import die_with_parent
 from buffer import ZarrStorage
 from buffer.episodes import EpisodeReader
 from comms.edge_link import EdgeLink
@@ -183,7 +183,7 @@ def ack_lags(spooled: list[float], acks: list[tuple[float, int]]) -> list[float]
 def edge_process(plan: EdgePlan, conn: Connection) -> None:
     """Start one link per robot, say `ready` once all are connected, play from the start time
     the parent sends (wall clock) for the duration it sends, and send the traces back."""
-    exit_with_parent()
+    die_with_parent()
     recording = load_recording(plan.recording)
     links: list[tuple[EdgeLink, TimedSpool, int]] = []
     for robot in plan.robots:

@@ -8,9 +8,7 @@ evaluated again where its evaluation is incomplete), so an interrupted benchmark
 
 from __future__ import annotations
 
-import ctypes
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import loopback_only, print_table
+from benchmarks.common import die_with_parent, loopback_only, print_table
 from benchmarks.evaluation import EvalPoint, Protocol, load_points
 from buffer import ZarrStorage
 from robot_rl.runtime.run_dir import RunDir
@@ -79,13 +77,6 @@ class RunResult:
 def robot_rl(*args: str) -> list[str]:
     """The `robot-rl` command of this environment with `args`."""
     return [str(Path(sys.executable).with_name("robot-rl")), *args]
-
-
-def die_with_parent() -> None:
-    """In a child about to exec: be sent SIGTERM when the thread that started it ends (a killed
-    benchmark leaves no run behind, still training)."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def call(command: Sequence[str], log: Path) -> None:
