@@ -73,7 +73,7 @@ class SafetyConfig:
 class LearnerConfig:
     batch_size: int = 256
     warmup_steps: int = 500
-    updates_per_step: float = 1  # updates per stored step: exact in sync, at least in async
+    updates_per_step: float = 1  # updates per stored step: exact in sync, at most in async
     threads: int = 1
 
 

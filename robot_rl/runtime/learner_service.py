@@ -2,9 +2,12 @@
 weight version every `runtime.sync_every` updates, checkpoints the run.
 
 It reads the buffer through a read-only view that follows the writer (`ReplayBuffer.refresh`), so
-no robot waits for it, and once warm-up data is stored it never waits for a robot: it trains as
-fast as its process goes (an unpaced sim robot waits for it instead, to keep at least
-`learner.updates_per_step` updates per stored step). Runs without Ray; `runtime.ray` hosts it.
+no robot waits for it. Once warm-up data is stored it trains as fast as its process goes up to
+`learner.updates_per_step` updates per step stored since it started, and waits for data when it
+is that far ahead (an unpaced sim robot waits for it in turn when the data gets
+`runtime.max_lead` steps ahead): the ratio holds from both sides, as in the sync mode, so the
+asynchronous session learns from each step what the synchronous one does. Runs without Ray;
+`runtime.ray` hosts it.
 """
 
 from __future__ import annotations
@@ -113,13 +116,22 @@ class LearnerService:
             self._publish()
         return self.learner.updates
 
+    def _due(self, stored: int) -> bool:
+        """Whether the data stored allows one more update at `learner.updates_per_step` (counted
+        from warm-up, or from where this learner started)."""
+        learner, ratio = self.cfg.learner, float(self.cfg.learner.updates_per_step)
+        if stored < int(learner.warmup_steps):
+            return False
+        return self.start.ahead(stored, self.learner.updates, ratio,
+                                int(learner.warmup_steps)) * ratio >= 1.0
+
     def run(self) -> int:
-        """Train as fast as this process goes until `stop`, once warm-up data is stored."""
+        """Train as fast as this process goes until `stop`, while the data stored allows."""
         stored = self._refresh()
         while not self._stop.is_set():
             if time.monotonic() - self._refreshed >= REFRESH_S:
                 stored = self._refresh()
-            if stored < int(self.cfg.learner.warmup_steps):
+            if not self._due(stored):
                 self._stop.wait(WAIT_S)
                 stored = self._refresh()
                 continue
@@ -134,10 +146,13 @@ class LearnerService:
     def stop(self) -> None:
         self._stop.set()
 
-    def continue_from(self, updates: int) -> int:
-        """A learner restarted after a crash: its counter (and the versions it publishes) go on
-        above `updates`, what the session had seen, so nothing counts backwards."""
+    def continue_from(self, start: SessionStart, updates: int) -> int:
+        """A learner restarted after a crash: its update-to-data ratio counts from the session's
+        `start` again, and its counter (and the versions it publishes) go on above `updates`,
+        what the session had seen, so nothing counts backwards and no burst of updates makes up
+        those lost since its checkpoint."""
         with self._lock:
+            self.start = start
             if updates > self.learner.updates:
                 self.learner.updates = updates
                 self.algo.policy.version = updates

@@ -22,7 +22,8 @@ from tests.integration.sessions import new_session
 EDGE = ["task=reach", "task.max_steps=20", "robot.control_hz=50"]
 SESSION = [*EDGE, "robots={}", "gateway.port=0", "run.env_steps=100000",
            "learner.warmup_steps=60", "learner.batch_size=32", "algo.params.hidden=[32,32]",
-           "runtime.sync_every=10"]
+           "runtime.sync_every=10",
+           "learner.updates_per_step=100"]  # the learner has work through the link's cut
 
 
 def wait_for(cond: object, timeout: float, what: str) -> None:

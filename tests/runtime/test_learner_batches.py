@@ -1,9 +1,15 @@
 """The learner's batches outlast a buffer with nothing to sample yet (its thread waits, then
-trains: a generator that raised once would be spent, and the thread would die)."""
+trains: a generator that raised once would be spent, and the thread would die); the asynchronous
+learner keeps its update-to-data ratio as a ceiling."""
+
+import threading
+import time
 
 import pytest
 
 from buffer import NothingToSampleError, ReplayBuffer
+from robot_rl.core import Episode, Transition
+from robot_rl.runtime.env_worker import SessionStart
 from robot_rl.runtime.learner_service import LearnerService
 from tests.integration.sessions import new_session
 
@@ -17,3 +23,49 @@ def test_the_learners_batches_go_on_after_nothing_to_sample(tmp_path) -> None:
         with pytest.raises(NothingToSampleError):
             next(learner.learner.batches)
     learner.close()
+
+
+def zero_episode(session, episode_id: int, length: int) -> Episode:  # type: ignore[no-untyped-def]
+    obs = session.obs_spec.zeros()
+    return Episode(episode_id, "robot0", "reach", [
+        Transition(obs=obs, action=session.action_spec.zeros(), reward=0.0, next_obs=obs,
+                   terminated=False, truncated=step == length - 1, episode_id=episode_id,
+                   step=step) for step in range(length)])
+
+
+def test_the_asynchronous_learner_trains_up_to_its_ratio_then_waits_for_data(tmp_path) -> None:
+    session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
+                          "algo.params.hidden=[8,8]", "learner.warmup_steps=20",
+                          "learner.updates_per_step=2")
+    writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
+    learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
+    writer.add_episode(zero_episode(session, 0, 30))  # warm-up, and 10 steps beyond it
+    thread = threading.Thread(target=learner.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while learner.updates() < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # time for 100s of updates more, were it not waiting
+        assert learner.updates() == 20  # 2 per step stored past warm-up, and no more
+        writer.add_episode(zero_episode(session, 1, 15))
+        while learner.updates() < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert learner.updates() == 50  # new data: 30 updates more, and again it waits
+        # restarted after a crash, in a session that had seen 60 updates since it began with
+        # 10 steps stored: its ratio counts from there (25 steps past warm-up allow 50), so it
+        # waits, with no burst to make up the 10 updates lost since its checkpoint
+        learner.continue_from(SessionStart(10, 0), 60)
+        time.sleep(1.0)
+        assert learner.updates() == 60
+        writer.add_episode(zero_episode(session, 2, 10))
+        while learner.updates() < 70 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert learner.updates() == 70
+    finally:
+        learner.stop()
+        thread.join(timeout=30)
+        learner.close()
+        writer.close()

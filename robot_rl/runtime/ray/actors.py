@@ -198,8 +198,8 @@ class LearnerActor(Part):
     def stop(self) -> None:
         self.service.stop()
 
-    def continue_from(self, updates: int) -> int:
-        return self.service.continue_from(updates)
+    def continue_from(self, start: SessionStart, updates: int) -> int:
+        return self.service.continue_from(start, updates)
 
     def poll_weights(self, have: int) -> WeightUpdate | None:
         return self.service.poll_weights(have)

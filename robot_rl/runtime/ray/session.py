@@ -175,7 +175,7 @@ class RaySession:
         self.learner = LearnerActor.options(
             name=actor_name(root, "learner"), **actor_options(placement.learner)).remote(
             cfg, self.obs_spec, self.action_spec)
-        start = ray.get(self.learner.start.remote())
+        self.start = start = ray.get(self.learner.start.remote())
         self.supervisor.watch("writer", self.writer, self._writer_lost)
         self.supervisor.watch("learner", self.learner, self._learner_lost)
         gated, first = self.mode == "async", next(iter(self.robots), "")
@@ -210,7 +210,8 @@ class RaySession:
             if name == "writer":
                 self.view.writer_restarted()
             elif name == "learner":  # its counter goes on above what the session has seen
-                ray.get(self.learner.continue_from.remote(int(self.view.last["updates"])))
+                ray.get(self.learner.continue_from.remote(self.start,
+                                                          int(self.view.last["updates"])))
 
     def _learner_lost(self) -> str:
         saved = (load_latest(self.run.checkpoints) or {}).get("counters", {})
