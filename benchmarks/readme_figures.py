@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.training_runs import ratio_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +192,11 @@ def reached(curve: dict[str, Any]) -> str:
     return ", ".join(steps)
 
 
+def finals(runs: list[dict[str, Any]]) -> str:
+    rates = [run["final_success"] for run in runs]
+    return f"{np.mean(rates):.2f} ({' / '.join(f'{x:.2f}' for x in rates)})"
+
+
 def async_item() -> str:
     payload = load("async_vs_sync")
     r, targets = payload["results"], payload["targets"]
@@ -201,16 +208,16 @@ def async_item() -> str:
 
     return f"""- **Async vs sync** (`benchmarks.async_vs_sync`: RLPD pick-cube from state, 20 demos,
 scripted takeovers, {setup['robots']} sim arms paced at {setup['control_hz']:.0f} Hz,
-{setup['budget']:,} env steps, each mode started by `robot-rl train runtime.mode=...` and
-evaluated after it ended). Seconds per episode of one arm: sync
+{setup['budget']:,} env steps, {setup['seeds']} seed(s), each mode started by `robot-rl train
+runtime.mode=...` and evaluated after it ended). Seconds per episode of one arm: sync
 {sync['generation_s_per_episode']:.1f}, async {asy['generation_s_per_episode']:.1f}
 ({r['generation_speedup']:.2f}×, target ≥ 1.55 {verdict(targets, 1)}); seconds per learner
 update: sync {sync['training_s_per_update']:.3f}, async {asy['training_s_per_update']:.3f}
 ({r['training_speedup']:.2f}×, target ≥ 4.61 {verdict(targets, 0)}); {asy['updates']:.0f}
 updates async vs {sync['updates']:.0f} sync in {asy['wall_s']:.0f} / {sync['wall_s']:.0f} s;
-wall-clock to 0.8 evaluation success: sync {to_level(sync)}, async {to_level(asy)} (final
-{sync['final_success']:.2f} / {asy['final_success']:.2f}; target async sooner
-{verdict(targets, 2)})."""
+wall-clock to 0.8 evaluation success: sync {to_level(sync)}, async {to_level(asy)} (target
+async sooner {verdict(targets, 2)}); final evaluation success: sync
+{finals(r['runs']['sync'])}, async {finals(r['runs']['async'])}."""
 
 
 def measured(name: str) -> dict[str, Any] | None:
@@ -277,7 +284,7 @@ MUJOCO_GL=egl .venv/bin/python -m benchmarks.sim_throughput --json \
 .venv/bin/python -m benchmarks.weight_sync --json benchmarks/results/weight_sync.json
 .venv/bin/python -m benchmarks.validation_cost --json benchmarks/results/validation_cost.json
 MUJOCO_GL=egl .venv/bin/python -m benchmarks.fleet --json benchmarks/results/fleet.json
-.venv/bin/python -m benchmarks.async_vs_sync --budget 10000 --json \
+.venv/bin/python -m benchmarks.async_vs_sync --seeds 3 --budget 10000 --json \
     benchmarks/results/async_vs_sync.json
 nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --steps 20000 --workers 2 \
     --work runs-bench --json benchmarks/results/learning_pick_cube.json  # and pick_cube_pixels,
