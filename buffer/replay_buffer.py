@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ class ReplayBuffer:
                                 lambda rows: self.index.next_row.data[rows])
         self.cache.start()
         self._candidates: tuple[tuple[int, int], np.ndarray] | None = None
+        self._refreshing = threading.Lock()  # one refresh at a time: each commit taken in once
         self.last_rows = np.zeros(0, np.int64)  # rows of the last batch (coverage measurements)
 
     @classmethod
@@ -171,10 +173,16 @@ class ReplayBuffer:
     def refresh(self) -> bool:
         """A reader: take in everything the writer committed since this buffer last looked; True
         if there was something. Only whole commits are seen (the writer replaces its commit record
-        atomically), and rows read before stay as they were."""
+        atomically), and rows read before stay as they were. Refreshes from several threads take
+        turns; a thread that samples while another refreshes must hold a lock of its own around
+        both (the learner's)."""
         if self.writer is not None:
             raise StorageError(f"{self.storage.path}: this buffer is the writer; only a read-only "
                                "buffer (ReplayBuffer.open_prior) follows a writer")
+        with self._refreshing:
+            return self._take_in_new_commits()
+
+    def _take_in_new_commits(self) -> bool:
         old = self.storage
         latest = ZarrStorage.open_existing(old.path)
         if latest.commit_no == old.commit_no:

@@ -74,7 +74,9 @@ class LearnerService:
         self.learner = Learner(self.algo, self._batches(), updates)
         self.start = SessionStart(len(self.buffer), updates)
         self.metrics: dict[str, float] = {}
-        self._lock = threading.Lock()  # an update, a checkpoint and a publish never interleave
+        # an update, a refresh, a checkpoint and a publish never interleave (the checkpoint, on
+        # another thread, refreshes too)
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._times: deque[float] = deque(maxlen=200)
         self._refreshed = 0.0
@@ -93,11 +95,12 @@ class LearnerService:
 
     def _refresh(self) -> int:
         """Take in the writer's new commits; the rows stored now."""
-        self.buffer.refresh()
-        if self.demos is not None:
-            self.demos.refresh()
-        self._refreshed = time.monotonic()
-        return len(self.buffer)
+        with self._lock:
+            self.buffer.refresh()
+            if self.demos is not None:
+                self.demos.refresh()
+            self._refreshed = time.monotonic()
+            return len(self.buffer)
 
     # -- training ----------------------------------------------------------------------------------
     def _update(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from buffer import ReplayBuffer, zarr_storage
 from buffer.record import open_record
 from buffer.zarr_storage import wal_files
-from robot_rl.core import StorageError
+from robot_rl.core import Episode, StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
 from tests.buffer.test_crash import check_committed, start_writer
 
@@ -122,4 +123,29 @@ def test_the_cache_loader_waits_for_chunks_a_refresh_has_not_brought_yet(tmp_pat
         reader.cache.rotate_once()
         reader.refresh()
         assert len(reader) == newer.steps
+    writer.close()
+
+
+def test_refreshes_from_two_threads_take_in_each_commit_once(tmp_path: Path) -> None:
+    """A learner refreshes from its training thread while a checkpoint refreshes from another:
+    each commit's rows enter the reader's index once, never twice."""
+    writer = ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False)
+    reader = ReplayBuffer.open_prior(tmp_path / "b")
+    barrier = threading.Barrier(2)
+
+    def refresh_at_once() -> None:
+        barrier.wait()
+        reader.refresh()
+
+    for episode in range(30):
+        writer.add_episode(Episode(episode, "robot0", "reach", [
+            transition(0, episode, s, last=s == 9) for s in range(10)], success=True))
+        other = threading.Thread(target=refresh_at_once)
+        other.start()
+        refresh_at_once()
+        other.join()
+        assert len(reader.index) == len(reader) == 10 * (episode + 1)
+    check_batch(reader.sample(256, np.random.default_rng(0)))
+    same_as_a_fresh_open(reader)
+    reader.close()
     writer.close()
