@@ -97,6 +97,10 @@ def test_an_edge_robot_with_its_own_policy_gets_each_new_version_streamed(
     runner.start()
     try:
         wait_for(lambda: session.edge_port is not None, 120, "the session's gateway never came up")
+        # the gateway opens before the learner starts: on a busy machine 20 quick episodes could
+        # all end before the learner is up to train on them
+        wait_for(lambda: getattr(session, "learner", None) is not None, 120, "no learner")
+        ray.get(session.learner.updates.remote())
         agent = EdgeAgent(compose_session([*EDGE, "algo.params.hidden=[32,32]"]), TOKEN,
                           EdgeOptions(gateway_url=f"ws://127.0.0.1:{session.edge_port}",
                                       spool_dir=tmp_path / "spool", policy="local", episodes=20,
