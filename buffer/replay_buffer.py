@@ -184,6 +184,8 @@ class ReplayBuffer:
 
     def _take_in_new_commits(self) -> bool:
         old = self.storage
+        if old.latest_commit_no() == old.commit_no:  # the record alone: looking costs ~nothing
+            return False
         latest = ZarrStorage.open_existing(old.path)
         if latest.commit_no == old.commit_no:
             return False

@@ -31,6 +31,11 @@ class Storage(ABC):
     next_episode: int
 
     @abstractmethod
+    def latest_commit_no(self) -> int:
+        """The number of the newest commit on disk, read from its record alone: a reader that
+        finds it equal to `commit_no` has nothing new to take in."""
+
+    @abstractmethod
     def stage(self, table: str, columns: Mapping[str, np.ndarray | Sequence[np.ndarray]]
               ) -> None:
         """Add rows to `table` (steps, step_info, episodes, tails): per column an array of rows

@@ -140,7 +140,7 @@ class ZarrStorage(Storage):
         # (since when, files): segment files the previous record (or a reader's) still lists
         self._deferred: list[tuple[float, list[Path]]] = []
         for attempt in range(OPEN_ATTEMPTS):
-            seen = self._read_record()["commit"]
+            seen = self.latest_commit_no()
             try:
                 self._open()
             except CorruptDataError:
@@ -148,7 +148,7 @@ class ZarrStorage(Storage):
                     raise
                 continue
             # a reader racing a live writer that deleted segments meanwhile: read again
-            if not (self.readonly and self.lost and self._read_record()["commit"] != seen):
+            if not (self.readonly and self.lost and self.latest_commit_no() != seen):
                 break
 
     @classmethod
@@ -193,6 +193,9 @@ class ZarrStorage(Storage):
         write_file_atomic(self.path / COMMIT_FILE, sealed_record(record), fsync=self.fsync)
 
     # -- open and recover ------------------------------------------------------------------------
+    def latest_commit_no(self) -> int:
+        return int(self._read_record()["commit"])
+
     def _read_record(self) -> dict[str, Any]:
         """The latest intact commit record: commit.json, else the previous one (its rows only
         are lost, and `fallback` says so)."""

@@ -80,6 +80,27 @@ def test_refresh_takes_in_new_episodes_and_only_readers_refresh(tmp_path: Path) 
     writer.close()
 
 
+def test_a_refresh_with_nothing_new_reads_only_the_commit_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner looks for data every few milliseconds while it waits: looking must not open
+    the whole store (~20 ms at 10k rows), only once there is a new commit."""
+    writer = ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False)
+    writer.add_episode(Episode(0, "robot0", "default",
+                               [transition(0, 0, s, last=s == 9) for s in range(10)], True))
+    reader = ReplayBuffer.open_prior(tmp_path / "b")
+    opened: list[Path] = []
+    open_existing = zarr_storage.ZarrStorage.open_existing
+    monkeypatch.setattr(zarr_storage.ZarrStorage, "open_existing", classmethod(
+        lambda cls, path, readonly=True: opened.append(path) or open_existing(path, readonly)))
+    assert not any(reader.refresh() for _ in range(5)) and opened == []
+    writer.add_episode(Episode(1, "robot0", "default",
+                               [transition(0, 1, s, last=s == 9) for s in range(10)], True))
+    assert reader.refresh() and len(reader) == 20 and len(opened) == 1
+    same_as_a_fresh_open(reader)
+    reader.close()
+    writer.close()
+
+
 def test_files_an_older_record_lists_outlive_a_fast_writers_next_commits(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader still reading an older commit record finds every file it lists however many
