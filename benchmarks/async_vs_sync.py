@@ -41,12 +41,18 @@ def periods(run: Path, robots: int) -> dict[str, float | None]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     last = rows[-1]
 
-    def per(key: str, scale: float) -> float | None:
-        first = next((r for r in rows if r[key] > 0), last)
-        done = (last[key] - first[key]) / scale
-        return (last["t"] - first["t"]) / done if done > 0 else None
+    def until_last(*keys: str) -> dict[str, Any]:
+        """The first row with the run's final counts: a resumed finished run (the benchmark run
+        again to collect its results) logs rows later without doing anything."""
+        return next(r for r in rows if all(r[k] == last[k] for k in keys))
 
-    return {"wall_s": last["t"], "episodes": last["episodes"], "updates": last["updates"],
+    def per(key: str, scale: float) -> float | None:
+        first, end = next((r for r in rows if r[key] > 0), last), until_last(key)
+        done = (end[key] - first[key]) / scale
+        return (end["t"] - first["t"]) / done if done > 0 else None
+
+    return {"wall_s": until_last("env_steps", "updates")["t"], "episodes": last["episodes"],
+            "updates": last["updates"],
             "generation_s_per_episode": per("episodes", robots),
             "training_s_per_update": per("updates", 1.0)}
 
