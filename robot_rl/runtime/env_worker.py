@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from hal import Teleop, task_outcomes
 from hal.health_monitor import HealthMonitor
 from hal.leases import LeaseHandle
-from robot_rl.core import DictSpec, Episode, HardwareError, Observation
+from robot_rl.core import DictSpec, Episode, HardwareError, Observation, SafetyError
 from robot_rl.runtime.actor import Actor, ActorConfig, PolicySource, steps
 from robot_rl.runtime.adapter import adapted
 from robot_rl.runtime.build import (
@@ -181,7 +181,12 @@ class EnvWorker:
                 self._sit_out(stopping)
                 continue
             self.wait_for_learner(stopping)
-            self.run_episode()
+            try:
+                self.run_episode()
+            except SafetyError:  # the reset found the e-stop engaged: nothing was recorded
+                if self.monitor.faulted(self.stream) is None:
+                    raise
+                continue  # the health monitor held the robot as its episode began: sit out
             if self.robot.estopped and self.monitor.faulted(self.stream) is None:
                 log.warning("robot %s: e-stop pressed at the teleop; it holds", self.stream)
                 return "estop"

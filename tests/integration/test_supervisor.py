@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 
 from buffer import ZarrStorage
 from robot_rl.core import SessionError
@@ -168,3 +169,30 @@ def test_of_two_robots_the_one_that_faults_sits_out_held_and_rejoins_when_health
         runner.join(timeout=300)
     assert "error" not in result, result.get("error")
     assert not any(" died " in line for line in session.supervisor.events)  # held, not killed
+
+
+@pytest.mark.slow
+def test_a_robot_that_fails_for_good_stops_the_session_with_every_other_robot_held(
+        tmp_path: Path, ray_local: None) -> None:
+    """A part that cannot come back (its process gone, no restart) ends the session with the
+    reason; the robots still running finish their episode and hold, a checkpoint is taken, and
+    the status says failed, instead of the others acting on with no one watching."""
+    root = tmp_path / "run"
+    session = new_session(root, *SMALL, "robot.control_hz=100", "run.env_steps=100000",
+                          "robots={a: {}, b: {}}")
+    runner, result = start(session)
+    try:
+        wait_for(lambda: committed(root) > 150, 240, "the robots never got going")
+        ray.kill(session.handles["b"].actor, no_restart=True)  # type: ignore[attr-defined]
+        runner.join(timeout=120)
+    finally:
+        session.request_stop()
+        runner.join(timeout=300)
+    assert isinstance(result.get("error"), SessionError), result
+    assert "a part of the session failed" in str(result["error"])
+    status = json.loads((root / "status.json").read_text())
+    assert status["state"] == "failed"
+    stored = committed(root)
+    time.sleep(2.0)
+    assert committed(root) == stored  # robot a holds: nothing more is added
+    assert list((root / "checkpoints").iterdir())  # the learner checkpointed on the way out

@@ -292,7 +292,9 @@ class RaySession:
         except SessionError:  # a part keeps dying: what still runs holds and goes
             self._abort()
             raise
-        except ray.exceptions.RayError as exc:
+        except ray.exceptions.RayError as exc:  # a part failed for good: the others hold
+            if self.handles:
+                self._abort()
             raise SessionError(f"a part of the session failed ({_why(exc)}); every committed "
                                f"episode is in the buffer; logs in {self.run.root / 'logs'}; run "
                                "the same command again to resume") from None
