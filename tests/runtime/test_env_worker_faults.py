@@ -21,11 +21,12 @@ def test_a_robot_held_as_its_episode_begins_sits_out_then_rejoins_and_loses_noth
                            f"run.dir={tmp_path / 'run'}", "algo.params.hidden=[16,16]"])
     committed: list[Episode] = []
     worker: EnvWorker | None = None
-    cleared = threading.Event()
+    held, cleared = threading.Event(), threading.Event()
 
     def next_episode_id() -> int:
-        if len(committed) == 2 and not drill.exists() and not cleared.is_set():
+        if len(committed) == 2 and not held.is_set():
             assert worker is not None  # the monitor holds the robot right before this reset
+            held.set()
             drill.write_text("driver reports a joint overcurrent")
             worker.monitor.poll_once()
             assert worker.robot.estopped
