@@ -86,6 +86,7 @@ class ChunkCache:
         self._tick = 0
         self._batches = 0
         self._order: list[int] = []
+        self._choosing = threading.Lock()  # the loader and a sampler both take from `_order`
         self._rng = np.random.default_rng()
         self._wake = threading.Event()
         self._stop = False
@@ -226,15 +227,21 @@ class ChunkCache:
         """Load the next non-resident chunk of the rotation order; False if all are resident."""
         # a reader's refresh swaps in the newer storage before its rows (and their chunks' slots)
         # arrive: chunks the cache has no slot entry for yet wait for them
+        chunk = self._next_in_order()
+        return chunk is not None and self.load(chunk)
+
+    def _next_in_order(self) -> int | None:
         sealed = min(self.storage.tables["steps"].sealed // self.rows_per_chunk, self.slot_of.n)
         quarantined = {c for t, c in self.storage.quarantined if t == "steps"}
-        for _ in range(2):
-            while self._order:
-                chunk = self._order.pop()
-                if chunk < sealed and self.slot_of.data[chunk] < 0 and chunk not in quarantined:
-                    return self.load(chunk)
-            self._order = self._rng.permutation(sealed).tolist()
-        return False
+        with self._choosing:
+            for _ in range(2):
+                while self._order:
+                    chunk = self._order.pop()
+                    if (chunk < sealed and self.slot_of.data[chunk] < 0
+                            and chunk not in quarantined):
+                        return chunk
+                self._order = self._rng.permutation(sealed).tolist()
+        return None
 
     def fill(self) -> None:
         """Load chunks now until the cache is full or everything committed is resident."""

@@ -256,7 +256,10 @@ class ReplayBuffer:
                 if len(view.rows):
                     rows = self.sampler.draw(view, batch_size, rng)
                     return rows, self._gather(rows) if gather else None
-            if not self.cache.rotate_once():  # nothing resident qualifies: load more now
+                looked_at = self.cache.version
+            # nothing resident qualifies: load more now, unless the background loader has
+            # loaded everything since we looked (then look again)
+            if not self.cache.rotate_once() and self.cache.version == looked_at:
                 break
         raise NothingToSampleError(
             f"{self.storage.path}: nothing to sample ({len(self)} committed rows, none resident "

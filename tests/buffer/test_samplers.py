@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from buffer import SAMPLERS, Provenance, ReplayBuffer
+from buffer import SAMPLERS, CacheConfig, Provenance, ReplayBuffer
 from buffer.mixing import DemoMix
 from robot_rl.core import ConfigError, Source
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
@@ -101,6 +101,29 @@ def test_prior_buffers_are_demo_side_read_only_without_copying(tmp_path: Path) -
     prior.close()
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "prior").rglob("*")}
     assert before == after
+
+
+def test_a_sample_looks_again_when_the_loader_brought_everything_in_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filtered rows lie in an old chunk. The sampler finds none resident and asks for a
+    rotation; the background loader has just loaded every chunk, so nothing is left to rotate.
+    The rows are resident now: the batch comes from them, not a NothingToSampleError."""
+    fill(tmp_path / "prior").close()
+    prior = ReplayBuffer.open_prior(tmp_path / "prior", filter=Provenance(intervened=True),
+                                    cache=CacheConfig(background=False))
+    assert not prior.cache.is_resident(np.array([40]))[0]  # only the newest chunk is loaded
+    cache, rotate_once = prior.cache, prior.cache.rotate_once
+
+    def loader_finished_first() -> bool:
+        while rotate_once():  # the loader thread, between the sampler's look and its rotation
+            pass
+        return rotate_once()
+
+    monkeypatch.setattr(cache, "rotate_once", loader_finished_first)
+    batch = prior.sample(64, np.random.default_rng(0))
+    check_batch(batch)
+    assert batch.intervened.all()
+    prior.close()
 
 
 def test_the_demo_side_splits_by_size_and_fills_a_batch_alone(tmp_path: Path) -> None:
