@@ -63,12 +63,12 @@ class ChunkCache:
 
     def __init__(self, storage: ZarrStorage, config: CacheConfig,
                  on_corrupt: Callable[[int], None],
-                 successors: Callable[[np.ndarray], np.ndarray]) -> None:
+                 successors: Callable[[np.ndarray], np.ndarray], columns: list[str]) -> None:
         self.storage, self.config, self.on_corrupt = storage, config, on_corrupt
         self.successors = successors  # step rows -> the row whose obs is their next (-1: none)
         table = storage.tables["steps"]
         self.rows_per_chunk = table.chunk
-        self.specs = table.specs
+        self.specs = {k: table.specs[k] for k in columns}  # the `steps` columns it holds
         row_bytes = sum(s.nbytes for s in self.specs.values())
         self.n_slots = max(2, config.budget(row_bytes) // (row_bytes * self.rows_per_chunk))
         size = self.n_slots * self.rows_per_chunk
@@ -148,7 +148,8 @@ class ChunkCache:
         self.version += 1
 
     def add_rows(self, start: int, columns: dict[str, np.ndarray]) -> None:
-        """Put newly committed rows in RAM: the newest data is always resident."""
+        """Put newly committed rows in RAM (the columns it holds of `columns`): the newest data
+        is always resident."""
         rpc, end = self.rows_per_chunk, start + len(columns["action"])
         lo = start
         while lo < end:
@@ -179,7 +180,7 @@ class ChunkCache:
                 if self.slot_of.data[chunk] >= 0:
                     return True
             try:
-                data = self.storage.read_chunk(chunk)
+                data = self.storage.read_chunk(chunk, list(self.specs))
             except CorruptDataError as exc:
                 self.storage.quarantine("steps", chunk, str(exc))
                 self.on_corrupt(chunk)
@@ -206,7 +207,7 @@ class ChunkCache:
         far = (nxt >= 0) & (nxt // self.rows_per_chunk != chunk)
         keys = [k for k in self.specs if k.startswith("obs/")]
         try:
-            found = self.storage.read_rows(nxt[far]) if far.any() else None
+            found = self.storage.read_rows(nxt[far], keys) if far.any() else None
         except CorruptDataError:
             found = None
         if found is None:
@@ -224,13 +225,17 @@ class ChunkCache:
                 self._wake.set()
 
     def rotate_once(self) -> bool:
-        """Load the next non-resident chunk of the rotation order; False if all are resident."""
-        # a reader's refresh swaps in the newer storage before its rows (and their chunks' slots)
-        # arrive: chunks the cache has no slot entry for yet wait for them
+        """Load the next non-resident chunk of the rotation order (a damaged one is quarantined
+        instead: its turn is taken all the same); False if all are resident."""
         chunk = self._next_in_order()
-        return chunk is not None and self.load(chunk)
+        if chunk is None:
+            return False
+        self.load(chunk)
+        return True
 
     def _next_in_order(self) -> int | None:
+        # a reader's refresh swaps in the newer storage before its rows (and their chunks' slots)
+        # arrive: chunks the cache has no slot entry for yet wait for them
         sealed = min(self.storage.tables["steps"].sealed // self.rows_per_chunk, self.slot_of.n)
         quarantined = {c for t, c in self.storage.quarantined if t == "steps"}
         with self._choosing:

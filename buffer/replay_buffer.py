@@ -40,6 +40,8 @@ class ReplayBuffer:
     Open with `readonly=True` (or `ReplayBuffer.open_prior`) to reuse an earlier run's buffer as
     prior data without copying it, or to follow a buffer that a live writer elsewhere (another
     process) keeps committing to: `refresh` moves the reader to the writer's latest commit.
+    A reader may name the `obs_keys` it samples (a learner: those its policy reads); the other
+    fields, camera images say, are then never read from disk nor held in RAM.
     Batches come only from committed rows resident in the cache.
     """
 
@@ -48,25 +50,39 @@ class ReplayBuffer:
                  cache: CacheConfig | None = None, filter: Provenance | None = None,
                  readonly: bool = False, task: str = "default", n_step: int = 1,
                  gamma: float = 0.99, fsync: bool = True,
-                 chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
+                 chunk_bytes: int = CHUNK_TARGET_BYTES,
+                 obs_keys: Sequence[str] | None = None) -> None:
         self.storage = ZarrStorage(path, obs_spec, action_spec, readonly=readonly, fsync=fsync,
                                    chunk_bytes=chunk_bytes)
         try:
+            self.obs_keys = self._chosen_keys(obs_keys, readonly)
             self._open(sampler, cache, filter, readonly, task, n_step, gamma)
         except BaseException:
             self.storage.close()
             raise
 
+    def _chosen_keys(self, obs_keys: Sequence[str] | None, readonly: bool) -> list[str]:
+        stored = list(self.storage.obs_spec)
+        if obs_keys is None:
+            return stored
+        if not readonly:
+            raise ConfigError(f"{self.storage.path}: only a read-only buffer samples a subset of "
+                              "the observation (obs_keys); the writer keeps every field")
+        unknown = sorted(set(obs_keys) - set(stored))
+        if unknown:
+            raise ConfigError(f"{self.storage.path}: obs_keys {unknown} are not in the stored "
+                              f"observation, which has {stored}")
+        return [k for k in stored if k in obs_keys]
+
     def _open(self, sampler: Sampler | None, cache: CacheConfig | None,
               filter: Provenance | None, readonly: bool, task: str, n_step: int,
               gamma: float) -> None:
-        self.obs_keys = list(self.storage.obs_spec)
         self.sampler = sampler or UniformSampler()
         self.filter = filter
         if n_step < 1:
             raise ConfigError(f"n_step must be >= 1 (1: one-step returns), got {n_step}")
         self.n_step, self.gamma = n_step, gamma
-        self.index = StepIndex(self.storage.obs_spec)
+        self.index = StepIndex(DictSpec({k: self.storage.obs_spec[k] for k in self.obs_keys}))
         info, tails = self.storage.read_step_info(), self.storage.read_tails()
         self.index.extend(info, tails)
         self.index.quarantine_mask(self.storage.quarantined_rows())
@@ -86,7 +102,8 @@ class ReplayBuffer:
                                               self.storage.robots, pending, open_tails)
             self.writer = EpisodeWriter(self.storage, task, recovered)
         self.cache = ChunkCache(self.storage, cache or CacheConfig(), self._on_corrupt_chunk,
-                                lambda rows: self.index.next_row.data[rows])
+                                lambda rows: self.index.next_row.data[rows],
+                                [*(f"obs/{k}" for k in self.obs_keys), "action"])
         self.cache.start()
         self._candidates: tuple[tuple[int, int], np.ndarray] | None = None
         self._refreshing = threading.Lock()  # one refresh at a time: each commit taken in once
@@ -205,7 +222,8 @@ class ReplayBuffer:
             self._episodes[k] = np.concatenate([self._episodes[k], v])
         self._episodes["start"] = self._episodes["first_row"]
         if latest.steps > old.steps:
-            self.cache.add_rows(old.steps, latest.read_rows(np.arange(old.steps, latest.steps)))
+            self.cache.add_rows(old.steps, latest.read_rows(np.arange(old.steps, latest.steps),
+                                                            list(self.cache.specs)))
         return True
 
     # -- reading ---------------------------------------------------------------------------------

@@ -77,12 +77,15 @@ class Storage(ABC):
         """Next observations stored apart from the rows (episode ends, open episodes)."""
 
     @abstractmethod
-    def read_chunk(self, chunk: int) -> dict[str, np.ndarray]:
-        """Observations and actions of one chunk of step rows, verified."""
+    def read_chunk(self, chunk: int, columns: Sequence[str] | None = None
+                   ) -> dict[str, np.ndarray]:
+        """Observations and actions of one chunk of step rows, verified; `columns` ("obs/<key>",
+        "action") reads only those, leaving the others on disk."""
 
     @abstractmethod
-    def read_rows(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Observations and actions of arbitrary committed rows."""
+    def read_rows(self, rows: np.ndarray, columns: Sequence[str] | None = None
+                  ) -> dict[str, np.ndarray]:
+        """Observations and actions (or only `columns`) of arbitrary committed rows."""
 
     @abstractmethod
     def quarantine(self, table: str, chunk: int, reason: str) -> None:

@@ -436,19 +436,22 @@ class ZarrStorage(Storage):
         keep = cols["row"] >= 0
         return {k: v[keep] for k, v in cols.items()}
 
-    def read_chunk(self, chunk: int) -> dict[str, np.ndarray]:
-        """Observations and actions of one `steps` chunk, checksum-verified."""
+    def read_chunk(self, chunk: int, columns: Sequence[str] | None = None
+                   ) -> dict[str, np.ndarray]:
+        """Observations and actions (or only `columns`, "obs/<key>" or "action") of one `steps`
+        chunk, checksum-verified."""
         table = self.tables["steps"]
-        return table.read_chunk(chunk, list(table.specs))
+        return table.read_chunk(chunk, list(table.specs if columns is None else columns))
 
-    def read_rows(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Observations and actions of arbitrary rows (for tools; samplers use the cache)."""
-        size = self.tables["steps"].chunk
-        out = {k: np.zeros((len(rows), *s.shape), s.dtype)
-               for k, s in self.tables["steps"].specs.items()}
+    def read_rows(self, rows: np.ndarray, columns: Sequence[str] | None = None
+                  ) -> dict[str, np.ndarray]:
+        """Observations and actions (or only `columns`) of arbitrary rows."""
+        size, specs = self.tables["steps"].chunk, self.tables["steps"].specs
+        out = {k: np.zeros((len(rows), *specs[k].shape), specs[k].dtype)
+               for k in (specs if columns is None else columns)}
         for chunk in np.unique(rows // size):
             sel = np.flatnonzero(rows // size == chunk)
-            data = self.read_chunk(int(chunk))
+            data = self.read_chunk(int(chunk), list(out))
             for k in out:
                 out[k][sel] = data[k][rows[sel] - chunk * size]
         return out

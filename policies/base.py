@@ -18,6 +18,11 @@ class Policy(ABC):
 
     version: int = 0
 
+    @property
+    @abstractmethod
+    def obs_keys(self) -> list[str]:
+        """The observation fields it reads: a learner samples only these from the buffer."""
+
     @abstractmethod
     def act(self, obs: Observation, *, deterministic: bool = False) -> np.ndarray: ...
 

@@ -105,6 +105,10 @@ class SACPolicy(Policy):
         self.gripper_epsilon = config.gripper_epsilon
         self.version = 0
 
+    @property
+    def obs_keys(self) -> list[str]:
+        return self.encoder.keys
+
     @torch.no_grad()
     def act(self, obs: Observation, *, deterministic: bool = False) -> np.ndarray:
         x = {k: v.unsqueeze(0) for k, v in self.encoder.to_tensors(obs).items()}

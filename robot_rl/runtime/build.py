@@ -263,17 +263,18 @@ def build_teleop(cfg: DictConfig, robot: Robot) -> Teleop | None:
 
 def build_buffer(
     cfg: DictConfig, path: Path, obs_spec: DictSpec, action_spec: ArraySpec, gamma: float,
-    *, readonly: bool = False,
+    *, readonly: bool = False, obs_keys: list[str] | None = None,
 ) -> ReplayBuffer:
     """The run's own buffer, with the configured cache and sampler; n-step returns use the
-    learner's discount `gamma`. `readonly`: a learner's view that follows the session's writer."""
+    learner's discount `gamma`. `readonly`: a learner's view that follows the session's writer,
+    holding only `obs_keys` (the fields its policy reads) if given."""
     from buffer import CacheConfig, ReplayBuffer
 
     b = cfg.buffer
     cache = CacheConfig(max_bytes=None if b.cache_mb is None else int(b.cache_mb) << 20)
     return ReplayBuffer(path, obs_spec, action_spec, sampler=build_sampler(cfg),
                         cache=cache, task=cfg.task.name, n_step=b.n_step, gamma=gamma,
-                        readonly=readonly)
+                        readonly=readonly, obs_keys=obs_keys)
 
 
 def build_sampler(cfg: DictConfig) -> Sampler:
@@ -317,6 +318,6 @@ def build_replay(cfg: DictConfig, buffer: ReplayBuffer, demos: ReplayBuffer | No
     check_replay(cfg, fraction)
     if fraction == 0.0:
         return buffer
-    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma)
-              for p in cfg.buffer.priors]
+    priors = [ReplayBuffer.open_prior(Path(p), n_step=cfg.buffer.n_step, gamma=gamma,
+                                      obs_keys=buffer.obs_keys) for p in cfg.buffer.priors]
     return DemoMix(buffer, [*([demos] if demos is not None else []), *priors], fraction)

@@ -60,14 +60,16 @@ class LearnerService:
             self.rng.bit_generator.state = state["numpy_rng"]
             updates = int(state["counters"]["updates"])
         gamma = self.algo.config.gamma
-        self.buffer = build_buffer(cfg, run.buffer, obs_spec, action_spec, gamma, readonly=True)
+        keys = self.algo.policy.obs_keys  # camera images its policy does not read stay on disk
+        self.buffer = build_buffer(cfg, run.buffer, obs_spec, action_spec, gamma, readonly=True,
+                                   obs_keys=keys)
         # a learner restarted after a crash goes on from its checkpoint's model, but its versions
         # never go back below one a robot already acted with
         acted = self.buffer.index.col("policy_version")
         updates = max(updates, int(acted.max()) if len(acted) else 0)
         self.algo.policy.version = updates
         fraction = demo_fraction(self.algo)
-        self.demos = (ReplayBuffer(demo_side_path(cfg, run), readonly=True,
+        self.demos = (ReplayBuffer(demo_side_path(cfg, run), readonly=True, obs_keys=keys,
                                    n_step=cfg.buffer.n_step, gamma=gamma)
                       if fraction > 0 else None)
         self.replay = build_replay(cfg, self.buffer, self.demos, gamma, fraction)

@@ -13,7 +13,7 @@ import pytest
 from buffer import ReplayBuffer, zarr_storage
 from buffer.record import open_record
 from buffer.zarr_storage import wal_files
-from robot_rl.core import Episode, StorageError
+from robot_rl.core import ConfigError, Episode, StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
 from tests.buffer.test_crash import check_committed, start_writer
 
@@ -170,3 +170,43 @@ def test_refreshes_from_two_threads_take_in_each_commit_once(tmp_path: Path) -> 
     same_as_a_fresh_open(reader)
     reader.close()
     writer.close()
+
+
+def test_a_reader_of_some_fields_never_reads_the_others(tmp_path: Path) -> None:
+    """A learner whose policy reads the state only: the camera column stays on disk (damaged
+    there, it costs nothing), and its batches hold the state alone, the same values as a reader
+    of every field draws, through refreshes of a live writer's commits."""
+    path = tmp_path / "b"
+    writer = ReplayBuffer(path, OBS_SPEC, ACTION_SPEC, chunk_bytes=SMALL_CHUNK, fsync=False)
+    writer.append([transition(0, 0, s) for s in range(40)])
+    writer.commit()
+    for sealed in (path / "steps" / "obs" / "cam").glob("c.*"):
+        sealed.write_bytes(b"not zstd")
+    state_only = ReplayBuffer.open_prior(path, obs_keys=["state"])
+    for episode in range(1, 4):
+        writer.append([transition(0, episode, s, last=s == 29) for s in range(30)])
+        writer.commit()
+        assert state_only.refresh()
+    state_only.cache.fill()
+    assert list(state_only.cache.pool) == ["obs/state", "action"]
+    assert state_only.storage.quarantined == {} and len(state_only) == 130
+    batch = state_only.sample(2000, np.random.default_rng(0))
+    assert set(batch.obs) == set(batch.next_obs) == {"state"}
+    robot, episode, step = batch.obs["state"].T.astype(int)
+    assert np.array_equal(batch.next_obs["state"][:, 2], step + 1)
+    assert np.array_equal(batch.reward, (episode * 10 + step).astype(np.float32))
+    assert len(set(zip(episode, step, strict=True))) > 120  # every chunk, the damaged ones too
+    state_only.close()
+    with ReplayBuffer.open_prior(path) as every_field:  # the cameras are what was damaged
+        every_field.cache.fill()
+        assert set(every_field.storage.quarantined) == {("steps", 0), ("steps", 1)}
+    writer.close()
+
+
+def test_choosing_fields_is_for_readers_and_names_what_is_stored(tmp_path: Path) -> None:
+    ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, fsync=False).close()
+    with pytest.raises(ConfigError, match=r"\['wrist'\] are not in the stored observation, "
+                                          r"which has \['cam', 'state'\]"):
+        ReplayBuffer.open_prior(tmp_path / "b", obs_keys=["state", "wrist"])
+    with pytest.raises(ConfigError, match="only a read-only buffer samples a subset"):
+        ReplayBuffer(tmp_path / "b", obs_keys=["state"])

@@ -1,6 +1,6 @@
 """The learner's batches outlast a buffer with nothing to sample yet (its thread waits, then
-trains: a generator that raised once would be spent, and the thread would die); the asynchronous
-learner keeps its update-to-data ratio as a ceiling."""
+trains: a generator that raised once would be spent, and the thread would die) and hold only the
+fields its policy reads; the asynchronous learner keeps its update-to-data ratio as a ceiling."""
 
 import threading
 import time
@@ -22,6 +22,24 @@ def test_the_learners_batches_go_on_after_nothing_to_sample(tmp_path) -> None:
     for _ in range(2):  # an empty buffer: each try says so, none ends the batches
         with pytest.raises(NothingToSampleError):
             next(learner.learner.batches)
+    learner.close()
+
+
+def test_the_learner_holds_only_the_fields_its_policy_reads(tmp_path) -> None:
+    """A state policy on a robot with a camera: the learner's buffer leaves the images on disk
+    (64 robots' cameras would cost it most of its time), and it trains on the state."""
+    session = new_session(tmp_path / "run", "task=reach", "robot.cameras=[wrist_cam]",
+                          "robot.image_size=16", "learner.batch_size=8",
+                          "algo.params.hidden=[8,8]", "learner.warmup_steps=10")
+    assert "wrist_cam" in session.obs_spec
+    writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
+    writer.add_episode(zero_episode(session, 0, 20))
+    learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
+    reads = learner.algo.policy.obs_keys
+    assert "wrist_cam" not in reads and reads
+    assert sorted(learner.buffer.cache.pool) == sorted([*(f"obs/{k}" for k in reads), "action"])
+    assert learner.train(3) == 3
+    writer.close()
     learner.close()
 
 
