@@ -10,7 +10,8 @@ session's writer over a Zarr buffer on disk.
 Each fleet size streams into an edge-only session's own parts (`benchmarks.fleet_learner`): the
 session's writer behind the gateway, and its learner training in a process of its own on what
 the fleet commits while the gateway streams each new version to every robot. So each size also
-gives the learner's updates/s, weight-sync latency p50/p99 (the learner publishes a version ->
+gives the learner's updates/s (and the CPU its process had and spent per update: starved, or
+working harder), weight-sync latency p50/p99 (the learner publishes a version ->
 a robot swaps it in) and policy lag, and `learner_targets` judges updates/s at 64 robots
 against one.
 
@@ -320,13 +321,15 @@ def main() -> int:
              f["commit_ms_p50"],
              f["commit_ms_p99"], f["ack_lag_ms_p50"], f["ack_lag_ms_p99"],
              f["gateway_cpu_ms_per_transition"], f["edge_cpu_ms_per_transition"],
-             f["updates_per_s"], f["weight_sync_ms_p50"], f["weight_sync_ms_p99"],
+             f["updates_per_s"], f["learner_cores"], f["learner_cpu_ms_per_update"],
+             f["weight_sync_ms_p50"], f["weight_sync_ms_p99"],
              f["policy_lag_p50"], f["policy_lag_p99"]]
             for f in results["fleets"].values()]
     print_table(["robots", "offered/s", "committed/s", f"slowest {WINDOW_S:.0f}s", "lost",
                  "unacked", "skipped", "per commit", "commit p50 ms", "p99", "ack lag p50 ms",
                  "p99",
-                 "gw cpu ms/t", "edge cpu ms/t", "updates/s", "sync p50 ms", "p99", "lag p50",
+                 "gw cpu ms/t", "edge cpu ms/t", "updates/s", "learner cores",
+                 "cpu ms/update", "sync p50 ms", "p99", "lag p50",
                  "p99"],
                 rows, title="fleet ingest: two 128x128 cameras per robot at 10 Hz, one session's "
                             "gateway, buffer and learner (played back: the robots; real: the "

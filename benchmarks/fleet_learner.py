@@ -56,7 +56,7 @@ def session_config(run_root: Path, overrides: tuple[str, ...]) -> DictConfig:
 def learner_process(cfg: dict[str, Any], conn: Connection) -> None:
     """The LearnerService on the run's buffer (with the specs its header holds, as an edge-only
     session's learner), training until told to stop; answers `poll_weights(have)` on `conn` and,
-    at the end, sends its (monotonic time, updates) samples."""
+    at the end, sends its (monotonic time, updates, process CPU seconds) samples."""
     die_with_parent()
     config = OmegaConf.create(cfg)
     run = RunDir(Path(config.run.dir))
@@ -64,9 +64,9 @@ def learner_process(cfg: dict[str, Any], conn: Connection) -> None:
     trainer = threading.Thread(target=service.run, name="learner")
     trainer.start()
     conn.send("ready")
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []
     while True:
-        samples.append((time.monotonic(), service.updates()))
+        samples.append((time.monotonic(), service.updates(), time.process_time()))
         if not conn.poll(SAMPLE_S):
             continue
         have = conn.recv()
@@ -103,8 +103,9 @@ class FleetLearner:
             self.published[update.version] = update.published_at
         return update
 
-    def stop(self) -> list[tuple[float, int]]:
-        """Stop training (the gateway's follower has stopped); the (time, updates) samples."""
+    def stop(self) -> list[tuple[float, int, float]]:
+        """Stop training (the gateway's follower has stopped); the (time, updates, CPU
+        seconds) samples."""
         with self._lock:
             self._conn.send(None)
             samples = self._conn.recv() if self._conn.poll(120.0) else []
@@ -118,20 +119,25 @@ def pct(values: list[float] | np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
 
 
-def learner_figures(samples: list[tuple[float, int]], published: dict[int, float],
+def learner_figures(samples: list[tuple[float, int, float]], published: dict[int, float],
                     traces: list[StreamTrace], start: float, seconds: float,
                     wall_offset: float) -> dict[str, Any]:
-    """Updates/s while the fleet streamed (from the first update on), weight-sync latency (the
-    learner publishes version N -> a robot swaps version N in, each robot and version published
-    in the run), policy lag (per transition: the learner's newest published version when it was
+    """Updates/s while the fleet streamed (from the first update on), with the CPU the learner's
+    process had meanwhile (cores) and spent per update (which tells a learner starved of CPU by
+    the fleet beside it from one doing more work per update), weight-sync latency (the learner
+    publishes version N -> a robot swaps version N in, each robot and version published in the
+    run), policy lag (per transition: the learner's newest published version when it was
     published minus the version its robot acted with, in updates). `wall_offset` turns the
     monotonic `start` into the wall clock."""
-    at = np.array(samples, float).reshape(-1, 2)
+    at = np.array(samples, float).reshape(-1, 3)
     inside = at[(at[:, 0] >= start) & (at[:, 0] <= start + seconds)]
     training = inside[inside[:, 1] > inside[0, 1]] if len(inside) else inside
     first, last = (training[0], training[-1]) if len(training) else (None, None)
-    rate = (float((last[1] - first[1]) / (last[0] - first[0]))
-            if first is not None and last[0] > first[0] else 0.0)
+    timed = first is not None and last[0] > first[0]
+    rate = float((last[1] - first[1]) / (last[0] - first[0])) if timed else 0.0
+    cores = float((last[2] - first[2]) / (last[0] - first[0])) if timed else None
+    per_update = (float((last[2] - first[2]) * 1e3 / (last[1] - first[1]))
+                  if timed and last[1] > first[1] else None)
     start_wall = start + wall_offset
     latencies = [(when - published[v]) * 1e3 for t in traces for v, when in t.applied
                  if published.get(v, -1.0) >= start_wall]
@@ -141,7 +147,8 @@ def learner_figures(samples: list[tuple[float, int]], published: dict[int, float
         versions[np.maximum(np.searchsorted(times, t.wall, side="right") - 1, 0)]
         - np.array(t.versions) for t in traces if t.wall]) if len(versions) else np.zeros(0)
     return {"updates": int(inside[-1, 1] - inside[0, 1]) if len(inside) else 0,
-            "updates_per_s": rate,
+            "updates_per_s": rate, "learner_cores": cores,
+            "learner_cpu_ms_per_update": per_update,
             "learner_warm_s": float(first[0] - start) if first is not None else None,
             # the versions the gateway took from the learner (it asks every FOLLOW_S) and streamed
             "versions_streamed": int((times >= start_wall).sum()),

@@ -9,7 +9,8 @@ FLEET_KEYS = {"robots", "published", "committed_per_s", "slowest_window_per_s", 
               "commit_ms_p50", "commit_ms_p99", "ack_lag_ms_p50", "ack_lag_ms_p99",
               "transitions_per_commit", "gateway_cpu_ms_per_transition",
               "edge_cpu_ms_per_transition", "updates_per_s", "weight_sync_ms_p50",
-              "weight_sync_ms_p99", "policy_lag_p50", "policy_lag_p99", "versions_streamed"}
+              "weight_sync_ms_p99", "policy_lag_p50", "policy_lag_p99", "versions_streamed",
+              "learner_cores", "learner_cpu_ms_per_update"}
 
 
 @pytest.mark.slow
