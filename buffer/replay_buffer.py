@@ -203,7 +203,7 @@ class ReplayBuffer:
         old = self.storage
         if old.latest_commit_no() == old.commit_no:  # the record alone: looking costs ~nothing
             return False
-        latest = ZarrStorage.open_existing(old.path)
+        latest = old.follow()
         if latest.commit_no == old.commit_no:
             return False
         if latest.commit_no < old.commit_no or latest.steps < old.steps:

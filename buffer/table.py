@@ -229,11 +229,17 @@ class ChunkedTable:
         return Segment(f"wal/{name}", start, stop, zlib.crc32(data))
 
     # -- open ------------------------------------------------------------------------------------
-    def restore(self, entry: dict[str, Any], writable: bool) -> None:
-        """Load the committed state; a writer cuts arrays back to the committed sealed rows."""
+    def restore(self, entry: dict[str, Any], writable: bool,
+                earlier: ChunkedTable | None = None) -> None:
+        """Load the committed state; a writer cuts arrays back to the committed sealed rows.
+        `earlier`: this table as a reader read it at an earlier commit. What a commit wrote never
+        changes (sealed chunks, WAL segments by name and CRC), so its opened arrays that reach
+        the sealed rows and its rows of segments still listed are taken over, not read again."""
         self.rows, self.sealed = int(entry["rows"]), int(entry["sealed"])
         self.segments = [Segment(**s) for s in entry["segments"]]
-        self._arrays.clear()  # a reader retrying after racing the writer reads shapes anew
+        # (a reader retrying after racing the writer reads shapes anew)
+        self._arrays = {} if earlier is None else {
+            col: arr for col, arr in earlier._arrays.items() if arr.shape[0] >= self.sealed}
         for col, spec in self.specs.items():
             arr = self.array(col)
             if arr.shape[0] < self.sealed:
@@ -242,7 +248,7 @@ class ChunkedTable:
             if writable and arr.shape[0] > self.sealed:  # rows of an unfinished commit
                 arr.resize((self.sealed, *spec.shape))
         self.pending = RowBuffer(self.specs, max(16, self.rows - self.sealed))
-        self.pending.append(self.read_unsealed())
+        self.pending.append(self.read_unsealed(earlier))
 
     def reseal_unverified(self) -> dict[int, str]:
         """After the checksum log lost lines: checksum again each sealed chunk that has none and
@@ -266,11 +272,20 @@ class ChunkedTable:
         return {k: np.full((n, *s.shape), self.fill.get(k, 0), s.dtype)
                 for k, s in self.specs.items()}
 
-    def read_unsealed(self) -> dict[str, np.ndarray]:
-        """The committed rows of the WAL segments; a damaged segment costs only its own rows,
-        which come back as `filler` and are listed in `damaged`."""
+    def read_unsealed(self, earlier: ChunkedTable | None = None) -> dict[str, np.ndarray]:
+        """The committed rows of the WAL segments (those `earlier` read intact: from it); a
+        damaged segment costs only its own rows, which come back as `filler` and are listed in
+        `damaged`."""
         parts, self.damaged = [], []
+        known = set() if earlier is None else {
+            s for s in earlier.segments
+            if not any(d.start < s.stop and s.start < d.stop for d in earlier.damaged)}
         for seg in self.segments:
+            if seg in known:
+                assert earlier is not None
+                lo, hi = seg.start - earlier.sealed, seg.stop - earlier.sealed
+                parts.append(earlier.pending.view(lo, hi))
+                continue
             try:
                 part = self._read_segment(seg)
                 if any(len(v) != seg.stop - seg.start for v in part.values()):

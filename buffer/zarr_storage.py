@@ -94,9 +94,11 @@ class ZarrStorage(Storage):
 
     def __init__(self, path: Path, obs_spec: DictSpec | None = None,
                  action_spec: ArraySpec | None = None, *, readonly: bool = False,
-                 fsync: bool = True, chunk_bytes: int = CHUNK_TARGET_BYTES) -> None:
+                 fsync: bool = True, chunk_bytes: int = CHUNK_TARGET_BYTES,
+                 earlier: ZarrStorage | None = None) -> None:
         self.path = Path(path)
         self.readonly, self.fsync = readonly, fsync
+        self._earlier = earlier  # (see `follow`; dropped once open)
         self.checksums = ChecksumLog(self.path / CHECKSUM_FILE, fsync)
         exists = any((self.path / f).exists() for f in (COMMIT_FILE, PREV_COMMIT_FILE))
         if not exists and (readonly or obs_spec is None or action_spec is None):
@@ -112,6 +114,8 @@ class ZarrStorage(Storage):
         except BaseException:
             self.close()
             raise
+        finally:
+            self._earlier = None
 
     def close(self) -> None:
         """Release the writer lock (committed data needs no flushing); idempotent."""
@@ -156,8 +160,18 @@ class ZarrStorage(Storage):
         """Open a buffer written earlier, taking its specs from the store itself."""
         return cls(Path(path), readonly=readonly)
 
+    def follow(self) -> ZarrStorage:
+        """A reader: the buffer at its latest commit, as `open_existing` opens it, but reading
+        only what was committed since this object's commit (its header, opened arrays and WAL
+        rows are taken over: nothing a commit wrote ever changes)."""
+        if not self.readonly:
+            raise StorageError(f"{self.path}: only a reader follows the writer's commits")
+        return type(self)(self.path, readonly=True, earlier=self)
+
     # -- layout ----------------------------------------------------------------------------------
     def _open_header(self) -> tuple[zarr.Group, Header]:
+        if self._earlier is not None:
+            return self._earlier.group, self._earlier.header
         return open_header(self.path, self.readonly)
 
     def _tables(self, group: zarr.Group) -> dict[str, ChunkedTable]:
@@ -257,7 +271,8 @@ class ZarrStorage(Storage):
         self.next_episode = int(record["next_episode"])
         self.checksums.load(int(record["checksum_bytes"]), writable=not self.readonly)
         for name, table in self.tables.items():
-            table.restore(record["tables"][name], writable=not self.readonly)
+            table.restore(record["tables"][name], writable=not self.readonly,
+                          earlier=None if self._earlier is None else self._earlier.tables[name])
         self.open_tails.restore(record.get("open_tails", []))  # (older records have none)
         self._load_quarantine()
         unique = {(d.table, d.start, d.stop): d for t in self.tables.values() for d in t.damaged}

@@ -12,6 +12,7 @@ import pytest
 
 from buffer import ReplayBuffer, zarr_storage
 from buffer.record import open_record
+from buffer.table import ChunkedTable
 from buffer.zarr_storage import wal_files
 from robot_rl.core import ConfigError, Episode, StorageError
 from tests.buffer.helpers import ACTION_SPEC, OBS_SPEC, SMALL_CHUNK, check_batch, transition
@@ -89,14 +90,45 @@ def test_a_refresh_with_nothing_new_reads_only_the_commit_record(
                                [transition(0, 0, s, last=s == 9) for s in range(10)], True))
     reader = ReplayBuffer.open_prior(tmp_path / "b")
     opened: list[Path] = []
-    open_existing = zarr_storage.ZarrStorage.open_existing
-    monkeypatch.setattr(zarr_storage.ZarrStorage, "open_existing", classmethod(
-        lambda cls, path, readonly=True: opened.append(path) or open_existing(path, readonly)))
+    follow = zarr_storage.ZarrStorage.follow
+    monkeypatch.setattr(zarr_storage.ZarrStorage, "follow",
+                        lambda self: opened.append(self.path) or follow(self))
     assert not any(reader.refresh() for _ in range(5)) and opened == []
     writer.add_episode(Episode(1, "robot0", "default",
                                [transition(0, 1, s, last=s == 9) for s in range(10)], True))
     assert reader.refresh() and len(reader) == 20 and len(opened) == 1
     same_as_a_fresh_open(reader)
+    reader.close()
+    writer.close()
+
+
+def test_a_refresh_reads_only_the_wal_segments_committed_since(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the reader holds of the last commit's WAL is taken over; only segments that commit
+    did not list are read (at 64 robots, re-reading a chunk of camera rows each refresh cost the
+    learner more than its updates). The result is what a fresh open reads."""
+    writer = ReplayBuffer(tmp_path / "b", OBS_SPEC, ACTION_SPEC, chunk_bytes=SMALL_CHUNK,
+                          fsync=False)
+    writer.append([transition(0, 0, s) for s in range(5)])
+    writer.commit()
+    reader = ReplayBuffer.open_prior(tmp_path / "b")
+    read: list[str] = []
+    read_segment = ChunkedTable._read_segment
+    monkeypatch.setattr(ChunkedTable, "_read_segment",
+                        lambda self, seg: read.append(seg.file) or read_segment(self, seg))
+    rng = np.random.default_rng(0)
+    for step in range(5, 60, 5):
+        had = {seg.file for t in reader.storage.tables.values() for seg in t.segments}
+        writer.append([transition(0, 0, s, last=s == 59) for s in range(step, step + 5)])
+        if step == 55:
+            writer.end_episode(True)
+        writer.commit()
+        read.clear()
+        assert reader.refresh()
+        assert read and not set(read) & had
+        check_batch(reader.sample(64, rng))
+    same_as_a_fresh_open(reader)
+    assert len(reader) == 60
     reader.close()
     writer.close()
 
