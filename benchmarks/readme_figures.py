@@ -90,16 +90,24 @@ def fleet_learner_sentence(fleets: dict[str, Any], targets: list[dict[str, Any]]
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f}"
 
+    def cpu(v: dict[str, Any]) -> str:
+        if v.get("learner_cores") is None or v.get("learner_cpu_ms_per_update") is None:
+            return ""
+        return (f" on {v['learner_cores']:.2f} cores ({v['learner_cpu_ms_per_update']:.0f} ms "
+                "CPU per update)")
+
     sizes = "; ".join(
-        f"{n}: {v['updates_per_s']:.1f} updates/s, weight sync {ms(v['weight_sync_ms_p50'])} / "
-        f"{ms(v['weight_sync_ms_p99'])} ms, policy lag {ms(v['policy_lag_p50'])} / "
-        f"{ms(v['policy_lag_p99'])} updates" for n, v in fleets.items())
+        f"{n}: {v['updates_per_s']:.1f} updates/s{cpu(v)}, weight sync "
+        f"{ms(v['weight_sync_ms_p50'])} / {ms(v['weight_sync_ms_p99'])} ms, policy lag "
+        f"{ms(v['policy_lag_p50'])} / {ms(v['policy_lag_p99'])} updates"
+        for n, v in fleets.items())
     ratio = next((t for t in targets if t["name"].startswith("learner updates/s")), None)
     judged = "" if ratio is None else (
         f" Updates/s at 64 robots / 1: {ratio['value']:.2f} (target ≥ {ratio['target']} "
         f"{'met' if ratio['met'] else '**missed**'}).")
-    return (f" The session's learner, by fleet size (weight sync: the learner publishes a version "
-            f"-> a robot swaps it in, p50 / p99; policy lag p50 / p99): {sizes}.{judged}")
+    return (f" The session's learner, by fleet size (cores: the CPU its process had beside the "
+            f"fleet; weight sync: the learner publishes a version -> a robot swaps it in, p50 / "
+            f"p99; policy lag p50 / p99): {sizes}.{judged}")
 
 
 def roundtrip_item() -> str:
