@@ -152,10 +152,10 @@ class LearnerService:
         self._stop.set()
 
     def continue_from(self, start: SessionStart, updates: int) -> int:
-        """A learner restarted after a crash: its update-to-data ratio counts from the session's
-        `start` again, and its counter (and the versions it publishes) go on above `updates`,
-        what the session had seen, so nothing counts backwards and no burst of updates makes up
-        those lost since its checkpoint."""
+        """Count the update-to-data ratio from the session's `start` (not from where this
+        learner started: edges may have streamed meanwhile), and go on above `updates`, what the
+        session had seen: a learner restarted after a crash counts nothing backwards, and no
+        burst of updates makes up those lost since its checkpoint."""
         with self._lock:
             self.start = start
             if updates > self.learner.updates:

@@ -16,6 +16,7 @@ from comms.netem import NetemProxy
 from robot_rl.config import compose_session
 from robot_rl.core import ConfigError, Source
 from robot_rl.runtime.edge import EdgeAgent, EdgeOptions
+from robot_rl.runtime.env_worker import SessionStart
 from tests.integration.comms_helpers import FAST, TOKEN, token_file
 from tests.integration.sessions import new_session
 
@@ -54,6 +55,9 @@ def test_an_edge_robot_is_trained_from_the_cloud_and_loses_nothing_when_its_link
         wan.cut(3.0)  # mid-episode: the edge holds, its steps wait in its spool
         time.sleep(3.0)
         assert ray.get(session.learner.updates.remote()) > updates  # the learner never stalls
+        # its ratio counts from the writer's opening, not from the learner's own start (under
+        # load the edge had streamed all 30 episodes by then, and the learner never trained)
+        assert session.start == SessionStart(0, 0)
         edge.join(timeout=240)
         assert not edge.is_alive() and agent.spool.pending_count() == 0  # every step acked
     finally:

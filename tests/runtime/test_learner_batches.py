@@ -43,6 +43,31 @@ def test_the_learner_holds_only_the_fields_its_policy_reads(tmp_path) -> None:
     learner.close()
 
 
+def test_a_learner_that_started_late_trains_on_what_the_session_stored_before(tmp_path) -> None:
+    """Edges streamed while the learner started up: counted from the session's start, those
+    steps are its to train on (counted from its own start, it would wait for new data)."""
+    session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
+                          "algo.params.hidden=[8,8]", "learner.warmup_steps=10")
+    writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
+    writer.add_episode(zero_episode(session, 0, 30))  # before the learner was up
+    learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
+    assert not learner._due(len(learner.buffer))  # its own start: nothing new to train on
+    learner.continue_from(SessionStart(0, 0), 0)
+    thread = threading.Thread(target=learner.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while learner.updates() < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert learner.updates() == 20  # the 20 steps past warm-up, at a ratio of 1
+    finally:
+        learner.stop()
+        thread.join(timeout=30)
+        learner.close()
+        writer.close()
+
+
 def zero_episode(session, episode_id: int, length: int) -> Episode:  # type: ignore[no-untyped-def]
     obs = session.obs_spec.zeros()
     return Episode(episode_id, "robot0", "reach", [

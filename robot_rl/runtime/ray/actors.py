@@ -127,6 +127,7 @@ class WriterActor(Part):
         demos = (ReplayBuffer(Path(demo_side), obs_spec, action_spec, n_step=config.buffer.n_step,
                               gamma=gamma) if demo_side is not None else None)
         self.writer = SessionWriter(run, obs_spec, action_spec, str(config.task.name), demos)
+        self.opened_with = self.writer.stored()[0]  # before any edge can stream
         self.gateway: SessionGateway | None = None
         if config.gateway.port is not None:
             self._serve_edges(run, session)
@@ -147,6 +148,10 @@ class WriterActor(Part):
 
     def edge_port(self) -> int | None:
         return None if self.gateway is None else self.gateway.port
+
+    def stored_when_opened(self) -> int:
+        """Steps the buffer held when this writer opened it, before its gateway served edges."""
+        return self.opened_with
 
     def edge_status(self) -> dict[str, Any]:
         """The gateway's counters, the version remote-policy edges are answered with, and each

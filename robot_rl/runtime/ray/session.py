@@ -44,6 +44,7 @@ from robot_rl.runtime.build import (
     session_specs,
 )
 from robot_rl.runtime.checkpoint import load_latest
+from robot_rl.runtime.env_worker import SessionStart
 from robot_rl.runtime.gateway import check_gateway, run_specs
 from robot_rl.runtime.ray.actors import EnvWorkerActor, LearnerActor, WriterActor, actor_name
 from robot_rl.runtime.ray.cluster import ray_for_session
@@ -170,12 +171,18 @@ class RaySession:
         self.writer = WriterActor.options(name=actor_name(root, "writer")).remote(
             cfg, self.obs_spec, self.action_spec, demo_side, self.gamma, session)
         self.edge_port = ray.get(self.writer.edge_port.remote())  # the buffer exists now
+        stored = ray.get(self.writer.stored_when_opened.remote())
         placement = self.placement
         assert placement is not None
         self.learner = LearnerActor.options(
             name=actor_name(root, "learner"), **actor_options(placement.learner)).remote(
             cfg, self.obs_spec, self.action_spec)
-        self.start = start = ray.get(self.learner.start.remote())
+        # edges may stream while the learner starts up: those steps are this session's, and
+        # its update-to-data ratio counts them (counted from the learner's own start, a learner
+        # slower to start than the edges' episodes would never train on them)
+        updates = ray.get(self.learner.start.remote()).updates
+        self.start = start = SessionStart(stored, updates)
+        ray.get(self.learner.continue_from.remote(start, updates))
         self.supervisor.watch("writer", self.writer, self._writer_lost)
         self.supervisor.watch("learner", self.learner, self._learner_lost)
         gated, first = self.mode == "async", next(iter(self.robots), "")
