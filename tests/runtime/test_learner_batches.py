@@ -56,16 +56,22 @@ def test_a_learner_that_started_late_trains_on_what_the_session_stored_before(tm
     thread = threading.Thread(target=learner.run)
     thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while learner.updates() < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        assert learner.updates() == 20  # the 20 steps past warm-up, at a ratio of 1
+        assert settled(learner, 20) == 20  # the 20 steps past warm-up, at a ratio of 1
     finally:
         learner.stop()
         thread.join(timeout=30)
         learner.close()
         writer.close()
+
+
+def settled(learner: LearnerService, n: int) -> int:
+    """The learner's update count once it reached `n` (within a minute) and a second passed,
+    time for hundreds more were it not waiting for data."""
+    deadline = time.monotonic() + 60
+    while learner.updates() < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    return learner.updates()
 
 
 def zero_episode(session, episode_id: int, length: int) -> Episode:  # type: ignore[no-untyped-def]
@@ -86,16 +92,9 @@ def test_the_asynchronous_learner_trains_up_to_its_ratio_then_waits_for_data(tmp
     thread = threading.Thread(target=learner.run)
     thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while learner.updates() < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # time for 100s of updates more, were it not waiting
-        assert learner.updates() == 20  # 2 per step stored past warm-up, and no more
+        assert settled(learner, 20) == 20  # 2 per step stored past warm-up, and no more
         writer.add_episode(zero_episode(session, 1, 15))
-        while learner.updates() < 50 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        assert learner.updates() == 50  # new data: 30 updates more, and again it waits
+        assert settled(learner, 50) == 50  # new data: 30 updates more, and again it waits
         # restarted after a crash, in a session that had seen 60 updates since it began with
         # 10 steps stored: its ratio counts from there (25 steps past warm-up allow 50), so it
         # waits, with no burst to make up the 10 updates lost since its checkpoint
@@ -103,10 +102,7 @@ def test_the_asynchronous_learner_trains_up_to_its_ratio_then_waits_for_data(tmp
         time.sleep(1.0)
         assert learner.updates() == 60
         writer.add_episode(zero_episode(session, 2, 10))
-        while learner.updates() < 70 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        assert learner.updates() == 70
+        assert settled(learner, 70) == 70
     finally:
         learner.stop()
         thread.join(timeout=30)
