@@ -191,9 +191,6 @@ class LearnerActor(Part):
         self.service = LearnerService(config, RunDir(Path(config.run.dir)), obs_spec,
                                       action_spec)
 
-    def start(self) -> SessionStart:
-        return self.service.start
-
     def run(self) -> int:
         return self.service.run()
 

@@ -180,7 +180,7 @@ class RaySession:
         # edges may stream while the learner starts up: those steps are this session's, and
         # its update-to-data ratio counts them (counted from the learner's own start, a learner
         # slower to start than the edges' episodes would never train on them)
-        updates = ray.get(self.learner.start.remote()).updates
+        updates = ray.get(self.learner.updates.remote())
         self.start = start = SessionStart(stored, updates)
         ray.get(self.learner.continue_from.remote(start, updates))
         self.supervisor.watch("writer", self.writer, self._writer_lost)
