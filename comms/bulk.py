@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from comms.auth import bulk_proof
 from comms.codec import CodecError
 from comms.messages import WeightOffer, decode_message
-from comms.weight_copies import background_priority
 from comms.weight_sync import Transfer
 from comms.weight_sync_receiver import WeightReceiver
 from robot_rl.core import AuthError, CommsError
+from robot_rl.core.priority import background_priority
 
 log = logging.getLogger(__name__)
 

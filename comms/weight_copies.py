@@ -9,28 +9,14 @@ device the same way, on a dedicated stream.
 
 from __future__ import annotations
 
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from comms.weight_sync_budget import ByteBudget
+from robot_rl.core.priority import background_priority
 
 SLICE_BYTES = 1 << 20  # the step of a copy without a budget (and the most a budgeted one takes)
-
-
-BACKGROUND_NICE = 10  # how much lower than the control loop's a sync thread is scheduled
-
-
-def background_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux: a thread's own nice value), so that on a
-    busy machine the control loop's thread is scheduled before weight sync's; no-op elsewhere."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                       os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
-    except (AttributeError, OSError):
-        pass
 
 
 def slice_bytes(budget: ByteBudget | None) -> int:

@@ -26,10 +26,10 @@ from websockets.exceptions import ConnectionClosed
 from comms.adaptive import LinkMeter, SyncBounds, SyncPlan, plan_sync
 from comms.bulk import BulkPeer, BulkServer
 from comms.messages import BulkTicket, Message, WeightApplied, WeightRequest
-from comms.weight_copies import background_priority
 from comms.weight_sync import Transfer, WeightSet
 from comms.weight_sync_sender import WeightSender
 from robot_rl.core import CommsError
+from robot_rl.core.priority import background_priority
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 8  # chunks encoded per hop to the worker thread

@@ -26,7 +26,7 @@ from comms.messages import (
     WeightOffer,
     WeightRequest,
 )
-from comms.weight_copies import HostCopier, background_priority
+from comms.weight_copies import HostCopier
 from comms.weight_sync import (
     WeightSet,
     WeightSyncError,
@@ -36,6 +36,7 @@ from comms.weight_sync import (
     tensor_digest,
 )
 from comms.weight_sync_budget import ByteBudget
+from robot_rl.core.priority import background_priority
 
 
 class StreamBuffers:

@@ -75,6 +75,7 @@ class LearnerConfig:
     warmup_steps: int = 500
     updates_per_step: float = 1  # updates per stored step: exact in sync, at most in async
     threads: int = 1
+    nice: int = 10  # how far the training thread yields the CPU (0-19; launch/config.yaml)
 
 
 @dataclass
@@ -281,6 +282,9 @@ def _check_runtime(cfg: DictConfig) -> None:
     if cfg.learner.updates_per_step <= 0:
         raise ConfigError(f"learner.updates_per_step must be positive, got "
                           f"{cfg.learner.updates_per_step}")
+    if not 0 <= cfg.learner.nice <= 19:
+        raise ConfigError(f"learner.nice must be 0 (the robots' priority) to 19 (the lowest), "
+                          f"got {cfg.learner.nice}")
     edges = cfg.gateway.port is not None
     if cfg.robots is not None and not cfg.robots and not edges:
         raise ConfigError("robots={} leaves this session no robot: list robots, or set "

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from buffer import NothingToSampleError, ReplayBuffer
 from robot_rl.core import ArraySpec, Batch, DictSpec
+from robot_rl.core.priority import background_priority
 from robot_rl.runtime.build import (
     build_algorithm,
     build_buffer,
@@ -131,7 +132,9 @@ class LearnerService:
                                 int(learner.warmup_steps)) * ratio >= 1.0
 
     def run(self) -> int:
-        """Train as fast as this process goes until `stop`, while the data stored allows."""
+        """Train as fast as this process goes until `stop`, while the data stored allows, on
+        this thread at `learner.nice` below the robots' CPU priority."""
+        background_priority(int(self.cfg.learner.nice))
         stored = self._refresh()
         while not self._stop.is_set():
             if time.monotonic() - self._refreshed >= REFRESH_S:

@@ -2,6 +2,7 @@
 trains: a generator that raised once would be spent, and the thread would die) and hold only the
 fields its policy reads; the asynchronous learner keeps its update-to-data ratio as a ceiling."""
 
+import os
 import threading
 import time
 
@@ -57,6 +58,31 @@ def test_a_learner_that_started_late_trains_on_what_the_session_stored_before(tm
     thread.start()
     try:
         assert settled(learner, 20) == 20  # the 20 steps past warm-up, at a ratio of 1
+    finally:
+        learner.stop()
+        thread.join(timeout=30)
+        learner.close()
+        writer.close()
+
+
+def test_the_learner_trains_below_the_robots_cpu_priority(tmp_path) -> None:
+    """On a machine it shares with robots the training thread yields the CPU to their control
+    loops and commits by `learner.nice`; the learner's other threads (answers to the session,
+    weights to the robots) and the process keep their priority."""
+    session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
+                          "algo.params.hidden=[8,8]", "learner.warmup_steps=10",
+                          "learner.nice=7")
+    writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
+    writer.add_episode(zero_episode(session, 0, 30))
+    learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
+    learner.continue_from(SessionStart(0, 0), 0)
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=learner.run)
+    thread.start()
+    try:
+        assert settled(learner, 20) == 20
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == ours + 7
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
     finally:
         learner.stop()
         thread.join(timeout=30)
