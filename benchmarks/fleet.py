@@ -218,6 +218,7 @@ def summarize(robots: int, facts: dict[str, Any], traces: list[StreamTrace], sin
         "robots": robots, **facts, "published": published, "offered_per_s": published / seconds,
         "committed_per_s": float(commits[inside, 2].sum()) / seconds,
         "slowest_window_per_s": float(min(windows)) if windows else None,
+        "windows_per_s": [round(float(w), 1) for w in windows],  # committed, window by window
         "commits": len(commits), "transitions_per_commit": float(commits[:, 2].mean())
         if len(commits) else None,
         "streams_per_commit": float(commits[:, 3].mean()) if len(commits) else None,
