@@ -71,7 +71,8 @@ if "updates_per_s" in big else "one gateway and buffer"} on this machine; the ro
 {f['recorded_episodes']} episodes recorded with the sim, everything from the edge's spool on is
 real). Transitions/s committed by fleet size: {sizes}. 64 robots for {big['seconds']:.0f} s:
 {big['committed_per_s']:.0f}/s committed (target ≥ {targets[0]['target']:.0f}
-{verdict(targets, 0)}), slowest 10 s {big['slowest_window_per_s']:.0f}/s, {big['lost']} lost
+{verdict(targets, 0)}), slowest 10 s {big['slowest_window_per_s']:.0f}/s (target ≥
+{targets[1]['target']:.0f} {verdict(targets, 1)}{slowest_when(big)}), {big['lost']} lost
 and {big['duplicated']} duplicated of {big['published']:,} spooled (checked seq by seq,
 {verdict(targets, 2)}; {big['disconnects']} links dropped and resent from their spools);
 commits of {big['transitions_per_commit']:.0f} transitions from
@@ -79,6 +80,17 @@ commits of {big['transitions_per_commit']:.0f} transitions from
 ms p50 / p99; ack lag {big['ack_lag_ms_p50']:.0f} / {big['ack_lag_ms_p99']:.0f} ms{stopped}.
 CPU per transition: gateway process {big['gateway_cpu_ms_per_transition']:.2f} ms, edge processes
 {big['edge_cpu_ms_per_transition']:.2f} ms.{fleet_learner_sentence(f['fleets'], targets)}"""
+
+
+def slowest_when(big: dict[str, Any]) -> str:
+    """Where in the run the slowest window fell, and the range of the others."""
+    windows = big.get("windows_per_s")
+    if not windows:
+        return ""
+    slowest = int(np.argmin(windows))
+    rest = [w for i, w in enumerate(windows) if i != slowest]
+    return (f"; window {slowest + 1} of {len(windows)}, the others {min(rest):.0f} to "
+            f"{max(rest):.0f}/s" if rest else "")
 
 
 def fleet_learner_sentence(fleets: dict[str, Any], targets: list[dict[str, Any]]) -> str:
