@@ -288,6 +288,30 @@ RLPD and {reached(sac)} with SAC: {ratio_text(ratio)}.
 {ups['end_to_end_pixels']:.2f}."""
 
 
+def probe_item() -> str:
+    """What the frozen camera maps tell of the cube and the goal, by scene and encoder."""
+    r = load("encoder_probe")["results"]
+    labels = r["labels"]
+    cube = [i for i, k in enumerate(labels) if k.startswith("cube ")]
+    goal = [i for i, k in enumerate(labels) if k.startswith("goal ")]
+
+    def found(v: dict[str, Any]) -> str:
+        err, ratio = v["error_cm"], v["error_over_mean_answer"]
+        return (f"cube {' / '.join(f'{err[i]:.1f}' for i in cube)} cm "
+                f"({np.mean([ratio[i] for i in cube]):.2f}), goal "
+                f"{' / '.join(f'{err[i]:.1f}' for i in goal)} cm "
+                f"({np.mean([ratio[i] for i in goal]):.2f})")
+
+    scenes = "; ".join(
+        f"{scene} scene: " + ", ".join(f"{name} {found(v)}" for name, v in s["encoders"].items())
+        for scene, s in r["scenes"].items())
+    return f"""- **What the pixel path sees** (`benchmarks.encoder_probe`: pick_cube_pixels frames
+of the scripted expert; what the learner trains on a trunk's frozen maps, keypoints and an MLP,
+fitted to the cube's x / y and the goal's x / y / z on {r['fit_episodes']} episodes and scored on
+{r['test_episodes']} others: mean error in cm, and in brackets over the error of always answering
+the mean, 1.0 when the maps tell nothing). {scenes[0].upper()}{scenes[1:]}."""
+
+
 HEADER = r"""## Benchmarks
 
 One script per headline figure; each prints a table and writes `benchmark`, `machine`, `results`
@@ -306,6 +330,8 @@ MUJOCO_GL=egl .venv/bin/python -m benchmarks.sim_throughput --json \
 MUJOCO_GL=egl .venv/bin/python -m benchmarks.fleet --json benchmarks/results/fleet.json
 .venv/bin/python -m benchmarks.async_vs_sync --seeds 3 --budget 10000 --json \
     benchmarks/results/async_vs_sync.json
+MUJOCO_GL=egl .venv/bin/python -m benchmarks.encoder_probe --json \
+    benchmarks/results/encoder_probe.json
 nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --steps 20000 --workers 2 \
     --work runs-bench --json benchmarks/results/learning_pick_cube.json  # and pick_cube_pixels,
     # classifier, throughput each to its learning_<part>.json; hours on 2 cores
@@ -324,7 +350,7 @@ def wrap(item: str) -> str:
 
 def section() -> str:
     items = [buffer_item(), fleet_item(), roundtrip_item(), validation_item(),
-             weight_sync_item(), sim_item(), async_item(), learning_item()]
+             weight_sync_item(), sim_item(), async_item(), learning_item(), probe_item()]
     return HEADER + "\n\n" + "\n".join(wrap(i) for i in items) + "\n\n"
 
 

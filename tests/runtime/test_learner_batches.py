@@ -1,6 +1,7 @@
 """The learner's batches outlast a buffer with nothing to sample yet (its thread waits, then
 trains: a generator that raised once would be spent, and the thread would die) and hold only the
-fields its policy reads; the asynchronous learner keeps its update-to-data ratio as a ceiling."""
+fields its policy reads; the asynchronous learner keeps its update-to-data ratio as a ceiling and
+trains below the robots' CPU priority."""
 
 import os
 import threading
