@@ -1,16 +1,18 @@
 """Can the pixel path see the task? Frozen camera maps probed for where the cube and the goal are.
 
 `task=pick_cube_pixels algo=rlpd_frozen` as a user runs it: the session's robot (both cameras,
-randomized scene); the scripted expert at skill 0.7 drives the arm, so the frames cover reaching,
-grasping and carrying. On each encoder's frozen maps, what the learner trains on them (a keypoint
-head per camera and an MLP) is fitted to the cube's and the goal's positions (labels read from the
-sim's task state, never shown to a policy) on some episodes and scored on others: mean absolute
-error in cm, and that error over the error of always answering the fit's mean (the baseline, as a
-ratio: 1.0, the maps tell nothing; 0, exactly). Encoders: a random trunk (the floor) and the trunk
-a run pretrains by behaviour cloning on its 20 demos (`algo.features.pretrain_steps`); `--encoder
-PATH` adds a saved one (a run's encoder.npz). The same again with the scene's randomization off
-tells what the colours cost from what the pixels cannot show at all. A diagnostic: it takes
-minutes where a pixel RL run takes an hour, and says whether the features or the learning fail.
+randomized scene), driven by uniform random actions, so the wrist camera sees the scene from many
+poses and the arm's state says nothing of where the objects are (an expert's arm heading for the
+cube would tell). What the learner trains on an encoder's frozen maps (a keypoint head per
+camera, and an MLP on the keypoints and the robot's 1-D state) is fitted to the cube's and the
+goal's positions (labels read from the sim's task state, never shown to a policy) on some
+episodes and scored on others: mean absolute error in cm, and that error over the error of the
+same fit on the state alone (the baseline, as a ratio: 1.0, the cameras add nothing). Encoders:
+a random trunk (the floor) and the trunk a run pretrains by behaviour cloning on its 20 demos
+(`algo.features.pretrain_steps`); `--encoder PATH` adds a saved one (a run's encoder.npz). The
+same again with the scene's randomization off tells what the colours cost from what the pixels
+cannot show at all. A diagnostic: it takes minutes where a pixel RL run takes an hour, and says
+whether the features or the learning fail.
 
     MUJOCO_GL=egl python -m benchmarks.encoder_probe [--quick] [--json PATH] [--encoder PATH]
 """
@@ -38,7 +40,6 @@ from sim.experts import EXPERTS
 
 LABELS = ("cube x", "cube y", "goal x", "goal y", "goal z", "cube-gripper x", "cube-gripper y",
           "cube-gripper z")
-PROBE_SKILL = 0.7  # the expert's skill while probe frames are taken (mistakes show more states)
 PROBE_BATCH = 64
 MAP_SLICE = 256  # frames through a trunk at a time
 PROBE_EVERY = 2  # of the probe's episodes, every second step's frames
@@ -59,23 +60,27 @@ class Frames:
                 np.stack(self.state), np.stack(self.actions))
 
 
-def collect(overrides: Sequence[str], episodes: int, seed: int, skill: float,
+def collect(overrides: Sequence[str], episodes: int, seed: int, skill: float | None,
             every: int = 1) -> Frames:
-    """`episodes` of the scripted expert on the configured robot, scenes drawn from `seed`;
-    every `every`-th step's frames kept."""
+    """`episodes` on the configured robot, scenes drawn from `seed`, driven by the scripted
+    expert at `skill`, or by uniform random actions where `skill` is None (then the arm's state
+    says nothing of where the objects are); every `every`-th step's frames kept."""
     cfg = compose_session([*overrides, f"seed={seed}"])
     arm, robot = build_robot(cfg)
     cameras = list(cfg.algo.features.cameras)
     frames = Frames(cameras)
+    rng = np.random.default_rng(seed)
     robot.connect()
     try:
         for episode in range(episodes):
             obs = robot.reset()
-            expert = EXPERTS.get(cfg.task.name)(arm, skill=skill, seed=seed * 1000 + episode)
+            expert = (EXPERTS.get(cfg.task.name)(arm, skill=skill, seed=seed * 1000 + episode)
+                      if skill is not None else None)
             for step in range(int(cfg.task.max_steps)):
                 state = arm.task_state()
                 cube, goal = state["object_pos"], state["goal_pos"]
-                action = expert.act()
+                action = (expert.act() if expert is not None else
+                          rng.uniform(-1.0, 1.0, arm.action_spec.shape).astype(np.float32))
                 if step % every == 0:
                     for cam in cameras:
                         frames.images[cam].append(obs[cam])
@@ -102,35 +107,40 @@ def maps_of(features: FrozenCameraFeatures, images: dict[str, np.ndarray]
     return {k: torch.as_tensor(np.concatenate([p[k] for p in parts])).float() for k in parts[0]}
 
 
-def probe(features: FrozenCameraFeatures, train: Frames, test: Frames, steps: int,
-          seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoint heads and an MLP fitted on `train`'s maps to its labels; per label, the mean
-    absolute error on `test` and that of answering the train mean."""
+def probe(features: FrozenCameraFeatures | None, train: Frames, test: Frames, steps: int,
+          seed: int) -> np.ndarray:
+    """What the learner trains, fitted on `train` to its labels: keypoint heads on each camera's
+    maps (none when `features` is None) and an MLP on them and the robot's 1-D state; per label,
+    the mean absolute error on `test`."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    images, labels, _, _ = train.arrays()
-    test_images, test_labels, _, _ = test.arrays()
-    maps, test_maps = maps_of(features, images), maps_of(features, test_images)
+    images, labels, state, _ = train.arrays()
+    test_images, _, test_state, _ = test.arrays()
+    shift, spread = state.mean(0), state.std(0) + 1e-3
+    states = [torch.as_tensor((s - shift) / spread) for s in (state, test_state)]
+    maps = ([maps_of(features, i) for i in (images, test_images)] if features is not None
+            else [{}, {}])
     keypoints = EncoderConfig().keypoints
     heads = nn.ModuleDict({cam: KeypointHead(features.config.feature_dim, keypoints)
-                           for cam in train.cameras})
-    net = mlp([2 * keypoints * len(train.cameras), 256, 256, labels.shape[1]])
+                           for cam in train.cameras} if features is not None else {})
+    net = mlp([2 * keypoints * len(heads) + state.shape[1], 256, 256, labels.shape[1]])
     opt = torch.optim.Adam([*heads.parameters(), *net.parameters()], lr=1e-3)
     mean, scale = labels.mean(0), labels.std(0) + 1e-6
     target = torch.as_tensor((labels - mean) / scale, dtype=torch.float32)
 
-    def predict(m: dict[str, torch.Tensor], rows: torch.Tensor | slice) -> torch.Tensor:
-        return net(torch.cat([heads[c](m[feature_key(c)][rows]) for c in train.cameras], -1))
+    def predict(part: int, rows: torch.Tensor | slice) -> torch.Tensor:
+        seen = [heads[c](maps[part][feature_key(c)][rows]) for c in heads]
+        return net(torch.cat([*seen, states[part][rows]], -1))
 
     for _ in range(steps):
         rows = torch.randint(0, len(target), (PROBE_BATCH,), generator=gen)
-        loss = nn.functional.mse_loss(predict(maps, rows), target[rows])
+        loss = nn.functional.mse_loss(predict(0, rows), target[rows])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     with torch.no_grad():
-        guess = predict(test_maps, slice(None)).numpy() * scale + mean
-    return np.abs(guess - test_labels).mean(0), np.abs(mean - test_labels).mean(0)
+        guess = predict(1, slice(None)).numpy() * scale + mean
+    return np.abs(guess - test.arrays()[1]).mean(0)
 
 
 def pretrained(demos: Frames, features_cfg: Any, steps: int) -> FrozenCameraFeatures:
@@ -169,21 +179,25 @@ def main() -> int:
                                "test_episodes": test_episodes, "probe_steps": steps, "scenes": {}}
     rows = []
     for scene, extra in (("randomized", ()), ("fixed", ("robot.randomize.enabled=false",))):
-        fit = collect((*base, *extra), fit_episodes, 2, PROBE_SKILL, PROBE_EVERY)
-        test = collect((*base, *extra), test_episodes, 3, PROBE_SKILL, PROBE_EVERY)
-        found = results["scenes"][scene] = {"fit_frames": len(fit.labels),
-                                            "test_frames": len(test.labels), "encoders": {}}
+        fit = collect((*base, *extra), fit_episodes, 2, None, PROBE_EVERY)
+        test = collect((*base, *extra), test_episodes, 3, None, PROBE_EVERY)
+        blind = probe(None, fit, test, steps, seed=0)
+        found = results["scenes"][scene] = {
+            "fit_frames": len(fit.labels), "test_frames": len(test.labels),
+            "mean_answer_cm": (np.abs(np.stack(fit.labels).mean(0) - np.stack(test.labels))
+                               .mean(0) * 100).round(2).tolist(),
+            "state_only_cm": (blind * 100).round(2).tolist(), "encoders": {}}
+        rows.append([scene, "state only (baseline)", *[f"{e:.1f}" for e in blind * 100]])
         for name, features in encoders.items():
-            error, baseline = probe(features, fit, test, steps, seed=0)
-            ratio = error / np.maximum(baseline, 1e-9)
+            error = probe(features, fit, test, steps, seed=0)
+            ratio = error / np.maximum(blind, 1e-9)
             found["encoders"][name] = {"error_cm": (error * 100).round(2).tolist(),
-                                       "mean_answer_cm": (baseline * 100).round(2).tolist(),
-                                       "error_over_mean_answer": ratio.round(3).tolist()}
+                                       "error_over_state_only": ratio.round(3).tolist()}
             rows.append([scene, name, *[f"{e:.1f} ({r:.2f})" for e, r in zip(
                 error * 100, ratio, strict=True)]])
     print_table(["scene", "encoder", *LABELS], rows,
-                title="frozen maps probed on held-out episodes: error cm (over the mean "
-                      "answer's)")
+                title="frozen maps probed on held-out episodes: error cm (over the state "
+                      "alone's)")
     return report("encoder_probe", results, [], args.json, quick=args.quick)
 
 
