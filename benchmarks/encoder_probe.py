@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from policies.networks import mlp
 from robot_rl.config import compose_session
 from robot_rl.core import ArraySpec, DictSpec
 from robot_rl.runtime.build import build_robot
+from robot_rl.runtime.frozen_features import FeatureObserver
 from sim.experts import EXPERTS
 
 LABELS = ("cube x", "cube y", "goal x", "goal y", "goal z", "cube-gripper x", "cube-gripper y",
@@ -45,19 +47,15 @@ MAP_SLICE = 256  # frames through a trunk at a time
 PROBE_EVERY = 2  # of the probe's episodes, every second step's frames
 
 
+@dataclass
 class Frames:
     """Camera frames with their labels, the 1-D state and the action taken (for pretraining)."""
 
-    def __init__(self, cameras: Sequence[str]) -> None:
-        self.cameras = list(cameras)
-        self.images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
-        self.labels: list[np.ndarray] = []
-        self.state: list[np.ndarray] = []
-        self.actions: list[np.ndarray] = []
-
-    def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-        return ({c: np.stack(v) for c, v in self.images.items()}, np.stack(self.labels),
-                np.stack(self.state), np.stack(self.actions))
+    cameras: list[str]
+    images: dict[str, np.ndarray]
+    labels: np.ndarray
+    state: np.ndarray
+    actions: np.ndarray
 
 
 def collect(overrides: Sequence[str], episodes: int, seed: int, skill: float | None,
@@ -68,7 +66,8 @@ def collect(overrides: Sequence[str], episodes: int, seed: int, skill: float | N
     cfg = compose_session([*overrides, f"seed={seed}"])
     arm, robot = build_robot(cfg)
     cameras = list(cfg.algo.features.cameras)
-    frames = Frames(cameras)
+    images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
+    labels, states, actions = [], [], []
     rng = np.random.default_rng(seed)
     robot.connect()
     try:
@@ -83,19 +82,20 @@ def collect(overrides: Sequence[str], episodes: int, seed: int, skill: float | N
                           rng.uniform(-1.0, 1.0, arm.action_spec.shape).astype(np.float32))
                 if step % every == 0:
                     for cam in cameras:
-                        frames.images[cam].append(obs[cam])
-                    frames.labels.append(np.concatenate([cube[:2], goal, cube - arm.ee_pos()]))
-                    frames.state.append(np.concatenate(
+                        images[cam].append(obs[cam])
+                    labels.append(np.concatenate([cube[:2], goal, cube - arm.ee_pos()]))
+                    states.append(np.concatenate(
                         [np.asarray(v, np.float32).ravel() for v in obs.values()
                          if np.ndim(v) == 1]))
-                    frames.actions.append(action)
+                    actions.append(action)
                 robot.send_action(action)
                 obs = robot.get_observation()
                 if arm.outcome().success:
                     break
     finally:
         robot.disconnect()
-    return frames
+    return Frames(cameras, {c: np.stack(v) for c, v in images.items()}, np.stack(labels),
+                  np.stack(states), np.stack(actions))
 
 
 def maps_of(features: FrozenCameraFeatures, images: dict[str, np.ndarray]
@@ -114,11 +114,10 @@ def probe(features: FrozenCameraFeatures | None, train: Frames, test: Frames, st
     the mean absolute error on `test`."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    images, labels, state, _ = train.arrays()
-    test_images, _, test_state, _ = test.arrays()
+    labels, state = train.labels, train.state
     shift, spread = state.mean(0), state.std(0) + 1e-3
-    states = [torch.as_tensor((s - shift) / spread) for s in (state, test_state)]
-    maps = ([maps_of(features, i) for i in (images, test_images)] if features is not None
+    states = [torch.as_tensor((s - shift) / spread) for s in (state, test.state)]
+    maps = ([maps_of(features, f.images) for f in (train, test)] if features is not None
             else [{}, {}])
     keypoints = EncoderConfig().keypoints
     heads = nn.ModuleDict({cam: KeypointHead(features.config.feature_dim, keypoints)
@@ -140,16 +139,7 @@ def probe(features: FrozenCameraFeatures | None, train: Frames, test: Frames, st
         opt.step()
     with torch.no_grad():
         guess = predict(1, slice(None)).numpy() * scale + mean
-    return np.abs(guess - test.arrays()[1]).mean(0)
-
-
-def pretrained(demos: Frames, features_cfg: Any, steps: int) -> FrozenCameraFeatures:
-    """The trunk a run pretrains on its demos (`robot_rl.runtime.frozen_features`)."""
-    images, _, state, actions = demos.arrays()
-    config = EncoderConfig(cameras=tuple(demos.cameras), channels=int(features_cfg.channels),
-                           feature_dim=int(features_cfg.feature_dim))
-    features, _ = pretrain_bc(images, state, actions, config, PretrainConfig(steps=steps, seed=0))
-    return features
+    return np.abs(guess - test.labels).mean(0)
 
 
 def main() -> int:
@@ -168,11 +158,12 @@ def main() -> int:
     pretrain_steps = 20 if args.quick else int(features_cfg.pretrain_steps)
     demos = collect(base, demo_episodes, seed=1, skill=1.0)
     torch.manual_seed(0)  # the random trunk's weights
-    encoders = {"random trunk": FrozenCameraFeatures(
-        DictSpec({c: ArraySpec(demos.images[c][0].shape, "uint8") for c in demos.cameras}),
-        EncoderConfig(cameras=tuple(demos.cameras), channels=int(features_cfg.channels),
-                      feature_dim=int(features_cfg.feature_dim))),
-        f"pretrained on {demo_episodes} demos": pretrained(demos, features_cfg, pretrain_steps)}
+    observer = FeatureObserver(features_cfg, DictSpec(
+        {c: ArraySpec(demos.images[c].shape[1:], "uint8") for c in demos.cameras}))
+    trained, _ = pretrain_bc(demos.images, demos.state, demos.actions, observer.encoder_config,
+                             PretrainConfig(steps=pretrain_steps, seed=0))
+    encoders = {"random trunk": observer.features,
+                f"pretrained on {demo_episodes} demos": trained}
     if args.encoder is not None:
         encoders[str(args.encoder)] = FrozenCameraFeatures.load(args.encoder)
     results: dict[str, Any] = {"labels": list(LABELS), "fit_episodes": fit_episodes,
@@ -184,8 +175,8 @@ def main() -> int:
         blind = probe(None, fit, test, steps, seed=0)
         found = results["scenes"][scene] = {
             "fit_frames": len(fit.labels), "test_frames": len(test.labels),
-            "mean_answer_cm": (np.abs(np.stack(fit.labels).mean(0) - np.stack(test.labels))
-                               .mean(0) * 100).round(2).tolist(),
+            "mean_answer_cm": (np.abs(fit.labels.mean(0) - test.labels).mean(0) * 100)
+            .round(2).tolist(),
             "state_only_cm": (blind * 100).round(2).tolist(), "encoders": {}}
         rows.append([scene, "state only (baseline)", *[f"{e:.1f}" for e in blind * 100]])
         for name, features in encoders.items():
