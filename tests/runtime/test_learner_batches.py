@@ -6,6 +6,8 @@ trains below the robots' CPU priority."""
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -55,15 +57,8 @@ def test_a_learner_that_started_late_trains_on_what_the_session_stored_before(tm
     learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
     assert not learner._due(len(learner.buffer))  # its own start: nothing new to train on
     learner.continue_from(SessionStart(0, 0), 0)
-    thread = threading.Thread(target=learner.run)
-    thread.start()
-    try:
+    with training(learner, writer):
         assert settled(learner, 20) == 20  # the 20 steps past warm-up, at a ratio of 1
-    finally:
-        learner.stop()
-        thread.join(timeout=30)
-        learner.close()
-        writer.close()
 
 
 def test_the_learner_trains_below_the_robots_cpu_priority(tmp_path) -> None:
@@ -78,12 +73,19 @@ def test_the_learner_trains_below_the_robots_cpu_priority(tmp_path) -> None:
     learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
     learner.continue_from(SessionStart(0, 0), 0)
     ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    thread = threading.Thread(target=learner.run)
-    thread.start()
-    try:
+    with training(learner, writer) as thread:
         assert settled(learner, 20) == 20
         assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == ours + 7
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
+
+
+@contextmanager
+def training(learner: LearnerService, writer: ReplayBuffer) -> Iterator[threading.Thread]:
+    """The learner's `run` on a thread of its own; on leaving, both stopped and closed."""
+    thread = threading.Thread(target=learner.run)
+    thread.start()
+    try:
+        yield thread
     finally:
         learner.stop()
         thread.join(timeout=30)
@@ -116,9 +118,7 @@ def test_the_asynchronous_learner_trains_up_to_its_ratio_then_waits_for_data(tmp
     writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
     learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
     writer.add_episode(zero_episode(session, 0, 30))  # warm-up, and 10 steps beyond it
-    thread = threading.Thread(target=learner.run)
-    thread.start()
-    try:
+    with training(learner, writer):
         assert settled(learner, 20) == 20  # 2 per step stored past warm-up, and no more
         writer.add_episode(zero_episode(session, 1, 15))
         assert settled(learner, 50) == 50  # new data: 30 updates more, and again it waits
@@ -130,8 +130,3 @@ def test_the_asynchronous_learner_trains_up_to_its_ratio_then_waits_for_data(tmp
         assert learner.updates() == 60
         writer.add_episode(zero_episode(session, 2, 10))
         assert settled(learner, 70) == 70
-    finally:
-        learner.stop()
-        thread.join(timeout=30)
-        learner.close()
-        writer.close()
