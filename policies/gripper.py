@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from policies.networks import mlp
+from policies.networks import mlp, soft_update
 
 COMMANDS = (-1.0, 1.0)  # the gripper command of each choice: open, close
 
@@ -75,9 +75,7 @@ class GraspLearner:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        with torch.no_grad():
-            for p, tp in zip(self.critic.parameters(), self.target.parameters(), strict=True):
-                tp.lerp_(p, self.tau)
+        soft_update(self.target, self.critic, self.tau)
         return {"grasp_loss": float(loss.detach())}
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Small torch building blocks: MLPs, ensemble critics with LayerNorm, a tanh-Gaussian actor,
-a running normalizer of state inputs."""
+a running normalizer of state inputs, the soft update of a target network."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import math
 
 import torch
 from torch import nn
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Move each of `target`'s parameters `tau` of the way to `source`'s, all in one call (a loop
+    over the parameters costs a small network's update a tenth of its time on a CPU)."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
 
 
 def mlp(

@@ -16,7 +16,7 @@ import torch
 from policies.base import Algorithm, Policy, Weights
 from policies.encoders import EncoderConfig, ObservationEncoder
 from policies.gripper import GraspCritic, GraspLearner, gripper_choice
-from policies.networks import EnsembleCritic, TanhGaussianActor
+from policies.networks import EnsembleCritic, TanhGaussianActor, soft_update
 from policies.registry import ALGORITHMS
 from policies.state import tree_to_numpy, tree_to_torch
 from robot_rl.core import ArraySpec, Batch, ConfigError, DictSpec, Observation, SpecError
@@ -161,9 +161,10 @@ class SAC(Algorithm):
             np.log(cfg.init_temperature), dtype=torch.float32, requires_grad=True
         )
         self.target_entropy = -cfg.target_entropy_scale * act_dim
-        self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.lr)
+        # fused: each step in one kernel instead of a loop over the parameters (CPU and GPU)
+        self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.lr, fused=True)
         critic_params = [*self.critic.parameters(), *self.encoder.parameters()]
-        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr, fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
         self.steps = 0
 
@@ -201,10 +202,7 @@ class SAC(Algorithm):
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
-        with torch.no_grad():
-            pairs = zip(self.critic.parameters(), self.target_critic.parameters(), strict=True)
-            for p, tp in pairs:
-                tp.lerp_(p, cfg.tau)
+        soft_update(self.target_critic, self.critic, cfg.tau)
         metrics = {"critic_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
         if self.grasp is not None:
             metrics.update(self.grasp.update(feat.detach(), next_feat, b))
