@@ -31,14 +31,12 @@ from robot_rl.runtime.learner_service import LearnerService
 from robot_rl.runtime.run_dir import RunDir
 
 # the user's session config but for warm-up, so that one robot's 60 s run trains at all (the
-# default: 500 steps), and an update-to-data ceiling out of reach: the figure is what the learner
-# can do beside the fleet's ingest, which one robot's 10 steps/s at the default ratio of 1 would
-# bound instead. Versions go out at the default interval: every one costs each of the 64 robots,
-# all on this machine here, a download and a digest
-UNCAPPED = "learner.updates_per_step=1000000"
-LEARNER_OVERRIDES = ("learner.warmup_steps=100", UNCAPPED)
+# default: 500 steps); the learner, never waiting for data by default, does what it can beside
+# the fleet's ingest. Versions go out at the default interval: every one costs each of the 64
+# robots, all on this machine here, a download and a digest
+LEARNER_OVERRIDES = ("learner.warmup_steps=100",)
 QUICK_OVERRIDES = ("learner.warmup_steps=16", "learner.batch_size=16",
-                   "algo.params.hidden=[32,32]", "runtime.sync_every=1", UNCAPPED)
+                   "algo.params.hidden=[32,32]", "runtime.sync_every=1")
 SAMPLE_S = 0.25  # how often the learner's process notes its update count
 
 

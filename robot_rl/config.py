@@ -73,7 +73,8 @@ class SafetyConfig:
 class LearnerConfig:
     batch_size: int = 256
     warmup_steps: int = 500
-    updates_per_step: float = 1  # updates per stored step: exact in sync, at most in async
+    updates_per_step: float = 1  # updates per stored step: exact in sync, the least in async
+    max_updates_per_step: float | None = None  # async: the most (None: never waits for data)
     threads: int = 1
     nice: int = 10  # how far the training thread yields the CPU (0-19; launch/config.yaml)
 
@@ -279,9 +280,12 @@ def _check_runtime(cfg: DictConfig) -> None:
     if rt.max_restarts < 1 or rt.restart_window_s <= 0 or rt.heartbeat_timeout_s <= 0:
         raise ConfigError("runtime.max_restarts must be >= 1, runtime.restart_window_s and "
                           "runtime.heartbeat_timeout_s positive")
-    if cfg.learner.updates_per_step <= 0:
-        raise ConfigError(f"learner.updates_per_step must be positive, got "
-                          f"{cfg.learner.updates_per_step}")
+    least, most = cfg.learner.updates_per_step, cfg.learner.max_updates_per_step
+    if least <= 0:
+        raise ConfigError(f"learner.updates_per_step must be positive, got {least}")
+    if most is not None and most < least:
+        raise ConfigError(f"learner.max_updates_per_step ({most}) is below "
+                          f"learner.updates_per_step ({least}): raise it, or null for no cap")
     if not 0 <= cfg.learner.nice <= 19:
         raise ConfigError(f"learner.nice must be 0 (the robots' priority) to 19 (the lowest), "
                           f"got {cfg.learner.nice}")

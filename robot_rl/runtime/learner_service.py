@@ -2,12 +2,12 @@
 weight version every `runtime.sync_every` updates, checkpoints the run.
 
 It reads the buffer through a read-only view that follows the writer (`ReplayBuffer.refresh`), so
-no robot waits for it. Once warm-up data is stored it trains as fast as its process goes up to
-`learner.updates_per_step` updates per step stored since it started, and waits for data when it
-is that far ahead (an unpaced sim robot waits for it in turn when the data gets
-`runtime.max_lead` steps ahead): the ratio holds from both sides, as in the sync mode, so the
-asynchronous session learns from each step what the synchronous one does. Runs without Ray;
-`runtime.ray` hosts it.
+no robot waits for it. Once warm-up data is stored it trains as fast as its process goes: it
+never waits for robots, and spends the time they take to act on more updates of what is stored,
+unless `learner.max_updates_per_step` caps its updates per step stored since it started. An
+unpaced sim robot waits for it in turn when the data gets `runtime.max_lead` steps ahead of
+`learner.updates_per_step`, so a fast simulator does not outrun the learning it feeds. Runs
+without Ray; `runtime.ray` hosts it.
 """
 
 from __future__ import annotations
@@ -123,13 +123,14 @@ class LearnerService:
         return self.learner.updates
 
     def _due(self, stored: int) -> bool:
-        """Whether the data stored allows one more update at `learner.updates_per_step` (counted
-        from warm-up, or from where this learner started)."""
-        learner, ratio = self.cfg.learner, float(self.cfg.learner.updates_per_step)
+        """Whether the data stored allows one more update: warm-up is stored and, under
+        `learner.max_updates_per_step`, the updates since warm-up (or since this learner started)
+        stay within it."""
+        learner, most = self.cfg.learner, self.cfg.learner.max_updates_per_step
         if stored < int(learner.warmup_steps):
             return False
-        return self.start.ahead(stored, self.learner.updates, ratio,
-                                int(learner.warmup_steps)) * ratio >= 1.0
+        return most is None or self.start.ahead(
+            stored, self.learner.updates, float(most), int(learner.warmup_steps)) * most >= 1.0
 
     def run(self) -> int:
         """Train as fast as this process goes until `stop`, while the data stored allows, on

@@ -24,8 +24,7 @@ EDGE = ["task=reach", "task.max_steps=20", "robot.control_hz=50"]
 EPISODES = 60  # 20 steps at 50 Hz: time for the learner to start training before the cut
 SESSION = [*EDGE, "robots={}", "gateway.port=0", "run.env_steps=100000",
            "learner.warmup_steps=60", "learner.batch_size=32", "algo.params.hidden=[32,32]",
-           "runtime.sync_every=10",
-           "learner.updates_per_step=100"]  # the learner has work through the link's cut
+           "runtime.sync_every=10"]
 
 
 def wait_for(cond: object, timeout: float, what: str) -> None:

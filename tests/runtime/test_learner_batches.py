@@ -1,7 +1,8 @@
 """The learner's batches outlast a buffer with nothing to sample yet (its thread waits, then
 trains: a generator that raised once would be spent, and the thread would die) and hold only the
-fields its policy reads; the asynchronous learner keeps its update-to-data ratio as a ceiling and
-trains below the robots' CPU priority."""
+fields its policy reads; the asynchronous learner never waits for robots unless
+`learner.max_updates_per_step` caps its update-to-data ratio, and trains below the robots' CPU
+priority."""
 
 import os
 import threading
@@ -51,7 +52,8 @@ def test_a_learner_that_started_late_trains_on_what_the_session_stored_before(tm
     """Edges streamed while the learner started up: counted from the session's start, those
     steps are its to train on (counted from its own start, it would wait for new data)."""
     session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
-                          "algo.params.hidden=[8,8]", "learner.warmup_steps=10")
+                          "algo.params.hidden=[8,8]", "learner.warmup_steps=10",
+                          "learner.max_updates_per_step=1")
     writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
     writer.add_episode(zero_episode(session, 0, 30))  # before the learner was up
     learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
@@ -67,7 +69,7 @@ def test_the_learner_trains_below_the_robots_cpu_priority(tmp_path) -> None:
     weights to the robots) and the process keep their priority."""
     session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
                           "algo.params.hidden=[8,8]", "learner.warmup_steps=10",
-                          "learner.nice=7")
+                          "learner.nice=7", "learner.max_updates_per_step=1")
     writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
     writer.add_episode(zero_episode(session, 0, 30))
     learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
@@ -111,10 +113,24 @@ def zero_episode(session, episode_id: int, length: int) -> Episode:  # type: ign
                    step=step) for step in range(length)])
 
 
-def test_the_asynchronous_learner_trains_up_to_its_ratio_then_waits_for_data(tmp_path) -> None:
+def test_the_asynchronous_learner_never_waits_for_robots(tmp_path) -> None:
+    """By default it spends the time robots take to act on more updates of what is stored:
+    with no new data its updates keep rising past one a step."""
+    session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
+                          "algo.params.hidden=[8,8]", "learner.warmup_steps=20")
+    writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
+    learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
+    writer.add_episode(zero_episode(session, 0, 30))
+    with training(learner, writer):
+        first = settled(learner, 10)
+        time.sleep(1.0)
+        assert learner.updates() > max(first, 10)  # 10 steps past warm-up, and on it goes
+
+
+def test_a_capped_learner_trains_up_to_its_ratio_then_waits_for_data(tmp_path) -> None:
     session = new_session(tmp_path / "run", "task=reach", "learner.batch_size=8",
                           "algo.params.hidden=[8,8]", "learner.warmup_steps=20",
-                          "learner.updates_per_step=2")
+                          "learner.max_updates_per_step=2")
     writer = ReplayBuffer(session.run.buffer, session.obs_spec, session.action_spec)
     learner = LearnerService(session.cfg, session.run, session.obs_spec, session.action_spec)
     writer.add_episode(zero_episode(session, 0, 30))  # warm-up, and 10 steps beyond it

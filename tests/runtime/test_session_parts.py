@@ -48,6 +48,7 @@ def test_a_robot_entry_with_an_unknown_key_names_the_keys_it_may_set() -> None:
     (["runtime.mode=inline"], "runtime.mode must be one of async, sync"),
     (["runtime.sync_every=0"], "runtime.sync_every must be positive"),
     (["learner.updates_per_step=0"], "learner.updates_per_step must be positive"),
+    (["learner.max_updates_per_step=0.5"], r"learner.max_updates_per_step \(0.5\) is below"),
     (["learner.nice=20"], r"learner.nice must be 0 \(the robots' priority\) to 19"),
     (["learner.nice=-1"], r"learner.nice must be 0 .* got -1"),
     (["runtime.max_restarts=0"], "runtime.max_restarts must be >= 1"),
