@@ -3,7 +3,8 @@ with sim arms paced at real time (10 Hz): generation period (wall-clock seconds 
 robot), training period (wall-clock seconds per learner update once training has begun) and
 wall-clock to 80 % evaluation success (`benchmarks.evaluation`: held-out scenes, deterministic
 policy, nobody helping), both modes run the same way a user runs them (`robot-rl train
-runtime.mode=async|sync`), same config, same seeds.
+runtime.mode=async|sync`), same config, same seeds: sync makes `learner.updates_per_step` updates
+per step after each round, the asynchronous learner never waits for the robots.
     python -m benchmarks.async_vs_sync --quick
     python -m benchmarks.async_vs_sync --json benchmarks/results/async_vs_sync.json
 """

@@ -234,7 +234,9 @@ runtime.mode=...` and evaluated after it ended). Seconds per episode of one arm:
 ({r['generation_speedup']:.2f}×, target ≥ 1.55 {verdict(targets, 1)}); seconds per learner
 update: sync {sync['training_s_per_update']:.3f}, async {asy['training_s_per_update']:.3f}
 ({r['training_speedup']:.2f}×, target ≥ 4.61 {verdict(targets, 0)}); {asy['updates']:.0f}
-updates async vs {sync['updates']:.0f} sync in {asy['wall_s']:.0f} / {sync['wall_s']:.0f} s;
+updates async vs {sync['updates']:.0f} sync in {asy['wall_s']:.0f} / {sync['wall_s']:.0f} s (the
+asynchronous learner never waits for the robots: {asy['updates'] / setup['budget']:.1f} updates
+per env step, where sync makes one);
 wall-clock to 0.8 evaluation success: sync {to_level(sync)}, async {to_level(asy)} (target
 async sooner {verdict(targets, 2)}); final evaluation success: sync
 {finals(r['runs']['sync'])}, async {finals(r['runs']['async'])}."""
