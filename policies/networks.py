@@ -10,8 +10,8 @@ from torch import nn
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Move each of `target`'s parameters `tau` of the way to `source`'s, all in one call (a loop
-    over the parameters costs a small network's update a tenth of its time on a CPU)."""
+    """Move each of `target`'s parameters `tau` of the way to `source`'s, all in one call (a
+    Python loop over the parameters costs a small network's CPU update a few percent)."""
     with torch.no_grad():
         torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
 
