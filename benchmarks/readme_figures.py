@@ -339,8 +339,9 @@ MUJOCO_GL=egl .venv/bin/python -m benchmarks.fleet --json benchmarks/results/fle
 MUJOCO_GL=egl .venv/bin/python -m benchmarks.encoder_probe --json \
     benchmarks/results/encoder_probe.json
 nice .venv/bin/python -m benchmarks.learning --parts reach_sac,pick_cube --steps 20000 --workers 2 \
-    --work runs-bench --json benchmarks/results/learning_pick_cube.json  # and pick_cube_pixels,
-    # classifier, throughput each to its learning_<part>.json; hours on 2 cores
+    --work runs-bench --json benchmarks/results/learning_pick_cube.json \
+    --plot benchmarks/results/learning_success_vs_steps.png  # and pick_cube_pixels, classifier,
+    # throughput each to its learning_<part>.json; hours on 2 cores
 ```
 
 `--quick` makes a smoke run, which CI runs, checking only the JSON's shape. Exit codes: 0 the
