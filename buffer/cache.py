@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -288,14 +288,17 @@ class ChunkCache:
                 out[at] = np.isin(rows[at], known[0])
         return out
 
-    def boundary_obs(self, key: str, rows: np.ndarray) -> np.ndarray:
-        """Observation `key` ("obs/<k>") after each of `rows` (which all `has_boundary`)."""
-        out = np.empty((len(rows), *self.specs[key].shape), self.specs[key].dtype)
+    def boundary_obs(self, keys: Sequence[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The observation after each of `rows` (which all `has_boundary`), for each of `keys`
+        ("obs/<k>")."""
+        out = {k: np.empty((len(rows), *self.specs[k].shape), self.specs[k].dtype) for k in keys}
         slots = self.slot_of.data[rows // self.rows_per_chunk]
         for slot in np.unique(slots):
             known_rows, obs = self.boundary[int(slot)]
             at = slots == slot
-            out[at] = obs[key][np.searchsorted(known_rows, rows[at])]
+            found = np.searchsorted(known_rows, rows[at])
+            for k in keys:
+                out[k][at] = obs[k][found]
         return out
 
     def positions(self, rows: np.ndarray) -> np.ndarray:

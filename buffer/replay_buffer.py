@@ -289,17 +289,17 @@ class ReplayBuffer:
         nxt = self.index.next_row.data[rows]
         from_pool = self.cache.is_resident(nxt) & ~self.index.quarantined.data[np.maximum(nxt, 0)]
         pos = self.cache.positions(np.where(from_pool, nxt, 0))
+        out = {k: self.cache.pool[f"obs/{k}"][pos] for k in self.obs_keys}
         rest = rows[~from_pool]
-        tailed = self.index.has_tail(rest)
-        out = {}
-        for k in self.obs_keys:
-            values = self.cache.pool[f"obs/{k}"][pos]
-            if len(rest):
+        if len(rest):
+            tailed = self.index.has_tail(rest)
+            tails = self.index.tails(self.obs_keys, rest[tailed])
+            bounds = self.cache.boundary_obs([f"obs/{k}" for k in self.obs_keys], rest[~tailed])
+            for k, values in out.items():
                 found = np.empty((len(rest), *values.shape[1:]), values.dtype)
-                found[tailed] = self.index.tail(k, rest[tailed])
-                found[~tailed] = self.cache.boundary_obs(f"obs/{k}", rest[~tailed])
+                found[tailed] = tails[k]
+                found[~tailed] = bounds[f"obs/{k}"]
                 values[~from_pool] = found
-            out[k] = values
         return out
 
     def _gather(self, rows: np.ndarray) -> Batch:

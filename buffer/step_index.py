@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from buffer.schema import STEP_META
@@ -94,10 +96,13 @@ class StepIndex:
         successor = (nxt >= 0) & ~self.quarantined.data[np.maximum(nxt, 0)]
         return (successor | self.has_tail(rows)) & ~self.quarantined.data[rows]
 
-    def tail(self, key: str, rows: np.ndarray) -> np.ndarray:
-        """The tail observation `key` of each of `rows` (which all have one)."""
+    def tails(self, keys: Sequence[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The tail observation of each of `rows` (which all have one), for each of `keys`."""
         at = self.tail_of.data[rows]
-        out = self.tail_obs[key].data[np.maximum(at, 0)]
-        for i in np.flatnonzero(at < 0):
-            out[i] = self.open_tails[int(rows[i])][key]
+        stored, open_ = np.maximum(at, 0), np.flatnonzero(at < 0)
+        out = {k: self.tail_obs[k].data[stored] for k in keys}
+        for i in open_:
+            tail = self.open_tails[int(rows[i])]
+            for k in keys:
+                out[k][i] = tail[k]
         return out
