@@ -162,7 +162,8 @@ class SAC(Algorithm):
         )
         self.target_entropy = -cfg.target_entropy_scale * act_dim
         # fused: each step in one kernel instead of a loop over the parameters (CPU and GPU)
-        self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.lr, fused=True)
+        self.actor_params = list(self.policy.actor.parameters())
+        self.actor_opt = torch.optim.Adam(self.actor_params, lr=cfg.lr, fused=True)
         critic_params = [*self.critic.parameters(), *self.encoder.parameters()]
         self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr, fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
@@ -212,11 +213,11 @@ class SAC(Algorithm):
         """Actor and temperature update on detached features: the actor never trains the CNNs."""
         alpha = self.log_alpha.exp()
         action, log_prob = self.policy.actor(feat)
-        self.critic.requires_grad_(False)
         loss = actor_loss(self.critic(feat, action), log_prob, alpha.detach())
-        self.critic.requires_grad_(True)
         self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # the gradient flows through the critic into the actor's parameters alone: autograd
+        # skips the critic's weight gradients, and the critic is not switched off and on again
+        loss.backward(inputs=self.actor_params)
         self.actor_opt.step()
         t_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
         self.alpha_opt.zero_grad(set_to_none=True)
