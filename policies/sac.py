@@ -216,7 +216,7 @@ class SAC(Algorithm):
         loss = actor_loss(self.critic(feat, action), log_prob, alpha.detach())
         self.actor_opt.zero_grad(set_to_none=True)
         # the gradient flows through the critic into the actor's parameters alone: autograd
-        # skips the critic's weight gradients, and the critic is not switched off and on again
+        # computes no weight gradients for the critic
         loss.backward(inputs=self.actor_params)
         self.actor_opt.step()
         t_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
