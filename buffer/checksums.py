@@ -7,6 +7,7 @@ cut off when the buffer is opened; a damaged line costs only its chunk's verific
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 from pathlib import Path
 
@@ -30,18 +31,29 @@ class ChecksumLog:
         self.committed_bytes = 0
         self.damage: str | None = None  # why some sealed chunks have no CRC to check
 
-    def load(self, committed_bytes: int, writable: bool) -> None:
-        """Read the committed part; a writer also cuts off lines of an unfinished commit."""
-        data = self.path.read_bytes() if self.path.exists() else b""
-        if len(data) < committed_bytes:
-            self.damage = (f"{self.path}: truncated to {len(data)} of {committed_bytes} "
+    def load(self, committed_bytes: int, writable: bool,
+             earlier: ChecksumLog | None = None) -> None:
+        """Read the committed part; a writer also cuts off lines of an unfinished commit.
+        `earlier`: this log as a reader loaded it at an earlier commit; the log only grows, so
+        its lines are taken over and only those appended since are read."""
+        start, data = 0, b""
+        if self.path.exists():
+            with open(self.path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                if (earlier is not None and earlier.damage is None
+                        and earlier.committed_bytes <= min(committed_bytes, size)):
+                    self.crcs, start = dict(earlier.crcs), earlier.committed_bytes
+                f.seek(start)
+                data = f.read()
+        if start + len(data) < committed_bytes:
+            self.damage = (f"{self.path}: truncated to {start + len(data)} of {committed_bytes} "
                            "committed bytes")
-            committed_bytes = data.rfind(b"\n") + 1
-        if writable and len(data) > committed_bytes:
+            committed_bytes = start + data.rfind(b"\n") + 1
+        if writable and start + len(data) > committed_bytes:
             with open(self.path, "r+b") as f:
                 f.truncate(committed_bytes)
         self.committed_bytes = committed_bytes
-        for line in data[:committed_bytes].splitlines():
+        for line in data[:committed_bytes - start].splitlines():
             try:  # a damaged line costs its chunk (no CRC: quarantined when read)
                 column, chunk, crc = line.decode().split()
                 self.crcs[(column, int(chunk))] = int(crc, 16)

@@ -269,7 +269,8 @@ class ZarrStorage(Storage):
         self.robots: list[str] = list(record["robots"])
         self.tasks: list[str] = list(record["tasks"])
         self.next_episode = int(record["next_episode"])
-        self.checksums.load(int(record["checksum_bytes"]), writable=not self.readonly)
+        self.checksums.load(int(record["checksum_bytes"]), writable=not self.readonly,
+                            earlier=None if self._earlier is None else self._earlier.checksums)
         for name, table in self.tables.items():
             table.restore(record["tables"][name], writable=not self.readonly,
                           earlier=None if self._earlier is None else self._earlier.tables[name])

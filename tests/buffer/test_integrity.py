@@ -60,6 +60,20 @@ def test_truncated_chunk_file_is_quarantined(tmp_path: Path) -> None:
     assert storage.quarantined_rows()[16:32].all() and not storage.quarantined_rows()[:16].any()
 
 
+@pytest.mark.parametrize("damage", ["deleted", "another column's chunk"])
+def test_a_chunk_file_that_is_not_its_chunk_is_unreadable(tmp_path: Path, damage: str) -> None:
+    build(tmp_path / "b")
+    target = chunk_file(tmp_path / "b", "obs/state", 1)
+    if damage == "deleted":  # not zarr's fill value: a sealed chunk always has its file
+        target.unlink()
+    else:  # a valid file of the wrong size
+        target.write_bytes(chunk_file(tmp_path / "b", "obs/cam", 1).read_bytes())
+    storage = ZarrStorage.open_existing(tmp_path / "b", readonly=False)
+    problems = storage.verify()
+    assert len(problems) == 1 and "obs/state chunk 1: unreadable" in problems[0]
+    assert storage.quarantined_rows()[16:32].all() and storage.quarantined_rows().sum() == 16
+
+
 def test_a_truncated_wal_segment_costs_only_its_rows(tmp_path: Path) -> None:
     build(tmp_path / "b", episodes=1, length=10)  # 10 rows: all in a WAL segment
     segment = next((tmp_path / "b" / "wal").glob("steps-*.npy"))
