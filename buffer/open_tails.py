@@ -51,10 +51,16 @@ class OpenTails:
         self.root, self.keys, self.fsync = root, list(obs_spec), fsync
         self.dtype = rows_dtype({**obs_spec.fields, "row": ArraySpec((), "int64")})
         self.files: list[OpenTailFile] = []
+        self._read_before: dict[OpenTailFile, dict[int, Observation]] = {}
 
-    def restore(self, entries: list[Mapping[str, Any]]) -> None:
-        """Take the files a commit record lists (nothing is read until `read`)."""
+    def restore(self, entries: list[Mapping[str, Any]], earlier: OpenTails | None = None) -> None:
+        """Take the files a commit record lists (nothing is read until `read`). `earlier`: these
+        tails as a reader read them at an earlier commit; a file never changes once a record
+        lists it (its name is its commit's, its CRC is listed), so what it read of the files
+        still listed is taken over, not read again."""
         self.files = [OpenTailFile.from_json(e) for e in entries]
+        self._read_before = {} if earlier is None else {
+            f: earlier._read_before[f] for f in self.files if f in earlier._read_before}
 
     def read(self) -> tuple[dict[int, Observation], list[str]]:
         """Step row -> pending next observation, from every live file; a damaged or missing
@@ -63,7 +69,9 @@ class OpenTails:
         problems = []
         for f in self.files:
             try:
-                found.update(self._read(f))
+                if f not in self._read_before:
+                    self._read_before[f] = self._read(f)
+                found.update(self._read_before[f])
             except CorruptDataError as exc:
                 problems.append(f"{exc}; the open episodes ending on rows {list(f.rows)} have "
                                 "no next observation for them")

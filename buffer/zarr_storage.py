@@ -274,7 +274,8 @@ class ZarrStorage(Storage):
         for name, table in self.tables.items():
             table.restore(record["tables"][name], writable=not self.readonly,
                           earlier=None if self._earlier is None else self._earlier.tables[name])
-        self.open_tails.restore(record.get("open_tails", []))  # (older records have none)
+        self.open_tails.restore(record.get("open_tails", []),  # (older records have none)
+                                None if self._earlier is None else self._earlier.open_tails)
         self._load_quarantine()
         unique = {(d.table, d.start, d.stop): d for t in self.tables.values() for d in t.damaged}
         self.lost = list(unique.values())

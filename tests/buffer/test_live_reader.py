@@ -33,6 +33,11 @@ def same_as_a_fresh_open(reader: ReplayBuffer) -> None:
         # the checksum log, read only where it grew at each refresh, holds every line
         assert reader.storage.checksums.committed_bytes == fresh.storage.checksums.committed_bytes
         assert reader.storage.checksums.crcs == fresh.storage.checksums.crcs
+        # open episodes' next observations, the files read before taken over
+        assert reader.index.open_tails.keys() == fresh.index.open_tails.keys()
+        for row, tail in fresh.index.open_tails.items():
+            for k, v in tail.items():
+                np.testing.assert_array_equal(reader.index.open_tails[row][k], v)
 
 
 @pytest.mark.slow
