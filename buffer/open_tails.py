@@ -67,14 +67,15 @@ class OpenTails:
         file costs only its observations (those rows keep no next observation), and says why."""
         found: dict[int, Observation] = {}
         problems = []
+        kept = {}  # only the files listed now: a writer replaces `files` at each commit
         for f in self.files:
             try:
-                if f not in self._read_before:
-                    self._read_before[f] = self._read(f)
-                found.update(self._read_before[f])
+                kept[f] = self._read_before[f] if f in self._read_before else self._read(f)
+                found.update(kept[f])
             except CorruptDataError as exc:
                 problems.append(f"{exc}; the open episodes ending on rows {list(f.rows)} have "
                                 "no next observation for them")
+        self._read_before = kept
         return found, problems
 
     def _read(self, f: OpenTailFile) -> dict[int, Observation]:
